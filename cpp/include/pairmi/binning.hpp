@@ -1,0 +1,79 @@
+// Binning pass: turns each column of a samples x variables matrix into small integer bin codes,
+// assigned exactly as np.histogram2d assigns them.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace pairmi {
+
+constexpr int kMaxBins = 255;  // codes are uint8
+
+// Edges of np.linspace(lo, hi, bins + 1), the edges np.histogram2d(x, y, bins) uses: a constant
+// column gets numpy's [x - 0.5, x + 0.5] range. Same operations, same rounding, as numpy.
+inline void equal_width_edges(double lo, double hi, int bins, double* edges) {
+  if (lo == hi) {
+    lo -= 0.5;
+    hi += 0.5;
+  }
+  const double delta = hi - lo;
+  const double step = delta / bins;
+  for (int k = 0; k < bins; ++k)
+    edges[k] = (step == 0 ? (double(k) / bins) * delta : double(k) * step) + lo;
+  edges[bins] = hi;
+}
+
+// Minimum and maximum of every column of the row-major (n, d) matrix x (row stride ld).
+template <class T>
+void column_min_max(const T* x, std::size_t n, std::size_t d, std::size_t ld, double* lo, double* hi) {
+  std::fill(lo, lo + d, std::numeric_limits<double>::infinity());
+  std::fill(hi, hi + d, -std::numeric_limits<double>::infinity());
+  for (std::size_t t = 0; t < n; ++t) {
+    const T* row = x + t * ld;
+    for (std::size_t c = 0; c < d; ++c) {
+      const double v = static_cast<double>(row[c]);
+      lo[c] = std::min(lo[c], v);
+      hi[c] = std::max(hi[c], v);
+    }
+  }
+}
+
+// Bin codes of one column given its bins + 1 sorted edges, which span the column's values.
+// np.histogram2d's code is searchsorted(edges, v, side='right') - 1 with the last edge closing the
+// last bin, which equals the number of inner edges edges[1..bins-1] that are <= v. Counting is
+// branch-free and vectorises over samples; repeated edges (ties) give empty bins, as in numpy.
+inline void codes_from_edges(const double* v, std::size_t n, const double* edges, int bins,
+                             std::uint8_t* codes) {
+  std::fill(codes, codes + n, std::uint8_t{0});
+  for (int k = 1; k < bins; ++k) {
+    const double e = edges[k];
+    for (std::size_t t = 0; t < n; ++t) codes[t] += static_cast<std::uint8_t>(v[t] >= e);
+  }
+}
+
+// Codes of every column of the row-major (n, d) matrix x; edges holds bins + 1 edges per column.
+// codes is column-major (d, n): column c's codes are contiguous at codes + c * n, the layout the
+// joint-histogram kernel streams. Columns are gathered in blocks so each row is read once per block.
+template <class T>
+void bin_columns(const T* x, std::size_t n, std::size_t d, std::size_t ld, const double* edges,
+                 int bins, std::uint8_t* codes) {
+  constexpr std::size_t kBlockCols = 8, kBlockRows = 1024;
+  std::vector<double> buf(kBlockCols * kBlockRows);
+  for (std::size_t c0 = 0; c0 < d; c0 += kBlockCols) {
+    const std::size_t nc = std::min(kBlockCols, d - c0);
+    for (std::size_t t0 = 0; t0 < n; t0 += kBlockRows) {
+      const std::size_t nt = std::min(kBlockRows, n - t0);
+      for (std::size_t t = 0; t < nt; ++t)
+        for (std::size_t c = 0; c < nc; ++c)
+          buf[c * kBlockRows + t] = static_cast<double>(x[(t0 + t) * ld + c0 + c]);
+      for (std::size_t c = 0; c < nc; ++c)
+        codes_from_edges(&buf[c * kBlockRows], nt, edges + (c0 + c) * (bins + 1), bins,
+                         codes + (c0 + c) * n + t0);
+    }
+  }
+}
+
+}  // namespace pairmi

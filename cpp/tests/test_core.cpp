@@ -1,0 +1,156 @@
+// C++ unit tests of the core, independent of Python: edges, codes, entropies and all-pairs MI
+// against a direct computation with std::log.
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "pairmi/pipeline.hpp"
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const char* what, int line) {
+  if (!ok) {
+    std::printf("FAIL line %d: %s\n", line, what);
+    ++failures;
+  }
+}
+#define CHECK(cond) check((cond), #cond, __LINE__)
+
+bool near(double a, double b, double tol = 1e-12) { return std::fabs(a - b) <= tol; }
+
+void test_equal_width_edges() {
+  double e[4];
+  pairmi::equal_width_edges(0.0, 3.0, 3, e);
+  CHECK(e[0] == 0.0 && e[1] == 1.0 && e[2] == 2.0 && e[3] == 3.0);
+  pairmi::equal_width_edges(5.0, 5.0, 2, e);  // constant: numpy's [v - 0.5, v + 0.5]
+  CHECK(e[0] == 4.5 && e[1] == 5.0 && e[2] == 5.5);
+}
+
+void test_codes_follow_numpy_rules() {
+  const double edges[] = {0.0, 1.0, 1.0, 2.0, 3.0};  // 4 bins, a repeated edge
+  const double v[] = {0.0, 0.5, 1.0, 1.5, 2.0, 2.999, 3.0};
+  std::uint8_t codes[7];
+  pairmi::codes_from_edges(v, 7, edges, 4, codes);
+  // searchsorted(side='right') - 1; the value on the last edge goes to the last bin; bin 1 is empty.
+  const std::uint8_t want[] = {0, 0, 2, 2, 3, 3, 3};
+  for (int t = 0; t < 7; ++t) CHECK(codes[t] == want[t]);
+}
+
+double entropy_direct(const std::vector<int>& counts, std::size_t n) {
+  double h = 0;
+  for (int c : counts)
+    if (c > 0) h -= double(c) / n * std::log(double(c) / n);
+  return h;
+}
+
+// All-pairs MI of random codes against per-pair histograms and std::log, for n hitting the uint8,
+// uint16 and uint32 counters; results must not depend on the thread count.
+void test_binned_mi(std::size_t n, std::size_t d, int bins) {
+  std::mt19937 rng(static_cast<unsigned>(n * 31 + d));
+  std::vector<std::uint8_t> codes(d * n);
+  for (std::size_t c = 0; c < d; ++c)
+    for (std::size_t t = 0; t < n; ++t) {
+      const int v = c % 3 == 0 ? int(rng() % bins) : int(rng() % 3) * (bins / 3);  // dense and sparse
+      codes[c * n + t] = static_cast<std::uint8_t>(c == 5 ? codes[t] : v);         // a dependent pair
+    }
+  std::vector<double> h(d);
+  pairmi::column_entropies(codes.data(), d, n, bins, h.data(), 2);
+  std::vector<double> out(d * d), out1(d * d);
+  const pairmi::CodedLayers x{codes.data(), h.data(), d};
+  CHECK(pairmi::binned_mi(x, nullptr, 1, n, bins, 1.0, out.data(), 3));
+  pairmi::binned_mi(x, nullptr, 1, n, bins, 1.0, out1.data(), 1);
+  CHECK(out == out1);
+  for (std::size_t i = 0; i < d; ++i) {
+    std::vector<int> ci(bins, 0);
+    for (std::size_t t = 0; t < n; ++t) ++ci[codes[i * n + t]];
+    CHECK(near(h[i], entropy_direct(ci, n)));
+    for (std::size_t j = 0; j < d; ++j) {
+      std::vector<int> cj(bins, 0), cij(bins * bins, 0);
+      for (std::size_t t = 0; t < n; ++t) {
+        ++cj[codes[j * n + t]];
+        ++cij[codes[i * n + t] * bins + codes[j * n + t]];
+      }
+      const double mi = entropy_direct(ci, n) + entropy_direct(cj, n) - entropy_direct(cij, n);
+      CHECK(near(out[i * d + j], std::max(0.0, mi), 1e-11));
+    }
+  }
+  CHECK(near(out[0 * d + 5], h[0], 1e-11));  // a copy shares all its information
+}
+
+void test_cross_and_layers() {
+  const std::size_t n = 50, layers = 2, dx = 3, dy = 5;
+  const int bins = 4;
+  std::mt19937 rng(7);
+  std::vector<std::uint8_t> cx(layers * dx * n), cy(layers * dy * n);
+  for (auto& v : cx) v = static_cast<std::uint8_t>(rng() % bins);
+  for (auto& v : cy) v = static_cast<std::uint8_t>(rng() % bins);
+  std::vector<double> hx(layers * dx), hy(layers * dy);
+  pairmi::column_entropies(cx.data(), layers * dx, n, bins, hx.data());
+  pairmi::column_entropies(cy.data(), layers * dy, n, bins, hy.data());
+  std::vector<float> out(layers * dx * dy);
+  const pairmi::CodedLayers x{cx.data(), hx.data(), dx}, y{cy.data(), hy.data(), dy};
+  pairmi::binned_mi(x, &y, layers, n, bins, 1.0 / std::log(2.0), out.data(), 2);
+  // Layer 1's pair (2, 4) against a direct count, in bits.
+  std::vector<int> a(bins, 0), b(bins, 0), ab(bins * bins, 0);
+  for (std::size_t t = 0; t < n; ++t) {
+    const int u = cx[(dx + 2) * n + t], v = cy[(dy + 4) * n + t];
+    ++a[u], ++b[v], ++ab[u * bins + v];
+  }
+  const double mi = (entropy_direct(a, n) + entropy_direct(b, n) - entropy_direct(ab, n)) / std::log(2.0);
+  CHECK(near(out[dx * dy + 2 * dy + 4], mi, 1e-6));
+}
+
+void test_monitor_stops_run() {
+  const std::size_t n = 20, d = 300;
+  std::vector<std::uint8_t> codes(d * n, 0);
+  std::vector<double> h(d, 0.0), out(d * d, -1.0);
+  const pairmi::CodedLayers x{codes.data(), h.data(), d};
+  int calls = 0;
+  const bool done = pairmi::binned_mi(x, nullptr, 1, n, 2, 1.0, out.data(), 1, [&](std::size_t, std::size_t) {
+    return ++calls < 2;
+  });
+  CHECK(!done && calls == 2);
+  CHECK(out[(d - 1) * d + d - 1] == -1.0);  // the last tile was never computed
+}
+
+void test_bin_layers_matches_edges() {
+  const std::size_t layers = 2, n = 33, d = 70;
+  const int bins = 7;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(layers * n * d);
+  for (auto& v : x) v = nd(rng);
+  std::vector<double> edges(layers * d * (bins + 1));
+  std::vector<std::uint8_t> codes(layers * d * n);
+  pairmi::equal_width_layer_edges(x.data(), layers, n, d, bins, edges.data(), 2);
+  pairmi::bin_layers(x.data(), layers, n, d, edges.data(), bins, codes.data(), 2);
+  for (std::size_t l = 0; l < layers; ++l)
+    for (std::size_t c = 0; c < d; ++c)
+      for (std::size_t t = 0; t < n; ++t) {
+        const double v = x[(l * n + t) * d + c];
+        const double* e = &edges[(l * d + c) * (bins + 1)];
+        const int code = codes[(l * d + c) * n + t];
+        CHECK(e[code] <= v && (v < e[code + 1] || (code == bins - 1 && v == e[bins])));
+      }
+}
+
+}  // namespace
+
+int main() {
+  test_equal_width_edges();
+  test_codes_follow_numpy_rules();
+  test_binned_mi(90, 13, 15);
+  test_binned_mi(700, 9, 6);
+  test_binned_mi(70000, 6, 4);
+  test_binned_mi(40, 7, 64);
+  test_cross_and_layers();
+  test_monitor_stops_run();
+  test_bin_layers_matches_edges();
+  if (failures == 0) std::printf("all core tests passed\n");
+  return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

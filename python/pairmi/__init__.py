@@ -1,0 +1,24 @@
+"""pairmi: mutual information between all pairs of variables, fast, with a C++/OpenMP core.
+
+>>> import pairmi
+>>> mi = pairmi.mi_matrix(X)                 # (n, d) -> (d, d), bits
+>>> mis = pairmi.mi_layers(hidden_states)    # (L, n, d) -> (L, d, d)
+"""
+
+from __future__ import annotations
+
+try:
+    from . import _core
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise ImportError(
+        "pairmi's compiled core (pairmi._core) is missing: install the package with "
+        "`pip install .` from the source tree (it needs a C++17 compiler) rather than importing "
+        "python/pairmi directly."
+    ) from exc
+
+from .api import mi_layers, mi_matrix
+
+__version__: str = _core.__version__
+has_openmp: bool = _core.has_openmp
+
+__all__ = ["mi_matrix", "mi_layers", "has_openmp", "__version__"]

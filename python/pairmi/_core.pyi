@@ -1,0 +1,24 @@
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+has_openmp: bool
+__version__: str
+
+def equal_width_edges(x: npt.NDArray[np.floating], bins: int, threads: int) -> npt.NDArray[np.float64]: ...
+def bin_codes(
+    x: npt.NDArray[np.floating], edges: npt.NDArray[np.float64], threads: int
+) -> npt.NDArray[np.uint8]: ...
+def entropies(codes: npt.NDArray[np.uint8], bins: int, threads: int) -> npt.NDArray[np.float64]: ...
+def binned_mi(
+    codes_x: npt.NDArray[np.uint8],
+    entropy_x: npt.NDArray[np.float64],
+    codes_y: npt.NDArray[np.uint8] | None,
+    entropy_y: npt.NDArray[np.float64] | None,
+    bins: int,
+    scale: float,
+    out: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    threads: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> None: ...

@@ -1,0 +1,161 @@
+"""Binned estimators against the plain numpy reference (np.histogram2d, p = counts/N, log2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pairmi
+from datagen import KINDS, make
+import reference
+
+TOL = 1e-9  # bits (or nats): both compute the same plug-in entropies in float64
+ESTIMATORS = ("equal_width", "equal_frequency")
+
+
+@st.composite
+def problems(draw, max_n=400, max_d=10):
+    n = draw(st.integers(2, max_n))
+    d = draw(st.integers(1, max_d))
+    bins = draw(st.integers(2, min(64, n)))
+    return draw(st.sampled_from(KINDS)), n, d, bins, draw(st.integers(0, 2**32 - 1))
+
+
+@given(problems(), st.sampled_from(ESTIMATORS), st.sampled_from(["bits", "nats"]))
+def test_square_matches_reference(problem, estimator, units):
+    kind, n, d, bins, seed = problem
+    X = make(kind, n, d, seed)
+    got = pairmi.mi_matrix(X, estimator=estimator, bins=bins, units=units, threads=2)
+    want = reference.mi_matrix(X, estimator=estimator, bins=bins, units=units)
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+
+
+@given(problems(max_d=6), st.integers(1, 6), st.sampled_from(ESTIMATORS))
+def test_cross_matches_reference(problem, dy, estimator):
+    kind, n, dx, bins, seed = problem
+    X = make(kind, n, dx, seed)
+    Y = make("mixed", n, dy, seed + 1)
+    got = pairmi.mi_matrix(X, Y, estimator=estimator, bins=bins, threads=2)
+    assert got.shape == (dx, dy)
+    np.testing.assert_allclose(got, reference.mi_matrix(X, Y, estimator, bins), rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("n,d,bins", [(5000, 300, 15), (2, 3, 2), (90, 64, 64), (300, 40, 255)])
+def test_large_shapes_on_sampled_pairs(estimator, n, d, bins):
+    if bins > n:
+        pytest.skip("bins above n are rejected")
+    X = make("outliers", n, d, seed=n + d)
+    got = pairmi.mi_matrix(X, estimator=estimator, bins=bins, threads=2)
+    rng = np.random.default_rng(0)
+    for i, j in rng.integers(0, d, size=(60, 2)):
+        assert abs(got[i, j] - reference.mi_pair(X[:, i], X[:, j], estimator, bins)) <= TOL
+
+
+@given(problems(max_d=8), st.sampled_from(ESTIMATORS))
+def test_invariants(problem, estimator):
+    kind, n, d, bins, seed = problem
+    mi = pairmi.mi_matrix(make(kind, n, d, seed), estimator=estimator, bins=bins, threads=1)
+    h = np.diag(mi)
+    assert np.array_equal(mi, mi.T)
+    assert (mi >= 0).all()
+    assert (mi <= np.minimum.outer(h, h) + 1e-12).all()
+    assert (h <= np.log2(bins) + 1e-12).all()
+
+
+def test_independent_shuffles_score_near_zero_at_large_n():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=200_000)
+    X = np.stack([x, rng.permutation(x), rng.permutation(x)], axis=1)
+    mi = pairmi.mi_matrix(X, bins=15)
+    # Bias of plug-in MI is about (B-1)^2 / (2 N ln 2) = 7e-4 bits here.
+    assert mi[0, 1] < 3e-3 and mi[0, 2] < 3e-3 and mi[1, 2] < 3e-3
+    assert mi[0, 0] > 2.5  # entropy of the binned normal
+
+
+def test_dependence_is_detected():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=20_000)
+    X = np.stack([x, x + 0.5 * rng.normal(size=x.size)], axis=1)
+    rho = 1 / np.sqrt(1.25)
+    # Binned MI approaches the analytic Gaussian MI from below with fine bins and many samples.
+    assert abs(pairmi.mi_matrix(X, bins=30)[0, 1] - (-0.5 * np.log2(1 - rho**2))) < 0.1
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_mi_layers_equals_stacked_mi_matrix(estimator):
+    H = np.stack([make(k, 90, 40, s) for s, k in enumerate(KINDS)]).astype(np.float32)
+    got = pairmi.mi_layers(H, estimator=estimator, threads=2)
+    assert got.dtype == np.float32 and got.shape == (len(KINDS), 40, 40)
+    want = np.stack([pairmi.mi_matrix(h, estimator=estimator) for h in H])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)  # float32 output
+    ref = reference.mi_matrix(H[2].astype(np.float64), estimator=estimator)
+    np.testing.assert_allclose(got[2], ref, rtol=1e-6, atol=1e-6)
+
+
+def test_mi_layers_dims_selects_every_other_dimension():
+    H = make("mixed", 90, 30, 3).reshape(1, 90, 30)
+    np.testing.assert_array_equal(
+        pairmi.mi_layers(H, dims=slice(0, None, 2), dtype=np.float64)[0], pairmi.mi_matrix(H[0][:, ::2])
+    )
+    np.testing.assert_array_equal(
+        pairmi.mi_layers(H, dims=[4, 1], dtype=np.float64)[0], pairmi.mi_matrix(H[0][:, [4, 1]])
+    )
+
+
+def test_units_are_a_factor_ln2_apart():
+    X = make("normal", 200, 5, 4)
+    np.testing.assert_allclose(
+        pairmi.mi_matrix(X, units="nats"), pairmi.mi_matrix(X, units="bits") * np.log(2), rtol=1e-12, atol=0
+    )
+
+
+@pytest.mark.parametrize("n", [90, 1000, 70_000])  # uint8, uint16 and uint32 counters
+def test_thread_count_does_not_change_a_bit(n):
+    X = make("heavy", n, 70 if n < 10_000 else 9, 5)
+    one = pairmi.mi_matrix(X, threads=1)
+    for threads in (2, 3, 7):
+        assert np.array_equal(one, pairmi.mi_matrix(X, threads=threads))
+
+
+def test_course_percentile_edges_are_bins_14():
+    """The course's edges np.percentile(x, np.linspace(0, 100, 15)) make 14 bins."""
+    X = make("normal", 90, 4, 6)
+    x, y = X[:, 0], X[:, 1]
+    ex, ey = (np.percentile(v, np.linspace(0, 100, 15)) for v in (x, y))
+    course = reference.mi_from_counts(np.histogram2d(x, y, bins=[ex, ey])[0])
+    assert abs(pairmi.mi_matrix(X, estimator="equal_frequency", bins=14)[0, 1] - course) <= TOL
+
+
+def test_float32_is_binned_as_float64():
+    X = make("heavy", 300, 6, 7).astype(np.float32)
+    want = reference.mi_matrix(X.astype(np.float64))
+    np.testing.assert_allclose(pairmi.mi_matrix(X), want, rtol=0, atol=TOL)
+
+
+def test_torch_tensors_any_float_dtype():
+    torch = pytest.importorskip("torch")
+    X = make("mixed", 120, 5, 8)
+    for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
+        t = torch.tensor(X).to(dtype)
+        exact = t.to(torch.float64).numpy()  # every one of these dtypes converts exactly
+        np.testing.assert_allclose(pairmi.mi_matrix(t), reference.mi_matrix(exact), rtol=0, atol=TOL)
+    # torch (with its own OpenMP runtime) and pairmi in one process, explicit threads.
+    H = torch.tensor(make("normal", 90, 12, 9)).reshape(1, 90, 12)
+    np.testing.assert_array_equal(pairmi.mi_layers(H, threads=2), pairmi.mi_layers(H.numpy(), threads=1))
+
+
+def test_progress_is_reported():
+    calls = []
+    pairmi.mi_matrix(make("normal", 90, 300, 10), threads=1, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1] and all(t == calls[0][1] for _, t in calls)
+
+
+def test_openmp_flag_is_exposed():
+    assert isinstance(pairmi.has_openmp, bool)
+
+
+def test_runs_against_the_installed_package():
+    assert "site-packages" in pairmi.__file__, pairmi.__file__
