@@ -17,8 +17,9 @@ except ImportError as exc:  # pragma: no cover - only without a build
     ) from exc
 
 from .api import mi_layers, mi_matrix
+from .extract import HiddenStates, demo_model, hidden_states
 
 __version__: str = _core.__version__
 has_openmp: bool = _core.has_openmp
 
-__all__ = ["mi_matrix", "mi_layers", "has_openmp", "__version__"]
+__all__ = ["mi_matrix", "mi_layers", "hidden_states", "HiddenStates", "demo_model", "has_openmp", "__version__"]

@@ -1,0 +1,136 @@
+"""The pairmi command end to end: files written, mi.npz equal to mi_layers, figures, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("matplotlib")
+
+import pairmi  # noqa: E402
+from pairmi.analysis import load  # noqa: E402
+from pairmi.cli import main  # noqa: E402
+
+TEXT = "Turkish coffee is brewed slowly in a small pot, and the grounds settle at the bottom of the cup. " * 2
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000, path
+
+
+def test_analyze_tiny_gpt2_end_to_end(tmp_path, tiny_gpt2_dir, capsys):
+    text_file = tmp_path / "paragraph.txt"
+    text_file.write_text(TEXT)
+    out = tmp_path / "results"
+    args = ["analyze", "--model", str(tiny_gpt2_dir), "--text-file", str(text_file), "--estimator", "equal_width",
+            "--bins", "15", "--layers", "all", "--dims", "all", "--out", str(out), "--threads", "2"]
+    assert main(args) == 0
+    for name in ("mi.npz", "summary.csv", "layers.png", "layer_L0.png", "layer_L2.png", "pair.png"):
+        assert (out / name).is_file(), name
+    for png in out.glob("*.png"):
+        assert_png(png)
+    saved = load(out)
+    hs = pairmi.hidden_states(str(tiny_gpt2_dir), [TEXT])
+    assert saved.tokens == hs.tokens and saved.layer_names == hs.layer_names
+    np.testing.assert_array_equal(saved.mi, pairmi.mi_layers(hs.values, bins=15, threads=1))
+    assert saved.params["estimator"] == "equal_width" and saved.params["pairmi_version"] == pairmi.__version__
+    lines = (out / "summary.csv").read_text().splitlines()
+    assert lines[0].startswith("layer,name,pairs,mean") and len(lines) == 1 + 3
+    assert not list(out.glob(".partial-*")) and not list(out.glob(".*.tmp*"))
+
+
+def test_analyze_minilm_subset_and_plot(tmp_path):
+    out = tmp_path / "r"
+    assert main(["analyze", "--text", TEXT, "--layers", "0,6", "--dims", "0:100:2", "--estimator",
+                 "equal_frequency", "--bins", "8", "--units", "nats", "--out", str(out), "--no-figures"]) == 0
+    saved = load(out / "mi.npz")
+    assert saved.mi.shape == (2, 50, 50) and saved.layer_names == ["L0", "L6"]
+    np.testing.assert_array_equal(saved.dims, np.arange(0, 100, 2))
+    hs = pairmi.hidden_states("minilm", [TEXT], layers=[0, 6])
+    want = pairmi.mi_layers(hs.values, dims=slice(0, 100, 2), estimator="equal_frequency", bins=8, units="nats")
+    np.testing.assert_array_equal(saved.mi, want)
+    assert not (out / "layers.png").exists()
+    assert main(["plot", str(out)]) == 0  # redraw without the model
+    for name in ("layers.png", "layer_L0.png", "layer_L6.png", "pair.png"):
+        assert_png(out / name)
+
+
+def test_resume_reuses_saved_layers(tmp_path, tiny_gpt2_dir, monkeypatch):
+    out = tmp_path / "r"
+    base = ["analyze", "--model", str(tiny_gpt2_dir), "--text", TEXT, "--out", str(out), "--no-figures"]
+    calls = []
+    real = pairmi.analysis.mi_layers
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pairmi.analysis, "mi_layers", failing)
+    assert main(base) == 130
+    assert not (out / "mi.npz").exists()
+    monkeypatch.setattr(pairmi.analysis, "mi_layers", real)
+    computed = []
+    monkeypatch.setattr(pairmi.analysis, "mi_layers", lambda *a, **k: computed.append(1) or real(*a, **k))
+    assert main(base + ["--resume"]) == 0
+    assert len(computed) == 2  # layer 0 came from the checkpoint
+    hs = pairmi.hidden_states(str(tiny_gpt2_dir), [TEXT])
+    np.testing.assert_array_equal(load(out).mi, pairmi.mi_layers(hs.values))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["analyze", "--text", "x", "--out", "o", "--bins", "zero"],
+        ["analyze", "--text", "x", "--out", "o", "--estimator", "magic"],
+        ["analyze", "--text", "x"],
+        ["analyze", "--text", "x", "--out", "o", "--dims", "1:2:3:4"],
+        ["analyze", "--text", "x", "--out", "o", "--bins", "300"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error" in err[0]
+
+
+def test_runtime_errors_exit_2(tmp_path, capsys):
+    assert main(["analyze", "--text-file", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["plot", str(tmp_path / "nothing")]) == 2
+    assert main(["analyze", "--text", "a b c", "--bins", "40", "--out", str(tmp_path / "o")]) == 2  # 5 tokens
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("pairmi ") for line in err), err
+    assert "must not exceed the number of samples" in err[2]
+
+
+@pytest.mark.parametrize("command", [[], ["analyze"], ["plot"], ["demo"]])
+def test_help_of_every_command(command):
+    script = Path(sys.executable).parent / "pairmi"  # the installed console script
+    done = subprocess.run([str(script), *command, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "usage: pairmi" in done.stdout
+
+
+def test_demo_runs_offline(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--threads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "demo done" in out and "L6" in out
+    for estimator in ("equal_width", "equal_frequency"):
+        saved = load(tmp_path / "demo" / estimator)
+        assert saved.mi.shape[0] == 7 and saved.mi.shape[1] == 384
+        assert_png(tmp_path / "demo" / estimator / "layers.png")
+
+
+def test_module_entry_point():
+    done = subprocess.run([sys.executable, "-m", "pairmi", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and pairmi.__version__ in done.stdout

@@ -1,0 +1,105 @@
+"""Extraction: shapes, token alignment, windows without padding, the MLP site, the offline model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import pairmi  # noqa: E402
+
+TEXT = "Turkish coffee is brewed slowly in a small pot, and the grounds settle at the bottom of the cup."
+ATOL = 1e-5  # float32 forward passes, batched with padding vs one window alone
+
+
+def direct(model, ids, site="residual"):
+    """Hidden states of one unpadded window by a plain forward pass: the reference."""
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([ids]), output_hidden_states=True)
+    return torch.stack(out.hidden_states)[:, 0].numpy()
+
+
+def test_gpt2_residual_shapes_and_token_alignment(gpt2_random, bert_tokenizer):
+    hs = pairmi.hidden_states(gpt2_random, TEXT, tokenizer=bert_tokenizer)
+    ids = bert_tokenizer(TEXT)["input_ids"]
+    assert hs.values.shape == (13, len(ids), 768) and hs.values.dtype == np.float32
+    assert hs.tokens == bert_tokenizer.convert_ids_to_tokens(ids)
+    assert hs.layer_names[0] == "L0" and len(hs.layer_names) == 13
+    np.testing.assert_allclose(hs.values, direct(gpt2_random, ids), atol=ATOL, rtol=0)
+
+
+def test_windows_and_batches_never_include_padding(gpt2_random, bert_tokenizer):
+    texts = [TEXT, "Short one.", TEXT + " " + TEXT]
+    hs = pairmi.hidden_states(gpt2_random, texts, tokenizer=bert_tokenizer, max_length=16, stride=16, batch_size=3)
+    want, tokens = [], []
+    for text in texts:
+        body = bert_tokenizer(text, add_special_tokens=False)["input_ids"]
+        for start in range(0, len(body), 14):  # 16 minus [CLS] and [SEP]
+            window = [bert_tokenizer.cls_token_id] + body[start : start + 14] + [bert_tokenizer.sep_token_id]
+            want.append(direct(gpt2_random, window))
+            tokens += bert_tokenizer.convert_ids_to_tokens(window)
+    np.testing.assert_allclose(hs.values, np.concatenate(want, axis=1), atol=ATOL, rtol=0)
+    assert hs.tokens == tokens
+
+
+def test_overlapping_windows_keep_each_token_once(gpt2_random, bert_tokenizer):
+    hs = pairmi.hidden_states(gpt2_random, TEXT, tokenizer=bert_tokenizer, max_length=12, stride=5)
+    body = bert_tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    words = [t for t in hs.tokens if t not in ("[CLS]", "[SEP]")]
+    assert words == bert_tokenizer.convert_ids_to_tokens(body)
+    # The first window is kept whole; later windows add only their new tokens.
+    first = [bert_tokenizer.cls_token_id] + body[:10] + [bert_tokenizer.sep_token_id]
+    np.testing.assert_allclose(hs.values[:, :12], direct(gpt2_random, first), atol=ATOL, rtol=0)
+
+
+def test_drop_first_token(gpt2_random, bert_tokenizer):
+    full = pairmi.hidden_states(gpt2_random, TEXT, tokenizer=bert_tokenizer, layers=[0, -1])
+    dropped = pairmi.hidden_states(gpt2_random, TEXT, tokenizer=bert_tokenizer, layers=[0, -1], drop_first_token=True)
+    assert dropped.tokens == full.tokens[1:]
+    np.testing.assert_array_equal(dropped.values, full.values[:, 1:])
+    assert full.layer_names == ["L0", "L12"]
+
+
+def test_mlp_site_matches_hooked_activations(gpt2_random, bert_tokenizer):
+    hs = pairmi.hidden_states(gpt2_random, TEXT, tokenizer=bert_tokenizer, site="mlp")
+    n = len(hs.tokens)
+    assert hs.values.shape == (12, n, 3072) and hs.layer_names[0] == "mlp0"
+    seen = []
+    handles = [b.mlp.act.register_forward_hook(lambda m, a, out: seen.append(out[0].numpy())) for b in gpt2_random.transformer.h]
+    try:
+        direct(gpt2_random, bert_tokenizer(TEXT)["input_ids"])
+    finally:
+        for h in handles:
+            h.remove()
+    np.testing.assert_allclose(hs.values, np.stack(seen), atol=ATOL, rtol=0)
+
+
+def test_minilm_offline_residual_and_mlp():
+    hs = pairmi.hidden_states("minilm", TEXT)
+    assert hs.values.shape[0] == 7 and hs.values.shape[2] == 384
+    assert hs.tokens[0] == "[CLS]" and hs.tokens[-1] == "[SEP]" and hs.model_name == "minilm"
+    mlp = pairmi.hidden_states("minilm", TEXT, site="mlp")
+    assert mlp.values.shape == (6, len(hs.tokens), 1536)
+    model, tok = pairmi.demo_model()
+    again = pairmi.hidden_states(model, TEXT, tokenizer=tok)
+    np.testing.assert_allclose(again.values, hs.values, atol=ATOL, rtol=0)
+
+
+def test_unreachable_hub_id_names_the_offline_option():
+    with pytest.raises(OSError, match="minilm"):
+        pairmi.hidden_states("no-such-org/no-such-model", TEXT)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"site": "attn"}, "site"), ({"max_length": 1}, "max_length"), ({"stride": 0}, "stride"), ({"batch_size": 0}, "batch_size")],
+)
+def test_bad_arguments(gpt2_random, bert_tokenizer, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pairmi.hidden_states(gpt2_random, TEXT, tokenizer=bert_tokenizer, **kwargs)
+    with pytest.raises(ValueError, match="tokenizer"):
+        pairmi.hidden_states(gpt2_random, TEXT)
+    with pytest.raises(ValueError, match="text"):
+        pairmi.hidden_states(gpt2_random, [], tokenizer=bert_tokenizer)
