@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--pairs", type=int, default=300, help="pairs timed with the reference loop")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ksg-layers", type=int, default=13, help="layers for the KSG benchmark (0: skip)")
+    parser.add_argument("--sklearn-columns", type=int, default=2, help="columns timed with mutual_info_regression")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -74,6 +76,28 @@ def main() -> None:
     print(f"course loop mutInfo_manual: {per_pair * 1e6:.0f} us per pair, measured on {args.pairs} random pairs; "
           f"extrapolated to all {LAYERS} x {pairs:,} pairs: {total:.0f} s ({total / 60:.1f} min)")
     print(f"speed-up of pairmi (equal_width) over the course loop: {total / t_pairmi:,.0f}x")
+
+    if args.ksg_layers:
+        bench_ksg(H[: args.ksg_layers], args.threads, args.sklearn_columns, rng)
+
+
+def bench_ksg(H, threads, columns, rng):
+    """pairmi's all-pairs KSG against the course's per-column mutual_info_regression loop."""
+    from sklearn.feature_selection import mutual_info_regression
+
+    layers, _, dims = H.shape
+    pairs = layers * dims * (dims - 1) // 2
+    t = best_of(lambda: pairmi.mi_layers(H, estimator="ksg", threads=threads), 1)
+    print(f"pairmi.mi_layers ksg (k=3): {t:.2f} s for all pairs of {layers} layer(s) ({t / pairs * 1e6:.2f} us per pair)")
+    t0 = time.perf_counter()
+    for c in rng.integers(0, dims, size=columns):  # the course: one call per column, against all others
+        mutual_info_regression(H[0].astype(np.float64), H[0][:, c].astype(np.float64), n_neighbors=3)
+    per_pair = (time.perf_counter() - t0) / (columns * dims)
+    print(f"sklearn mutual_info_regression loop: {per_pair * 1e6:.0f} us per pair, measured on {columns} columns x "
+          f"{dims} dims; extrapolated to all {pairs:,} pairs: {per_pair * pairs:.0f} s")
+    print(f"speed-up of pairmi ksg over the sklearn loop: {per_pair * pairs / t:,.0f}x")
+    t = best_of(lambda: pairmi.mi_layers(H, estimator="gaussian_copula"), 3)
+    print(f"pairmi.mi_layers gaussian_copula: {t:.3f} s for all pairs of {layers} layer(s)")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ def test_demo_runs_offline(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--threads", "2"]) == 0
     out = capsys.readouterr().out
     assert "demo done" in out and "L6" in out
-    for estimator in ("equal_width", "equal_frequency"):
+    for estimator in pairmi.ESTIMATORS:
         saved = load(tmp_path / "demo" / estimator)
         assert saved.mi.shape[0] == 7 and saved.mi.shape[1] == 384
         assert_png(tmp_path / "demo" / estimator / "layers.png")
@@ -134,3 +134,35 @@ def test_demo_runs_offline(tmp_path, capsys):
 def test_module_entry_point():
     done = subprocess.run([sys.executable, "-m", "pairmi", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and pairmi.__version__ in done.stdout
+
+
+@pytest.mark.parametrize(
+    "extra,estimator",
+    [
+        (["--estimator", "ksg", "--k", "4"], "ksg"),
+        (["--estimator", "gaussian_copula"], "gaussian_copula"),
+        (["--estimator", "equal_frequency", "--bins", "auto", "--correction", "shuffle", "--null"], "equal_frequency"),
+    ],
+)
+def test_analyze_other_estimators(tmp_path, extra, estimator):
+    out = tmp_path / "r"
+    assert main(["analyze", "--text", TEXT, "--layers", "0,3", "--dims", "0:24", "--out", str(out), *extra]) == 0
+    saved = load(out)
+    hs = pairmi.hidden_states("minilm", [TEXT], layers=[0, 3])
+    kwargs = {"estimator": estimator, "dims": slice(0, 24)}
+    kwargs.update({"k": 4} if estimator == "ksg" else {})
+    kwargs.update({"bins": "auto", "correction": "shuffle"} if estimator == "equal_frequency" else {})
+    np.testing.assert_array_equal(saved.mi, pairmi.mi_layers(hs.values, **kwargs))
+    assert saved.params["estimator"] == estimator
+    if "--null" in extra:
+        assert saved.extra["null"].shape == (2, 24, 24)
+        np.testing.assert_array_equal(
+            saved.extra["null"][1],
+            pairmi.null_mi(hs.values[1][:, :24], n_permutations=1, estimator=estimator, bins="auto")[0],
+        )
+    assert_png(out / "layers.png")
+
+
+def test_null_needs_a_binned_estimator(tmp_path, capsys):
+    assert main(["analyze", "--text", TEXT, "--estimator", "ksg", "--null", "--out", str(tmp_path)]) == 2
+    assert "--null" in capsys.readouterr().err

@@ -16,10 +16,10 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "python/pairmi directly."
     ) from exc
 
-from .api import mi_layers, mi_matrix
+from .api import ESTIMATORS, MITest, mi_layers, mi_matrix, mi_test, null_mi
 from .extract import HiddenStates, demo_model, hidden_states
 
 __version__: str = _core.__version__
 has_openmp: bool = _core.has_openmp
 
-__all__ = ["mi_matrix", "mi_layers", "hidden_states", "HiddenStates", "demo_model", "has_openmp", "__version__"]
+__all__ = ["mi_matrix", "mi_layers", "null_mi", "mi_test", "MITest", "ESTIMATORS", "hidden_states", "HiddenStates", "demo_model", "has_openmp", "__version__"]

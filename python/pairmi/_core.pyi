@@ -10,13 +10,25 @@ def equal_width_edges(x: npt.NDArray[np.floating], bins: int, threads: int) -> n
 def bin_codes(
     x: npt.NDArray[np.floating], edges: npt.NDArray[np.float64], threads: int
 ) -> npt.NDArray[np.uint8]: ...
-def entropies(codes: npt.NDArray[np.uint8], bins: int, threads: int) -> npt.NDArray[np.float64]: ...
+def entropies(
+    codes: npt.NDArray[np.uint8], bins: int, threads: int, miller_madow: bool = False
+) -> npt.NDArray[np.float64]: ...
 def binned_mi(
     codes_x: npt.NDArray[np.uint8],
     entropy_x: npt.NDArray[np.float64],
     codes_y: npt.NDArray[np.uint8] | None,
     entropy_y: npt.NDArray[np.float64] | None,
     bins: int,
+    scale: float,
+    out: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    threads: int,
+    progress: Callable[[int, int], None] | None = None,
+    miller_madow: bool = False,
+) -> None: ...
+def ksg_mi(
+    x: npt.NDArray[np.floating],
+    y: npt.NDArray[np.floating] | None,
+    k: int,
     scale: float,
     out: npt.NDArray[np.float32] | npt.NDArray[np.float64],
     threads: int,

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._core import __version__
-from .api import mi_layers
+from .api import mi_layers, null_mi
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -48,14 +48,13 @@ class Analysis:
 def analyze(
     hs: Any,
     *,
-    estimator: str = "equal_width",
-    bins: int = 15,
-    units: str = "bits",
     dims: Any = None,
     threads: int | None = None,
+    null: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     on_layer: Callable[[int, int, bool], None] | None = None,
     params: dict[str, Any] | None = None,
+    **options: Any,
 ) -> Analysis:
     """All-pairs MI of every layer of `hs`, one layer at a time.
 
@@ -63,8 +62,11 @@ def analyze(
     ----------
     hs : HiddenStates
         From :func:`pairmi.hidden_states`.
-    estimator, bins, units, dims, threads
+    dims, threads
         As in :func:`pairmi.mi_layers`.
+    null : bool
+        Also score every pair once on shuffled tokens (binned estimators), saved as ``extra['null']``
+        (n_layers, d, d) and drawn beside the observed values: the MI that independence gives.
     checkpoint_dir : path, optional
         Each finished layer is saved there (atomically); layers already there are loaded, not
         recomputed, so an interrupted run resumes. Use one folder per set of inputs and settings.
@@ -72,6 +74,9 @@ def analyze(
         Called after each layer (for progress bars).
     params : dict, optional
         Extra settings to record (model, text, ...).
+    **options
+        Estimator settings passed to :func:`pairmi.mi_layers` (estimator, bins, k, correction,
+        n_permutations, seed, units).
     """
     values = np.asarray(hs.values)
     n_layers, _, d = values.shape
@@ -79,22 +84,36 @@ def analyze(
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
-    layers = []
+    mis, nulls = [], []
     for k in range(n_layers):
-        path = ckpt / f"layer{k:04d}.npy" if ckpt is not None else None
+        path = ckpt / f"layer{k:04d}.npz" if ckpt is not None else None
         resumed = path is not None and path.is_file()
         if resumed:
-            layers.append(np.load(path))
+            with np.load(path) as z:
+                layer = {name: z[name] for name in z.files}
         else:
-            mi = mi_layers(values[k : k + 1], dims=dim_idx, estimator=estimator, bins=bins, units=units, threads=threads)[0]
+            layer = _analyze_layer(values[k][:, dim_idx], threads, null, options)
             if path is not None:
-                save_npy(path, mi)
-            layers.append(mi)
+                buf = io.BytesIO()
+                np.savez(buf, **layer)
+                atomic_write_bytes(path, buf.getvalue())
+        mis.append(layer["mi"])
+        if null:
+            nulls.append(layer["null"])
         if on_layer is not None:
             on_layer(k, n_layers, resumed)
-    settings = {"estimator": estimator, "bins": bins, "units": units, "site": hs.site, "model": hs.model_name,
-                "pairmi_version": __version__, **hs.meta, **(params or {})}
-    return Analysis(np.stack(layers), list(hs.layer_names), list(hs.tokens), dim_idx, settings, values)
+    settings = {"estimator": "equal_width", "bins": 15, "units": "bits", **options, "site": hs.site,
+                "model": hs.model_name, "pairmi_version": __version__, **hs.meta, **(params or {})}
+    extra = {"null": np.stack(nulls)} if null else {}
+    return Analysis(np.stack(mis), list(hs.layer_names), list(hs.tokens), dim_idx, settings, values, extra)
+
+
+def _analyze_layer(x: np.ndarray, threads: int | None, null: bool, options: dict[str, Any]) -> dict[str, np.ndarray]:
+    layer = {"mi": mi_layers(x[None], threads=threads, **options)[0]}
+    if null:
+        keep = {k: v for k, v in options.items() if k in ("estimator", "bins", "units", "seed")}
+        layer["null"] = null_mi(x, n_permutations=1, threads=threads, **keep)[0]
+    return layer
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -187,10 +206,13 @@ def save_figures(analysis: Analysis, out: str | os.PathLike) -> list[Path]:
 
     out = Path(out)
     units = analysis.params.get("units", "bits")
-    figs = {"layers.png": plot.layers(analysis.mi, names=analysis.layer_names, units=units)}
+    null = analysis.extra.get("null")
+    iu = np.triu_indices(analysis.mi.shape[-1], k=1)
+    pooled = None if null is None else null[(slice(None), *iu)]
+    figs = {"layers.png": plot.layers(analysis.mi, names=analysis.layer_names, units=units, null=pooled)}
     for k in sorted({0, len(analysis.layer_names) - 1}):
         figs[f"layer_{analysis.layer_names[k]}.png"] = plot.layer(
-            analysis.mi, k, units=units, name=analysis.layer_names[k]
+            analysis.mi, k, units=units, name=analysis.layer_names[k], null=None if null is None else null[k][iu]
         )
     if analysis.hidden_states is not None and analysis.mi.shape[-1] > 1:
         last = analysis.mi[-1].astype(np.float64)
@@ -202,7 +224,7 @@ def save_figures(analysis: Analysis, out: str | os.PathLike) -> list[Path]:
             len(analysis.layer_names) - 1,
             i,
             j,
-            bins=analysis.params.get("bins", 15),
+            bins=analysis.params.get("bins", 15) if isinstance(analysis.params.get("bins"), int) else 15,
             estimator=analysis.params.get("estimator", "equal_width"),
             units=units,
         )

@@ -40,17 +40,19 @@ def pair(hs: Any, layer: int, i: int, j: int, *, bins: int = 15, estimator: str 
     layer, i, j : int
         Layer index and the two units.
     bins, estimator, units
-        As in :func:`pairmi.mi_matrix`.
+        As in :func:`pairmi.mi_matrix` (for 'ksg' and 'gaussian_copula', ``bins`` sets only the
+        drawn equal-width histogram).
     """
     x = _values(hs)[layer][:, [i, j]].astype(np.float64)
     mi = mi_matrix(x, estimator=estimator, bins=bins, units=units)[0, 1]
+    bins = min(bins, x.shape[0])
     fig, (ax_s, ax_h) = _figure(10, 4.2, 2)
     ax_s.plot(x[:, 0], x[:, 1], "o", ms=4, alpha=0.7)
     ax_s.set(xlabel=f"unit {i}", ylabel=f"unit {j}", title=f"layer {layer}: tokens")
-    if estimator == "equal_width":
-        edges = [bins, bins]
-    else:
+    if estimator == "equal_frequency":
         edges = [np.percentile(v, np.linspace(0, 100, bins + 1)) for v in x.T]
+    else:  # the histogram drawn for the continuous estimators is equal-width
+        edges = [bins, bins]
     counts, ex, ey = np.histogram2d(x[:, 0], x[:, 1], bins=edges)
     mesh = ax_h.pcolormesh(ex, ey, counts.T, cmap="viridis")
     fig.colorbar(mesh, ax=ax_h, label="tokens")

@@ -3,13 +3,12 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <cstring>
 #include <vector>
 
-#include "pairmi/parallel.hpp"
+#include "pairmi/tiles.hpp"
 #include "pairmi/xlogx.hpp"
 
 namespace pairmi {
@@ -22,9 +21,9 @@ class PairCounter {
   static constexpr int kGroup = 4;
 
   PairCounter(std::size_t n, int bins, const XLogXTable& f)
-      : n_(n), cells_(std::size_t(bins) * bins), stride_(padded_cells<Count>(cells_)), bins_(bins),
+      : n_(n), cells_(std::size_t(bins) * bins), bins_(bins),
         f_(f.data()), g_(f.steps()), sum_while_counting_(n < 4 * cells_), base_(n),
-        hist_(kGroup * stride_, 0) {}
+        hist_(kGroup * cells_, 0) {}
 
   void set_row(const std::uint8_t* x) {
     for (std::size_t t = 0; t < n_; ++t) base_[t] = std::uint32_t(x[t]) * std::uint32_t(bins_);
@@ -42,9 +41,9 @@ class PairCounter {
   // one pass over the cells. Four histograms at once keep four dependency chains apart.
   void sums4(const std::uint8_t* const* y, double* s) {
     Count* __restrict h0 = hist_.data();
-    Count* __restrict h1 = h0 + stride_;
-    Count* __restrict h2 = h1 + stride_;
-    Count* __restrict h3 = h2 + stride_;
+    Count* __restrict h1 = h0 + cells_;
+    Count* __restrict h2 = h1 + cells_;
+    Count* __restrict h3 = h2 + cells_;
     const std::uint8_t *__restrict y0 = y[0], *__restrict y1 = y[1], *__restrict y2 = y[2],
                        *__restrict y3 = y[3];
     const std::uint32_t* __restrict base = base_.data();
@@ -75,7 +74,7 @@ class PairCounter {
       }
     }
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
-    std::memset(h0, 0, kGroup * stride_ * sizeof(Count));
+    std::memset(h0, 0, kGroup * cells_ * sizeof(Count));
   }
 
   double sum1(const std::uint8_t* __restrict y) {
@@ -83,11 +82,11 @@ class PairCounter {
     const std::uint32_t* __restrict base = base_.data();
     double s = 0;
     for (std::size_t t = 0; t < n_; ++t) s += g_[h[base[t] + y[t]]++];
-    std::memset(h, 0, stride_ * sizeof(Count));
+    std::memset(h, 0, cells_ * sizeof(Count));
     return s;
   }
 
-  std::size_t n_, cells_, stride_;
+  std::size_t n_, cells_;
   int bins_;
   const double *f_, *g_;
   bool sum_while_counting_;
@@ -96,110 +95,95 @@ class PairCounter {
 };
 
 // Codes of `layers` stacked sets of `cols` variables: codes[(l * cols + c) * n + t], with each
-// variable's plug-in entropy (nats) in entropy[l * cols + c].
+// variable's entropy (nats, from the same XLogXTable as the run) in entropy[l * cols + c].
 struct CodedLayers {
   const std::uint8_t* codes;
   const double* entropy;
   std::size_t cols;
 };
 
-// Called by one thread between tiles with (tiles done, tiles in all); returning false stops the run.
-using TileMonitor = std::function<bool(std::size_t, std::size_t)>;
+// One thread's worker: MI of each pair of a tile, four columns at a time.
+template <class Count, class Out>
+class BinnedTileWorker {
+ public:
+  BinnedTileWorker(const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins, const XLogXTable& f,
+                   bool clamp, const PairWriter<Out>& write)
+      : x_(x), y_(y), n_(n), f_(f), clamp_(clamp), write_(write), counter_(n, bins, f) {}
 
-struct Tile {
-  std::size_t layer, r0, r1, c0, c1;
+  void operator()(const Tile& t) {
+    constexpr int kGroup = PairCounter<Count>::kGroup;
+    const std::uint8_t* xc = x_.codes + t.layer * x_.cols * n_;
+    const std::uint8_t* yc = y_.codes + t.layer * y_.cols * n_;
+    const double* hx = x_.entropy + t.layer * x_.cols;
+    const double* hy = y_.entropy + t.layer * y_.cols;
+    const std::uint8_t* cols[kGroup];
+    double s[kGroup];
+    for (std::size_t i = t.r0; i < t.r1; ++i) {
+      counter_.set_row(xc + i * n_);
+      std::size_t j = t.c0;
+      if (write_.upper && j <= i) {
+        write_(t, i, i, hx[i]);  // MI of a variable with itself: its entropy
+        j = i + 1;
+      }
+      while (j < t.c1) {
+        const int m = static_cast<int>(std::min<std::size_t>(kGroup, t.c1 - j));
+        for (int k = 0; k < m; ++k) cols[k] = yc + (j + k) * n_;
+        counter_.joint_sums(cols, m, s);
+        for (int k = 0; k < m; ++k) {
+          const double mi = hx[i] + hy[j + k] - f_.entropy(s[k]);
+          // Plug-in MI is >= 0 exactly: clamping removes only rounding below zero. Corrected
+          // estimates may be negative and are kept so.
+          write_(t, i, j + k, clamp_ ? std::max(0.0, mi) : mi);
+        }
+        j += m;
+      }
+    }
+  }
+
+ private:
+  const CodedLayers &x_, &y_;
+  std::size_t n_;
+  const XLogXTable& f_;
+  bool clamp_;
+  PairWriter<Out> write_;
+  PairCounter<Count> counter_;
 };
 
-inline std::vector<Tile> make_tiles(std::size_t layers, std::size_t rows, std::size_t cols, bool upper,
-                                    std::size_t size) {
-  std::vector<Tile> tiles;
-  for (std::size_t l = 0; l < layers; ++l)
-    for (std::size_t r0 = 0; r0 < rows; r0 += size)
-      for (std::size_t c0 = upper ? r0 : 0; c0 < cols; c0 += size)
-        tiles.push_back({l, r0, std::min(rows, r0 + size), c0, std::min(cols, c0 + size)});
-  return tiles;
-}
-
-// MI of each pair in one tile into out (row-major, rows x cols per layer), times `scale` (1 for nats,
-// 1/ln 2 for bits). With `upper`, x and y are the same variables: only pairs j > i are counted, each
-// mirrored, and the diagonal holds the entropy.
 template <class Count, class Out>
-void mi_tile(const Tile& tile, const CodedLayers& x, const CodedLayers& y, bool upper, std::size_t n,
-             const XLogXTable& f, double scale, PairCounter<Count>& counter, Out* out) {
-  const std::size_t ld = y.cols;
-  Out* o = out + tile.layer * x.cols * ld;
-  const std::uint8_t* xc = x.codes + tile.layer * x.cols * n;
-  const std::uint8_t* yc = y.codes + tile.layer * y.cols * n;
-  const double* hx = x.entropy + tile.layer * x.cols;
-  const double* hy = y.entropy + tile.layer * y.cols;
-  const std::uint8_t* cols[PairCounter<Count>::kGroup];
-  double s[PairCounter<Count>::kGroup];
-  for (std::size_t i = tile.r0; i < tile.r1; ++i) {
-    counter.set_row(xc + i * n);
-    std::size_t j = tile.c0;
-    if (upper && j <= i) {
-      o[i * ld + i] = static_cast<Out>(scale * hx[i]);
-      j = i + 1;
-    }
-    while (j < tile.c1) {
-      const int m = static_cast<int>(std::min<std::size_t>(PairCounter<Count>::kGroup, tile.c1 - j));
-      for (int k = 0; k < m; ++k) cols[k] = yc + (j + k) * n;
-      counter.joint_sums(cols, m, s);
-      for (int k = 0; k < m; ++k) {
-        // Plug-in MI is >= 0 exactly; clamping removes only rounding below zero.
-        const double mi = std::max(0.0, hx[i] + hy[j + k] - f.entropy(s[k]));
-        o[i * ld + j + k] = static_cast<Out>(scale * mi);
-        if (upper) o[(j + k) * ld + i] = static_cast<Out>(scale * mi);
-      }
-      j += m;
-    }
-  }
-}
-
-template <class Count, class Out>
-bool run_tiles(const std::vector<Tile>& tiles, const CodedLayers& x, const CodedLayers& y, bool upper,
-               std::size_t n, int bins, double scale, Out* out, int threads, const TileMonitor& monitor) {
-  const XLogXTable f(n);
-  std::atomic<bool> stop{false};
-  const long count = static_cast<long>(tiles.size());
-#pragma omp parallel num_threads(threads)
-  {
-    PairCounter<Count> counter(n, bins, f);
-#pragma omp for schedule(dynamic, 1)
-    for (long k = 0; k < count; ++k) {
-      if (stop.load(std::memory_order_relaxed)) continue;
-      mi_tile<Count>(tiles[static_cast<std::size_t>(k)], x, y, upper, n, f, scale, counter, out);
-      if (monitor && thread_index() == 0) {
-        // Tiles are handed out in order, so k + 1 approximates the number finished.
-        if (!monitor(static_cast<std::size_t>(k) + 1, tiles.size())) stop.store(true, std::memory_order_relaxed);
-      }
-    }
-  }
-  (void)threads;
-  return !stop.load();
+bool run_binned(const std::vector<Tile>& tiles, const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins,
+                const XLogXTable& f, bool clamp, const PairWriter<Out>& write, int threads,
+                const TileMonitor& monitor) {
+  return for_each_tile(tiles, threads, monitor,
+                       [&] { return BinnedTileWorker<Count, Out>(x, y, n, bins, f, clamp, write); });
 }
 
 // Binned MI of every pair of variables, for every layer. If y is null, pairs are x against itself
 // (square, symmetric output, entropies on the diagonal); otherwise x against y (rectangular).
-// out holds layers x x.cols x (y ? y->cols : x.cols) values. Returns false if the monitor stopped it.
+// out holds layers x x.cols x (y ? y->cols : x.cols) values, in nats times `scale`. Entropies in x
+// and y must come from column_entropies with the same miller_madow. Returns false if the monitor
+// stopped the run.
 template <class Out>
 bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, std::size_t n, int bins,
-               double scale, Out* out, int threads = 1, const TileMonitor& monitor = {}) {
+               double scale, Out* out, int threads = 1, const TileMonitor& monitor = {},
+               bool miller_madow = false) {
   const bool upper = (y == nullptr);
   const CodedLayers& yy = upper ? x : *y;
   // A tile's row and column codes (2 * size * n bytes) stay well inside a core's L2 cache.
-  const std::size_t tile_size = std::clamp<std::size_t>((std::size_t{64} << 10) / std::max<std::size_t>(n, 1) / 4 * 4, 4, 64);
+  const std::size_t tile_size =
+      std::clamp<std::size_t>((std::size_t{64} << 10) / std::max<std::size_t>(n, 1) / 4 * 4, 4, 64);
   const auto tiles = make_tiles(layers, x.cols, yy.cols, upper, tile_size);
-  threads = std::max(1, threads);
-  if (n <= 0xFF) return run_tiles<std::uint8_t>(tiles, x, yy, upper, n, bins, scale, out, threads, monitor);
-  if (n <= 0xFFFF) return run_tiles<std::uint16_t>(tiles, x, yy, upper, n, bins, scale, out, threads, monitor);
-  return run_tiles<std::uint32_t>(tiles, x, yy, upper, n, bins, scale, out, threads, monitor);
+  const XLogXTable f(n, miller_madow);
+  const PairWriter<Out> write{out, x.cols, yy.cols, upper, scale};
+  const bool clamp = !miller_madow;
+  if (n <= 0xFF) return run_binned<std::uint8_t>(tiles, x, yy, n, bins, f, clamp, write, threads, monitor);
+  if (n <= 0xFFFF) return run_binned<std::uint16_t>(tiles, x, yy, n, bins, f, clamp, write, threads, monitor);
+  return run_binned<std::uint32_t>(tiles, x, yy, n, bins, f, clamp, write, threads, monitor);
 }
 
-// Plug-in entropy (nats) of each of `cols` coded variables (codes[c * n + t]).
+// Entropy (nats) of each of `cols` coded variables (codes[c * n + t]), plug-in or Miller-Madow.
 inline void column_entropies(const std::uint8_t* codes, std::size_t cols, std::size_t n, int bins,
-                             double* entropy, int threads = 1) {
-  const XLogXTable f(n);
+                             double* entropy, int threads = 1, bool miller_madow = false) {
+  const XLogXTable f(n, miller_madow);
 #pragma omp parallel num_threads(std::max(1, threads))
   {
     std::vector<std::uint32_t> hist;

@@ -1,4 +1,4 @@
-// Bindings of the binned estimators: check shapes and dtypes, release the GIL, call the core.
+// Bindings of the estimators (binned, KSG): check shapes and dtypes, release the GIL, call the core.
 // Argument checks a user can trip live in python/pairmi; these guard the core against misuse.
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "pairmi/binned_mi.hpp"
+#include "pairmi/ksg.hpp"
 #include "pairmi/pipeline.hpp"
 
 namespace py = pybind11;
@@ -63,14 +64,43 @@ py::array_t<std::uint8_t> bin_codes(const Array<T>& x, const Array<double>& edge
   return codes;
 }
 
+// Runs `body(monitor)` without the GIL. Between tiles the monitor briefly takes the GIL to check
+// for signals (Ctrl-C stops the run and raises KeyboardInterrupt) and to call `progress`.
+template <class Body>
+void run_interruptible(const py::object& progress, Body body) {
+  bool failed = false;
+  const pairmi::TileMonitor monitor = [&](std::size_t done, std::size_t total) {
+    py::gil_scoped_acquire acquire;
+    if (failed || PyErr_CheckSignals() != 0) {
+      failed = true;
+      return false;
+    }
+    if (!progress.is_none()) {
+      try {
+        progress(done, total);
+      } catch (py::error_already_set& e) {
+        e.restore();  // re-raised below, once the run has stopped
+        failed = true;
+        return false;
+      }
+    }
+    return true;
+  };
+  {
+    py::gil_scoped_release release;
+    body(monitor);
+  }
+  if (failed) throw py::error_already_set();
+}
+
 void check_codes(const Array<std::uint8_t>& codes, const Array<double>& entropy, const char* name) {
   require(codes.ndim() == 3, std::string(name) + " codes must be (layers, variables, samples)");
   require(entropy.ndim() == 2 && entropy.shape(0) == codes.shape(0) && entropy.shape(1) == codes.shape(1),
           std::string(name) + " entropies must be (layers, variables)");
 }
 
-// (layers, d, n) codes -> (layers, d) plug-in entropies in nats.
-py::array_t<double> entropies(const Array<std::uint8_t>& codes, int bins, int threads) {
+// (layers, d, n) codes -> (layers, d) entropies in nats, plug-in or Miller-Madow.
+py::array_t<double> entropies(const Array<std::uint8_t>& codes, int bins, int threads, bool miller_madow) {
   require(codes.ndim() == 3, "codes must be (layers, variables, samples)");
   check_bins(bins);
   const std::size_t layers = codes.shape(0), d = codes.shape(1), n = codes.shape(2);
@@ -79,7 +109,7 @@ py::array_t<double> entropies(const Array<std::uint8_t>& codes, int bins, int th
   double* ph = h.mutable_data();
   {
     py::gil_scoped_release release;
-    pairmi::column_entropies(pc, layers * d, n, bins, ph, threads);
+    pairmi::column_entropies(pc, layers * d, n, bins, ph, threads, miller_madow);
   }
   return h;
 }
@@ -89,7 +119,7 @@ py::array_t<double> entropies(const Array<std::uint8_t>& codes, int bins, int th
 template <class Out>
 void binned_mi(const Array<std::uint8_t>& cx, const Array<double>& hx, const py::object& cy_obj,
                const py::object& hy_obj, int bins, double scale, py::array_t<Out, py::array::c_style> out,
-               int threads, const py::object& progress) {
+               int threads, const py::object& progress, bool miller_madow) {
   check_bins(bins);
   check_codes(cx, hx, "x");
   const bool square = cy_obj.is_none();
@@ -105,23 +135,38 @@ void binned_mi(const Array<std::uint8_t>& cx, const Array<double>& hx, const py:
   require(out.writeable(), "out must be writeable");
   require(n >= 1, "codes need at least one sample");
 
-  bool interrupted = false;
-  const pairmi::TileMonitor monitor = [&](std::size_t done, std::size_t total) {
-    py::gil_scoped_acquire acquire;
-    if (PyErr_CheckSignals() != 0) {
-      interrupted = true;
-      return false;
-    }
-    if (!progress.is_none()) progress(done, total);
-    return true;
-  };
   const pairmi::CodedLayers x{cx.data(), hx.data(), dx}, y{cy.data(), hy.data(), dy};
   Out* po = out.mutable_data();
-  {
-    py::gil_scoped_release release;
-    pairmi::binned_mi(x, square ? nullptr : &y, layers, n, bins, scale, po, threads, monitor);
-  }
-  if (interrupted) throw py::error_already_set();
+  run_interruptible(progress, [&](const pairmi::TileMonitor& monitor) {
+    pairmi::binned_mi(x, square ? nullptr : &y, layers, n, bins, scale, po, threads, monitor, miller_madow);
+  });
+}
+
+// KSG MI of all pairs of x (layers, n, dx) against itself (y None) or y (layers, n, dy) into out.
+template <class T, class Out>
+void ksg_mi(const Array<T>& x, const py::object& y_obj, int k, double scale,
+            py::array_t<Out, py::array::c_style> out, int threads, const py::object& progress) {
+  require(x.ndim() == 3, "x must be (layers, samples, variables)");
+  const bool square = y_obj.is_none();
+  const Array<T> y = square ? x : y_obj.cast<Array<T>>();
+  require(y.ndim() == 3 && y.shape(0) == x.shape(0) && y.shape(1) == x.shape(1),
+          "x and y must have the same layers and samples");
+  const std::size_t layers = x.shape(0), n = x.shape(1), dx = x.shape(2), dy = y.shape(2);
+  require(k >= 1 && std::size_t(k) < n, "k must be in [1, samples - 1]");
+  require(out.ndim() == 3 && out.shape(0) == py::ssize_t(layers) && out.shape(1) == py::ssize_t(dx) &&
+              out.shape(2) == py::ssize_t(dy) && out.writeable(),
+          "out must be a writeable C-contiguous (layers, dx, dy) array");
+  const T *px = x.data(), *py_ = y.data();
+  Out* po = out.mutable_data();
+  run_interruptible(progress, [&](const pairmi::TileMonitor& monitor) {
+    const auto sx = pairmi::sort_columns(px, layers, n, dx, threads);
+    if (square) {
+      pairmi::ksg_mi(sx, nullptr, layers, k, scale, po, threads, monitor);
+    } else {
+      const auto sy = pairmi::sort_columns(py_, layers, n, dy, threads);
+      pairmi::ksg_mi(sx, &sy, layers, k, scale, po, threads, monitor);
+    }
+  });
 }
 
 }  // namespace
@@ -131,11 +176,24 @@ void register_binned(py::module_& m) {
   m.def("equal_width_edges", &equal_width_edges<double>, py::arg("x"), py::arg("bins"), py::arg("threads"));
   m.def("bin_codes", &bin_codes<float>, py::arg("x").noconvert(), py::arg("edges"), py::arg("threads"));
   m.def("bin_codes", &bin_codes<double>, py::arg("x"), py::arg("edges"), py::arg("threads"));
-  m.def("entropies", &entropies, py::arg("codes"), py::arg("bins"), py::arg("threads"));
+  m.def("entropies", &entropies, py::arg("codes"), py::arg("bins"), py::arg("threads"),
+        py::arg("miller_madow") = false);
   m.def("binned_mi", &binned_mi<float>, py::arg("codes_x"), py::arg("entropy_x"), py::arg("codes_y"),
         py::arg("entropy_y"), py::arg("bins"), py::arg("scale"), py::arg("out").noconvert(), py::arg("threads"),
-        py::arg("progress") = py::none());
+        py::arg("progress") = py::none(), py::arg("miller_madow") = false);
   m.def("binned_mi", &binned_mi<double>, py::arg("codes_x"), py::arg("entropy_x"), py::arg("codes_y"),
         py::arg("entropy_y"), py::arg("bins"), py::arg("scale"), py::arg("out").noconvert(), py::arg("threads"),
-        py::arg("progress") = py::none());
+        py::arg("progress") = py::none(), py::arg("miller_madow") = false);
+}
+
+void register_ksg(py::module_& m) {
+  // float32 x takes the float32 overloads only when y is float32 too (or None); else float64.
+  m.def("ksg_mi", &ksg_mi<float, float>, py::arg("x").noconvert(), py::arg("y"), py::arg("k"), py::arg("scale"),
+        py::arg("out").noconvert(), py::arg("threads"), py::arg("progress") = py::none());
+  m.def("ksg_mi", &ksg_mi<float, double>, py::arg("x").noconvert(), py::arg("y"), py::arg("k"), py::arg("scale"),
+        py::arg("out").noconvert(), py::arg("threads"), py::arg("progress") = py::none());
+  m.def("ksg_mi", &ksg_mi<double, float>, py::arg("x"), py::arg("y"), py::arg("k"), py::arg("scale"),
+        py::arg("out").noconvert(), py::arg("threads"), py::arg("progress") = py::none());
+  m.def("ksg_mi", &ksg_mi<double, double>, py::arg("x"), py::arg("y"), py::arg("k"), py::arg("scale"),
+        py::arg("out").noconvert(), py::arg("threads"), py::arg("progress") = py::none());
 }

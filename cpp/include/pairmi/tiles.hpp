@@ -1,0 +1,74 @@
+// Tiling of all pairs of variables and the OpenMP loop over tiles, shared by every estimator.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <vector>
+
+#include "pairmi/parallel.hpp"
+
+namespace pairmi {
+
+// Called by one thread between tiles with (tiles done, tiles in all); returning false stops the run.
+using TileMonitor = std::function<bool(std::size_t, std::size_t)>;
+
+// Rows r0..r1 x columns c0..c1 of one layer's pair matrix.
+struct Tile {
+  std::size_t layer, r0, r1, c0, c1;
+};
+
+// Tiles covering every layer's rows x cols pairs; with `upper`, only tiles touching j >= i.
+inline std::vector<Tile> make_tiles(std::size_t layers, std::size_t rows, std::size_t cols, bool upper,
+                                    std::size_t size) {
+  std::vector<Tile> tiles;
+  for (std::size_t l = 0; l < layers; ++l)
+    for (std::size_t r0 = 0; r0 < rows; r0 += size)
+      for (std::size_t c0 = upper ? r0 : 0; c0 < cols; c0 += size)
+        tiles.push_back({l, r0, std::min(rows, r0 + size), c0, std::min(cols, c0 + size)});
+  return tiles;
+}
+
+// Runs make_worker()(tile) for every tile, each thread with its own worker (its scratch memory).
+// Tiles are fixed before threads start and each pair's value depends only on its tile, so results
+// are identical for any thread count. Returns false if the monitor stopped the run.
+template <class MakeWorker>
+bool for_each_tile(const std::vector<Tile>& tiles, int threads, const TileMonitor& monitor, MakeWorker make_worker) {
+  std::atomic<bool> stop{false};
+  const long count = static_cast<long>(tiles.size());
+#pragma omp parallel num_threads(std::max(1, threads))
+  {
+    auto worker = make_worker();
+#pragma omp for schedule(dynamic, 1)
+    for (long k = 0; k < count; ++k) {
+      if (stop.load(std::memory_order_relaxed)) continue;
+      worker(tiles[static_cast<std::size_t>(k)]);
+      if (monitor && thread_index() == 0) {
+        // Tiles are handed out in order, so k + 1 approximates the number finished.
+        if (!monitor(static_cast<std::size_t>(k) + 1, tiles.size())) stop.store(true, std::memory_order_relaxed);
+      }
+    }
+  }
+  (void)threads;
+  return !stop.load();
+}
+
+// Where a tile's values go: out is (layers, rows, ld) row-major; with `upper` (a variable set
+// against itself) each value is mirrored to (j, i).
+template <class Out>
+struct PairWriter {
+  Out* out;
+  std::size_t rows, ld;
+  bool upper;
+  double scale;  // from nats to the requested units
+
+  void operator()(const Tile& t, std::size_t i, std::size_t j, double nats) const {
+    Out* o = out + t.layer * rows * ld;
+    const Out v = static_cast<Out>(scale * nats);
+    o[i * ld + j] = v;
+    if (upper) o[j * ld + i] = v;
+  }
+};
+
+}  // namespace pairmi
