@@ -125,33 +125,30 @@ class KsgTileWorker {
 
  private:
   // Max-norm distance r from sample p (x-sorted position) to its k-th nearest other sample: walk
-  // outwards in x order, nearer side first, until the x gap alone reaches the k-th best so far.
-  // Every sample with x gap < r lies in the walked window, so n_x is counted by trimming its ends.
+  // right, then left, in x order, each until the x gap alone reaches the k-th best so far (two
+  // walks instead of one merged walk: no unpredictable choice of side per step). Every sample with
+  // x gap < r lies in the walked window, so n_x is counted by trimming the window's ends.
   double kth_distance(const double* xs, std::size_t p, std::size_t& nx) {
     const std::size_t n = x_.n;
-    const double inf = std::numeric_limits<double>::infinity();
-    std::fill(best_.begin(), best_.end(), inf);
+    std::fill(best_.begin(), best_.end(), std::numeric_limits<double>::infinity());
     const double xp = xs[p], yp = y_by_x_[p];
-    std::size_t lo = p, hi = p + 1;  // next candidates: lo - 1 and hi
-    for (;;) {
-      const double gap_lo = lo > 0 ? xp - xs[lo - 1] : inf;
-      const double gap_hi = hi < n ? xs[hi] - xp : inf;
-      const bool take_lo = gap_lo <= gap_hi;
-      const double gap = take_lo ? gap_lo : gap_hi;
-      if (!(gap < best_[k_ - 1])) break;  // also ends when both sides are exhausted (inf)
-      const std::size_t q = take_lo ? --lo : hi++;
-      const double dist = std::max(gap, std::fabs(y_by_x_[q] - yp));
-      if (dist < best_[k_ - 1]) {
-        std::size_t m = k_ - 1;
-        for (; m > 0 && best_[m - 1] > dist; --m) best_[m] = best_[m - 1];
-        best_[m] = dist;
-      }
-    }
+    std::size_t hi = p + 1;
+    for (; hi < n && xs[hi] - xp < best_[k_ - 1]; ++hi) offer(std::max(xs[hi] - xp, std::fabs(y_by_x_[hi] - yp)));
+    std::size_t lo = p;
+    for (; lo > 0 && xp - xs[lo - 1] < best_[k_ - 1]; --lo) offer(std::max(xp - xs[lo - 1], std::fabs(y_by_x_[lo - 1] - yp)));
     const double r = best_[k_ - 1];
     while (lo < p && !(xp - xs[lo] < r)) ++lo;
     while (hi > p + 1 && !(xs[hi - 1] - xp < r)) --hi;
     nx = (p - lo) + (hi - p - 1);
     return r;
+  }
+
+  // Insert dist into the ascending k best distances if it is smaller than the largest.
+  void offer(double dist) {
+    if (!(dist < best_[k_ - 1])) return;
+    std::size_t m = k_ - 1;
+    for (; m > 0 && best_[m - 1] > dist; --m) best_[m] = best_[m - 1];
+    best_[m] = dist;
   }
 
   const SortedColumns &x_, &y_;
