@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
+
+from . import _core
 
 UNIT_SCALES = {"bits": 1.0 / np.log(2.0), "nats": 1.0}
 
@@ -35,28 +38,59 @@ def to_numpy(data: Any, name: str) -> np.ndarray:
     raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
 
 
-def samples(data: Any, name: str, ndim: int) -> np.ndarray:
-    """`data` as a C-contiguous float32/float64 array of `ndim` dimensions, samples on axis -2.
+NAN_POLICIES = ("raise", "omit")
 
-    Raises ValueError for a wrong number of dimensions, fewer than 2 samples, no variables, or
-    non-finite values (naming the first offending variables).
-    """
+
+def samples(data: Any, name: str, ndim: int) -> np.ndarray:
+    """`data` as a C-contiguous float32/float64 array of `ndim` dimensions, samples on axis -2."""
     arr = to_numpy(data, name)
     if arr.ndim != ndim:
         shape = "(samples, variables)" if ndim == 2 else "(layers, samples, variables)"
         raise ValueError(f"{name} must be {ndim}-d {shape}, got shape {arr.shape}")
-    n, d = arr.shape[-2], arr.shape[-1]
-    if n < 2:
-        raise ValueError(f"{name} needs at least 2 samples (rows), got {n}")
-    if d < 1:
-        raise ValueError(f"{name} needs at least 1 variable (column), got {d}")
-    arr = np.ascontiguousarray(arr)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = np.flatnonzero(~finite.reshape(-1, n, d).all(axis=(0, 1)))
-        shown = ", ".join(map(str, bad[:10])) + (", ..." if bad.size > 10 else "")
-        raise ValueError(f"{name} has NaN or Inf values in {bad.size} variable(s) (columns {shown})")
-    return arr
+    return np.ascontiguousarray(arr)
+
+
+def apply_nan_policy(arrays: list[np.ndarray], names: list[str], nan_policy: str) -> list[np.ndarray]:
+    """Check arrays sharing their samples (axis -2) for NaN/Inf, then for enough samples.
+
+    ``nan_policy='raise'``: ValueError naming the first offending variables. ``'omit'``: drop every
+    sample (row; in every layer and every array) that has a NaN or Inf anywhere.
+    """
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    n = arrays[0].shape[-2]
+    bad_rows = np.zeros(n, dtype=bool)
+    for arr, name in zip(arrays, names):
+        finite = np.isfinite(arr)
+        if finite.all():
+            continue
+        if nan_policy == "raise":
+            bad = np.flatnonzero(~finite.reshape(-1, n, arr.shape[-1]).all(axis=(0, 1)))
+            shown = ", ".join(map(str, bad[:10])) + (", ..." if bad.size > 10 else "")
+            raise ValueError(
+                f"{name} has NaN or Inf values in {bad.size} variable(s) (columns {shown}); "
+                "pass nan_policy='omit' to drop those samples"
+            )
+        bad_rows |= ~finite.reshape(-1, n, arr.shape[-1]).all(axis=(0, 2))
+    if bad_rows.any():
+        arrays = [np.ascontiguousarray(arr[..., ~bad_rows, :]) for arr in arrays]
+    for arr, name in zip(arrays, names):
+        n_left, d = arr.shape[-2], arr.shape[-1]
+        if n_left < 2:
+            omitted = f" after omitting {int(bad_rows.sum())} with NaN/Inf" if bad_rows.any() else ""
+            raise ValueError(f"{name} needs at least 2 samples (rows){omitted}, got {n_left}")
+        if d < 1:
+            raise ValueError(f"{name} needs at least 1 variable (column), got {d}")
+    return arrays
+
+
+def check_ranges(arr: np.ndarray, name: str) -> None:
+    """ValueError if a variable's range max - min overflows float64 (bins and scaling need it)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = arr.max(axis=-2).astype(np.float64) - arr.min(axis=-2)
+    bad = np.flatnonzero(~np.isfinite(span).reshape(-1, arr.shape[-1]).all(axis=0))
+    if bad.size:
+        raise ValueError(f"{name} has variables whose range overflows float64 (columns {bad[:10].tolist()}): rescale them")
 
 
 def check_bins(bins: Any, n: int) -> int:
@@ -91,4 +125,30 @@ def resolve_threads(threads: int | None) -> int:
             return os.cpu_count() or 1
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if threads > 1 and not _core.has_openmp:
+        warnings.warn("pairmi was built without OpenMP: threads is ignored and runs use one thread", stacklevel=3)
     return int(threads)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to allocate now (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(nbytes: int, what: str, max_bytes: int | None) -> None:
+    """MemoryError naming the size if an allocation of nbytes exceeds max_bytes or available memory."""
+    limit = max_bytes if max_bytes is not None else available_memory()
+    if limit is not None and nbytes > limit:
+        source = f"max_bytes={max_bytes:,}" if max_bytes is not None else "the memory available now"
+        raise MemoryError(
+            f"{what} needs {nbytes / 2**30:.2f} GiB, more than {source} ({limit / 2**30:.2f} GiB): "
+            "select fewer variables with dims=, use dtype=float32, or pass out= (a preallocated or "
+            "np.memmap array that pairmi fills in blocks of rows)"
+        )

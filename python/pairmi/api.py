@@ -3,6 +3,7 @@ with every estimator, bias corrections and permutation tests."""
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -59,24 +60,106 @@ def _settings(n, estimator, bins, k, correction, n_permutations, seed, units, th
                      _arrays.unit_scale(units), _arrays.resolve_threads(threads), dtype)
 
 
-def _mi(x: np.ndarray, y: np.ndarray | None, s: _Settings, progress: Progress) -> np.ndarray:
-    """MI of (layers, n, dx) x against itself (y None) or against (layers, n, dy) y."""
+def _compute(
+    x: np.ndarray,
+    y: np.ndarray | None,
+    s: _Settings,
+    progress: Progress,
+    out: np.ndarray | None,
+    max_bytes: int | None,
+    name: str = "X",
+) -> np.ndarray:
+    """MI (layers, dx, dy) of x (layers, n, dx) against itself (y None) or y, into a new array or out."""
+    if s.estimator != "gaussian_copula":  # ranks need no finite range
+        _check_ranges(x, y, name)
     shape = (x.shape[0], x.shape[2], x.shape[2] if y is None else y.shape[2])
+    if out is None:
+        _arrays.check_memory(_bytes_needed(x, y, s, shape), f"the MI of {shape[1]:,} x {shape[2]:,} pairs", max_bytes)
+        out = np.empty(shape, dtype=s.dtype)
+        _fill(x, y, s, progress, out)
+        return out
+    if s.correction == "shuffle":
+        raise ValueError("correction='shuffle' is not supported with out=: use null_mi on a selection of dims")
+    _fill_rows(x, y, s, progress, out, shape)
+    return out
+
+
+def _check_ranges(x: np.ndarray, y: np.ndarray | None, name: str = "X") -> None:
+    """Binning and unit-variance scaling need each variable's max - min to be finite."""
+    _arrays.check_ranges(x, name)
+    if y is not None:
+        _arrays.check_ranges(y, "Y")
+
+
+def _bytes_needed(x: np.ndarray, y: np.ndarray | None, s: _Settings, shape: tuple[int, int, int]) -> int:
+    """Rough peak of what one call allocates: output, codes or sorted copies, products."""
+    values = x.size + (0 if y is None else y.size)
+    per_value = {"ksg": 24, "gaussian_copula": 16}.get(s.estimator, 1)
+    products = 8 * int(np.prod(shape)) if s.estimator == "gaussian_copula" or s.correction == "shuffle" else 0
+    return int(np.prod(shape)) * s.dtype.itemsize + per_value * values + products
+
+
+def _fill(x: np.ndarray, y: np.ndarray | None, s: _Settings, progress: Progress, out: np.ndarray) -> None:
+    """Write the MI of x against itself (y None) or y into the C-contiguous out (layers, dx, dy)."""
     if s.estimator == "gaussian_copula":
-        return (copula_mi(x.astype(np.float64), None if y is None else y.astype(np.float64)) * s.scale).astype(s.dtype)
-    out = np.empty(shape, dtype=s.dtype)
+        out[...] = copula_mi(x.astype(np.float64), None if y is None else y.astype(np.float64)) * s.scale
+        return
     if s.estimator == "ksg":
         if y is not None and y.dtype != x.dtype:
             x, y = x.astype(np.float64), y.astype(np.float64)
         _core.ksg_mi(x, y, s.k, s.scale, out, s.threads, progress)
-        return out
+        return
     mm = s.correction == "miller_madow"
     cx = code_layers(x, s.estimator, s.bins, s.threads, mm)
     cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads, mm)
     binned_mi(cx, cy, s.scale, out, s.threads, progress, mm)
     if s.correction == "shuffle":
         out -= _null_mean(cx, cy, s)
-    return out
+
+
+def _fill_rows(
+    x: np.ndarray, y: np.ndarray | None, s: _Settings, progress: Progress, out: np.ndarray, shape: tuple
+) -> None:
+    """Fill a user's out (e.g. an np.memmap) a block of rows at a time, each block x-rows against
+    all of y (or x), so memory holds one block; written blocks of a memmap are flushed and released."""
+    if out.shape != shape or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"out must be a writeable C-contiguous float32/float64 array of shape {shape}, "
+                         f"got {out.dtype} {out.shape}")
+    layers, dx, dy = shape
+    rows = int(max(1, min(dx, (64 << 20) // (dy * out.dtype.itemsize))))
+    other = x if y is None else y
+    diagonal = _diagonal(x, s) if y is None else None
+    s_block = _Settings(**{**s.__dict__, "dtype": out.dtype})
+    total = layers * -(-dx // rows)
+    for l in range(layers):
+        for r0 in range(0, dx, rows):
+            r1 = min(dx, r0 + rows)
+            block = out[l, r0:r1]
+            _fill(np.ascontiguousarray(x[l : l + 1, :, r0:r1]), other[l : l + 1], s_block, None, block[None])
+            if diagonal is not None:
+                block[np.arange(r1 - r0), np.arange(r0, r1)] = diagonal[l, r0:r1]
+            _release(out)
+            if progress is not None:
+                progress(l * -(-dx // rows) + r0 // rows + 1, total)
+
+
+def _diagonal(x: np.ndarray, s: _Settings) -> np.ndarray:
+    """What mi_matrix(X) puts on its diagonal: entropies (binned) or +inf (continuous estimators)."""
+    if s.estimator in BINNED_ESTIMATORS:
+        return code_layers(x, s.estimator, s.bins, s.threads, s.correction == "miller_madow").entropy * s.scale
+    return np.full((x.shape[0], x.shape[2]), np.inf)
+
+
+def _release(out: np.ndarray) -> None:
+    """Flush a memmap's written pages to its file and drop them from memory (they are re-read on use)."""
+    if not isinstance(out, np.memmap):
+        return
+    out.flush()
+    base = out
+    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
+        base._mmap.madvise(mmap.MADV_DONTNEED)
 
 
 def _null_mean(cx: Coded, cy: Coded | None, s: _Settings) -> np.ndarray:
@@ -91,13 +174,14 @@ def _null_mean(cx: Coded, cy: Coded | None, s: _Settings) -> np.ndarray:
     return mean.astype(s.dtype)
 
 
-def _inputs(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray | None]:
+def _inputs(X: Any, Y: Any, nan_policy: str) -> tuple[np.ndarray, np.ndarray | None]:
     x = _arrays.samples(X, "X", 2)[None]
     if Y is None:
-        return x, None
+        return _arrays.apply_nan_policy([x], ["X"], nan_policy)[0], None
     y = _arrays.samples(Y, "Y", 2)[None]
     if y.shape[1] != x.shape[1]:
         raise ValueError(f"X and Y must have the same number of samples (rows): {x.shape[1]} != {y.shape[1]}")
+    x, y = _arrays.apply_nan_policy([x, y], ["X", "Y"], nan_policy)
     return x, y
 
 
@@ -115,6 +199,9 @@ def mi_matrix(
     threads: int | None = None,
     dtype: npt.DTypeLike = np.float64,
     progress: Progress = None,
+    nan_policy: str = "raise",
+    out: np.ndarray | None = None,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """Mutual information between every pair of columns.
 
@@ -165,6 +252,15 @@ def mi_matrix(
     progress : callable(done, total), optional
         Called between tiles of pairs with the approximate tiles finished and their total.
         Ctrl-C interrupts a running computation within about one tile.
+    nan_policy : {'raise', 'omit'}
+        NaN or Inf in the data: raise ValueError naming the columns, or drop those samples (rows).
+    out : ndarray, optional
+        Preallocated C-contiguous float32/float64 array of the result's shape, e.g. an
+        ``np.memmap`` for results larger than memory: it is filled a block of rows at a time and a
+        memmap's finished blocks are flushed and released. Not with ``correction='shuffle'``.
+    max_bytes : int, optional
+        Refuse (MemoryError) to allocate a result that, with its working memory, exceeds this many
+        bytes; default: the memory available now. Not applied to ``out``.
 
     Returns
     -------
@@ -188,9 +284,9 @@ def mi_matrix(
     >>> pairmi.mi_matrix(X, bins=8).shape
     (4, 4)
     """
-    x, y = _inputs(X, Y)
+    x, y = _inputs(X, Y, nan_policy)
     s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype)
-    return _mi(x, y, s, progress)[0]
+    return _compute(x, y, s, progress, None if out is None else out[None], max_bytes)[0]
 
 
 def mi_layers(
@@ -207,6 +303,9 @@ def mi_layers(
     threads: int | None = None,
     dtype: npt.DTypeLike = np.float32,
     progress: Progress = None,
+    nan_policy: str = "raise",
+    out: np.ndarray | None = None,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """Mutual information between every pair of variables, for every layer, in one call.
 
@@ -217,7 +316,11 @@ def mi_layers(
         index 0 = embedding output).
     dims : slice or sequence of int, optional
         Variables to keep (e.g. ``slice(0, None, 2)`` for every other dimension); default all.
-    estimator, bins, k, correction, n_permutations, seed, units, threads, progress
+    estimator, bins, k, correction, n_permutations, seed, units, threads, progress, max_bytes
+        As in :func:`mi_matrix`.
+    nan_policy : {'raise', 'omit'}
+        As in :func:`mi_matrix`; 'omit' drops a token from every layer if any layer has NaN/Inf there.
+    out : ndarray, shape (n_layers, d, d), optional
         As in :func:`mi_matrix`.
     dtype : {float32, float64}
         dtype of the result (float32 by default: 13 x 768 x 768 is 30 MB).
@@ -232,9 +335,9 @@ def mi_layers(
         raise ValueError(f"H must be 3-d (layers, samples, variables), got shape {h.shape}")
     if dims is not None:
         h = h[:, :, _dims_index(dims, h.shape[2])]
-    h = _arrays.samples(h, "H", 3)
+    h = _arrays.apply_nan_policy([_arrays.samples(h, "H", 3)], ["H"], nan_policy)[0]
     s = _settings(h.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype)
-    return _mi(h, None, s, progress)
+    return _compute(h, None, s, progress, out, max_bytes, "H")
 
 
 def null_mi(
@@ -248,6 +351,8 @@ def null_mi(
     units: str = "bits",
     threads: int | None = None,
     dtype: npt.DTypeLike = np.float32,
+    nan_policy: str = "raise",
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """MI of every pair under independence: the samples shuffled, ``n_permutations`` times.
 
@@ -257,7 +362,7 @@ def null_mi(
 
     Parameters
     ----------
-    X, Y, estimator, bins, units, threads
+    X, Y, estimator, bins, units, threads, nan_policy, max_bytes
         As in :func:`mi_matrix` (binned estimators only).
     n_permutations : int
         Number of shufflings.
@@ -271,10 +376,13 @@ def null_mi(
     ndarray, shape (n_permutations, n_x, n_x or n_y)
         The null distribution of each pair (diagonal: the entropies, unchanged by shuffling).
     """
-    x, y = _inputs(X, Y)
+    x, y = _inputs(X, Y, nan_policy)
     s = _settings(x.shape[1], estimator, bins, 3, None, n_permutations, seed, units, threads, dtype)
     if s.estimator not in BINNED_ESTIMATORS:
         raise ValueError(f"null_mi supports the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
+    _check_ranges(x, y)
+    shape = (s.n_permutations, x.shape[2], x.shape[2] if y is None else y.shape[2])
+    _arrays.check_memory(int(np.prod(shape)) * s.dtype.itemsize, f"{s.n_permutations} null matrices", max_bytes)
     cx = code_layers(x, s.estimator, s.bins, s.threads)
     cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads)
     nulls = permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.dtype, s.threads)
@@ -320,16 +428,18 @@ def mi_test(
     bins: Bins = 15,
     units: str = "bits",
     threads: int | None = None,
+    nan_policy: str = "raise",
 ) -> MITest:
     """Permutation test of every pair: observed MI, null mean and p-value, reproducible from `seed`.
 
-    Parameters are those of :func:`null_mi`. The smallest p-value reachable is
+    Parameters are those of :func:`null_mi`; memory holds four (n_x, n_y) float64 arrays. The smallest p-value reachable is
     ``1 / (n_permutations + 1)``: use many permutations, and correct for the number of pairs tested.
     """
-    x, y = _inputs(X, Y)
+    x, y = _inputs(X, Y, nan_policy)
     s = _settings(x.shape[1], estimator, bins, 3, None, n_permutations, seed, units, threads, np.float64)
     if s.estimator not in BINNED_ESTIMATORS:
         raise ValueError(f"mi_test supports the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
+    _check_ranges(x, y)
     cx = code_layers(x, s.estimator, s.bins, s.threads)
     cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads)
     observed = binned_mi(cx, cy, s.scale, np.empty((1, x.shape[2], x.shape[2] if y is None else y.shape[2])), s.threads)[0]
