@@ -17,18 +17,19 @@ namespace pairmi {
 class XLogXTable {
  public:
   XLogXTable(std::size_t n, bool miller_madow = false)
-      : n_(n), offset_(miller_madow ? 0.5 / double(n) : 0.0), f_(n + 1, 0.0), step_(n, 0.0) {
+      : n_(n), log_n_(std::log(double(n))), offset_(miller_madow ? 0.5 / double(n) : 0.0), f_(n + 1, 0.0),
+        step_(n, 0.0) {
     for (std::size_t c = 1; c <= n; ++c) f_[c] = double(c) * std::log(double(c)) - (miller_madow ? 0.5 : 0.0);
     for (std::size_t c = 0; c < n; ++c) step_[c] = f_[c + 1] - f_[c];
   }
   const double* data() const { return f_.data(); }
   const double* steps() const { return step_.data(); }
   std::size_t n() const { return n_; }
-  double entropy(double sum_f) const { return std::log(double(n_)) - sum_f / double(n_) - offset_; }
+  double entropy(double sum_f) const { return log_n_ - sum_f / double(n_) - offset_; }
 
  private:
   std::size_t n_;
-  double offset_;
+  double log_n_, offset_;
   std::vector<double> f_, step_;
 };
 
