@@ -143,6 +143,12 @@ def _fill_rows(
                 progress(l * -(-dx // rows) + r0 // rows + 1, total)
 
 
+def _out_array(out: Any) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array (or np.memmap), got {type(out).__name__}")
+    return out
+
+
 def _diagonal(x: np.ndarray, s: _Settings) -> np.ndarray:
     """What mi_matrix(X) puts on its diagonal: entropies (binned) or +inf (continuous estimators)."""
     if s.estimator in BINNED_ESTIMATORS:
@@ -286,7 +292,7 @@ def mi_matrix(
     """
     x, y = _inputs(X, Y, nan_policy)
     s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype)
-    return _compute(x, y, s, progress, None if out is None else out[None], max_bytes)[0]
+    return _compute(x, y, s, progress, None if out is None else _out_array(out)[None], max_bytes)[0]
 
 
 def mi_layers(
@@ -337,7 +343,7 @@ def mi_layers(
         h = h[:, :, _dims_index(dims, h.shape[2])]
     h = _arrays.apply_nan_policy([_arrays.samples(h, "H", 3)], ["H"], nan_policy)[0]
     s = _settings(h.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype)
-    return _compute(h, None, s, progress, out, max_bytes, "H")
+    return _compute(h, None, s, progress, None if out is None else _out_array(out), max_bytes, "H")
 
 
 def null_mi(
