@@ -207,5 +207,9 @@ def test_fuzz_continuous_estimators_finite_or_refuse(n, d, estimator, special, s
         assert str(exc)
         return
     off = ~np.eye(d, dtype=bool)
-    assert np.isfinite(got[off]).all() and (got[off] >= 0).all()
-    assert np.array_equal(got, got.T)
+    assert (got[off] >= 0).all() and np.array_equal(got, got.T)
+    ranks = np.argsort(np.argsort(X, axis=0), axis=0)
+    for i, j in zip(*np.nonzero(off & ~np.isfinite(got))):
+        # Infinite only for the copula of two columns in the same (or reversed) order: |rho| = 1.
+        assert estimator == "gaussian_copula"
+        assert np.array_equal(ranks[:, i], ranks[:, j]) or np.array_equal(ranks[:, i], n - 1 - ranks[:, j])
