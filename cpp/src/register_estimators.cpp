@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -93,16 +94,25 @@ void run_interruptible(const py::object& progress, Body body) {
   if (failed) throw py::error_already_set();
 }
 
-void check_codes(const Array<std::uint8_t>& codes, const Array<double>& entropy, const char* name) {
+// Codes index histograms without bounds checks in the core: each must be below bins.
+void check_code_range(const Array<std::uint8_t>& codes, int bins, const std::string& name) {
+  const std::uint8_t* begin = codes.data();
+  const std::uint8_t* end = begin + codes.size();
+  require(codes.size() == 0 || *std::max_element(begin, end) < bins, name + " codes must be below bins");
+}
+
+void check_codes(const Array<std::uint8_t>& codes, const Array<double>& entropy, int bins, const char* name) {
   require(codes.ndim() == 3, std::string(name) + " codes must be (layers, variables, samples)");
   require(entropy.ndim() == 2 && entropy.shape(0) == codes.shape(0) && entropy.shape(1) == codes.shape(1),
           std::string(name) + " entropies must be (layers, variables)");
+  check_code_range(codes, bins, name);
 }
 
 // (layers, d, n) codes -> (layers, d) entropies in nats, plug-in or Miller-Madow.
 py::array_t<double> entropies(const Array<std::uint8_t>& codes, int bins, int threads, bool miller_madow) {
   require(codes.ndim() == 3, "codes must be (layers, variables, samples)");
   check_bins(bins);
+  check_code_range(codes, bins, "the");
   const std::size_t layers = codes.shape(0), d = codes.shape(1), n = codes.shape(2);
   py::array_t<double> h({layers, d});
   const std::uint8_t* pc = codes.data();
@@ -121,11 +131,11 @@ void binned_mi(const Array<std::uint8_t>& cx, const Array<double>& hx, const py:
                const py::object& hy_obj, int bins, double scale, py::array_t<Out, py::array::c_style> out,
                int threads, const py::object& progress, bool miller_madow) {
   check_bins(bins);
-  check_codes(cx, hx, "x");
+  check_codes(cx, hx, bins, "x");
   const bool square = cy_obj.is_none();
   Array<std::uint8_t> cy = square ? cx : cy_obj.cast<Array<std::uint8_t>>();
   Array<double> hy = square ? hx : hy_obj.cast<Array<double>>();
-  check_codes(cy, hy, "y");
+  if (!square) check_codes(cy, hy, bins, "y");
   const std::size_t layers = cx.shape(0), dx = cx.shape(1), n = cx.shape(2), dy = cy.shape(1);
   require(cy.shape(0) == py::ssize_t(layers) && cy.shape(2) == py::ssize_t(n),
           "x and y codes must have the same layers and samples");

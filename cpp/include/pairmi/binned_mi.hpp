@@ -74,16 +74,27 @@ class PairCounter {
       }
     }
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
-    std::memset(h0, 0, kGroup * cells_ * sizeof(Count));
+    for (int k = 0; k < kGroup; ++k) clear(hist_.data() + k * cells_, y[k]);
   }
 
+  // The remainder columns of a tile, one at a time (the sum is always taken while counting).
   double sum1(const std::uint8_t* __restrict y) {
     Count* __restrict h = hist_.data();
     const std::uint32_t* __restrict base = base_.data();
     double s = 0;
     for (std::size_t t = 0; t < n_; ++t) s += g_[h[base[t] + y[t]]++];
-    std::memset(h, 0, cells_ * sizeof(Count));
+    clear(h, y);
     return s;
+  }
+
+  // Zero a histogram: through the samples' cells when cells outnumber samples (many bins, few
+  // samples), else all at once.
+  void clear(Count* h, const std::uint8_t* y) {
+    if (cells_ > n_) {
+      for (std::size_t t = 0; t < n_; ++t) h[base_[t] + y[t]] = 0;
+    } else {
+      std::memset(h, 0, cells_ * sizeof(Count));
+    }
   }
 
   std::size_t n_, cells_;

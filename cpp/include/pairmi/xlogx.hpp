@@ -1,6 +1,7 @@
 // Plug-in entropy from integer counts through a table of c*ln(c): no log is taken per cell.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -25,7 +26,8 @@ class XLogXTable {
   const double* data() const { return f_.data(); }
   const double* steps() const { return step_.data(); }
   std::size_t n() const { return n_; }
-  double entropy(double sum_f) const { return log_n_ - sum_f / double(n_) - offset_; }
+  // Entropies are >= 0 exactly (with or without the correction): clamping removes only rounding.
+  double entropy(double sum_f) const { return std::max(0.0, log_n_ - sum_f / double(n_) - offset_); }
 
  private:
   std::size_t n_;
