@@ -78,13 +78,14 @@ inline std::vector<double> digamma_table(std::size_t n) {
   return psi;
 }
 
-// Number of entries of ascending v, other than position p, strictly within r of v[p] (binary search
-// with the exact predicate |v[q] - v[p]| < r, which is monotone on each side of p).
+// Number of entries of ascending v, other than position p, strictly within r of v[p]: counted
+// outwards from p (the counts are small, and a linear walk has no unpredictable branches).
 inline std::size_t count_within(const double* v, std::size_t n, std::size_t p, double r) {
   const double vp = v[p];
-  const double* lo = std::partition_point(v, v + p, [&](double w) { return !(vp - w < r); });
-  const double* hi = std::partition_point(v + p + 1, v + n, [&](double w) { return w - vp < r; });
-  return static_cast<std::size_t>((v + p - lo) + (hi - (v + p + 1)));
+  std::size_t lo = p, hi = p + 1;
+  while (lo > 0 && vp - v[lo - 1] < r) --lo;
+  while (hi < n && v[hi] - vp < r) ++hi;
+  return (p - lo) + (hi - p - 1);
 }
 
 // One thread's KSG worker; scratch holds y in x's sorted order and the k best distances.
@@ -143,12 +144,11 @@ class KsgTileWorker {
     return r;
   }
 
-  // Insert dist into the ascending k best distances if it is smaller than the largest.
+  // Insert dist into the ascending k best distances, dropping the largest, without branches (whether
+  // a candidate enters is unpredictable): best[m] becomes min(best[m], max(best[m-1], dist)).
   void offer(double dist) {
-    if (!(dist < best_[k_ - 1])) return;
-    std::size_t m = k_ - 1;
-    for (; m > 0 && best_[m - 1] > dist; --m) best_[m] = best_[m - 1];
-    best_[m] = dist;
+    for (std::size_t m = k_ - 1; m > 0; --m) best_[m] = std::min(best_[m], std::max(best_[m - 1], dist));
+    best_[0] = std::min(best_[0], dist);
   }
 
   const SortedColumns &x_, &y_;
