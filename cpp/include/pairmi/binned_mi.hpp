@@ -87,10 +87,10 @@ class PairCounter {
     return s;
   }
 
-  // Zero a histogram: through the samples' cells when cells outnumber samples (many bins, few
-  // samples), else all at once.
+  // Zero a histogram: all at once (a memset stores about 32 bytes per instruction), or through the
+  // samples' cells when that is fewer stores (many bins, few samples).
   void clear(Count* h, const std::uint8_t* y) {
-    if (cells_ > n_) {
+    if (cells_ * sizeof(Count) > 32 * n_) {
       for (std::size_t t = 0; t < n_; ++t) h[base_[t] + y[t]] = 0;
     } else {
       std::memset(h, 0, cells_ * sizeof(Count));
