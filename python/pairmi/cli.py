@@ -155,34 +155,37 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
     return texts
 
 
-def run_analysis(model: str, texts: list[str], out: Path, *, options: dict[str, Any], layers: Any = None,
-                 dims: Any = None, site: str = "residual", drop_first_token: bool = False, max_length: int | None = None,
-                 stride: int | None = None, device: str = "cpu", threads: int | None = None, null: bool = False,
-                 resume: bool = False, figures: bool = True) -> Any:
-    """Extract, analyze and save; returns the Analysis. `options` go to pairmi.mi_layers."""
+def extract(model: str, texts: list[str], **kwargs: Any) -> Any:
+    """Hidden states of `texts` (kwargs go to pairmi.hidden_states), with a line saying their shape."""
     from transformers.utils import logging as hf_logging
 
-    from .analysis import analyze, save, save_figures
     from .extract import hidden_states
 
     hf_logging.disable_progress_bar()  # our own bar is per layer
+    hs = hidden_states(model, texts, **kwargs)
+    print(f"{hs.model_name}: {len(hs.layer_names)} layers x {len(hs.tokens)} tokens x {hs.values.shape[2]} units "
+          f"({hs.site})")
+    return hs
 
-    hs = hidden_states(model, texts, layers=layers, site=site, drop_first_token=drop_first_token,
-                       max_length=max_length, stride=stride, device=device)
-    print(f"{hs.model_name}: {len(hs.layer_names)} layers x {len(hs.tokens)} tokens x {hs.values.shape[2]} units ({site})")
-    if null and options.get("estimator") not in BINNED_ESTIMATORS:
-        raise ValueError(f"--null needs a binned estimator {BINNED_ESTIMATORS}")
-    settings = {"model": model, **options, "layers": layers, "dims": repr(dims), "site": site, "null": null,
-                "drop_first_token": drop_first_token, "max_length": max_length, "stride": stride,
-                "text_sha256": hashlib.sha256("\0".join(texts).encode()).hexdigest()}
+
+def analyze_and_save(hs: Any, out: Path, *, options: dict[str, Any], extraction: dict[str, Any], dims: Any = None,
+                     threads: int | None = None, null: bool = False, resume: bool = False, figures: bool = True) -> Any:
+    """All-pairs MI of every layer of hs into `out` (mi.npz, summary.csv, figures); returns the Analysis.
+
+    `options` go to pairmi.mi_layers; `extraction` (model, text hash, ...) with them names the
+    checkpoint folder, so --resume only reuses layers computed from the same inputs and settings.
+    """
+    from .analysis import analyze, save, save_figures
+
+    settings = {**extraction, **options, "dims": repr(dims), "null": null}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     ckpt = out / f".partial-{key}"
     if not resume and ckpt.exists():
         for f in ckpt.glob("layer*.npz"):
             f.unlink()
     analysis = analyze(hs, dims=dims, threads=threads, null=null, checkpoint_dir=ckpt,
-                       on_layer=_Progress(options.get("estimator", "")), params={"text_sha256": settings["text_sha256"]},
-                       **options)
+                       on_layer=_Progress(options.get("estimator", "")),
+                       params={"text_sha256": extraction["text_sha256"]}, **options)
     path = save(analysis, out)
     for f in ckpt.glob("layer*.npz"):
         f.unlink()
@@ -190,6 +193,10 @@ def run_analysis(model: str, texts: list[str], out: Path, *, options: dict[str, 
     written = [path, out / "summary.csv"] + (save_figures(analysis, out) if figures else [])
     print("wrote " + ", ".join(str(p) for p in written))
     return analysis
+
+
+def _extraction(model: str, texts: list[str], **kwargs: Any) -> dict[str, Any]:
+    return {"model": model, "text_sha256": hashlib.sha256("\0".join(texts).encode()).hexdigest(), **kwargs}
 
 
 def _print_summary(analysis: Any) -> None:
@@ -220,10 +227,16 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
-    analysis = run_analysis(args.model, _read_texts(args), args.out, options=_options(args), layers=args.layers,
-                            dims=args.dims, site=args.site, drop_first_token=args.drop_first_token,
-                            max_length=args.max_length, stride=args.stride, device=args.device, threads=args.threads,
-                            null=args.null, resume=args.resume, figures=not args.no_figures)
+    options = _options(args)
+    if args.null and args.estimator not in BINNED_ESTIMATORS:
+        raise ValueError(f"--null needs a binned estimator {BINNED_ESTIMATORS}")
+    texts = _read_texts(args)
+    kwargs = {"layers": args.layers, "site": args.site, "drop_first_token": args.drop_first_token,
+              "max_length": args.max_length, "stride": args.stride}
+    hs = extract(args.model, texts, device=args.device, **kwargs)
+    analysis = analyze_and_save(hs, args.out, options=options, extraction=_extraction(args.model, texts, **kwargs),
+                                dims=args.dims, threads=args.threads, null=args.null, resume=args.resume,
+                                figures=not args.no_figures)
     _print_summary(analysis)
 
 
@@ -238,11 +251,12 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
+    hs = extract("minilm", [DEMO_TEXT])
     for estimator in ESTIMATORS:
         binned = estimator in BINNED_ESTIMATORS
         options = {"estimator": estimator, "units": "bits", **({"bins": 15} if binned else {})}
-        analysis = run_analysis("minilm", [DEMO_TEXT], args.out / estimator, options=options, threads=args.threads,
-                                null=binned)
+        analysis = analyze_and_save(hs, args.out / estimator, options=options,
+                                    extraction=_extraction("minilm", [DEMO_TEXT]), threads=args.threads, null=binned)
         _print_summary(analysis)
         if binned:
             null = analysis.extra["null"][:, *np.triu_indices(analysis.mi.shape[-1], k=1)]
