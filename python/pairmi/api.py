@@ -346,6 +346,17 @@ def mi_layers(
     return _compute(h, None, s, progress, None if out is None else _out_array(out), max_bytes, "H")
 
 
+def _coded_inputs(who, X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads, dtype):
+    """Checked settings and binned codes of X (and Y) for the permutation functions."""
+    x, y = _inputs(X, Y, nan_policy)
+    s = _settings(x.shape[1], estimator, bins, 3, None, n_permutations, seed, units, threads, dtype)
+    if s.estimator not in BINNED_ESTIMATORS:
+        raise ValueError(f"{who} supports the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
+    _check_ranges(x, y)
+    cx = code_layers(x, s.estimator, s.bins, s.threads)
+    return s, cx, None if y is None else code_layers(y, s.estimator, s.bins, s.threads)
+
+
 def null_mi(
     X: Any,
     Y: Any = None,
@@ -382,15 +393,9 @@ def null_mi(
     ndarray, shape (n_permutations, n_x, n_x or n_y)
         The null distribution of each pair (diagonal: the entropies, unchanged by shuffling).
     """
-    x, y = _inputs(X, Y, nan_policy)
-    s = _settings(x.shape[1], estimator, bins, 3, None, n_permutations, seed, units, threads, dtype)
-    if s.estimator not in BINNED_ESTIMATORS:
-        raise ValueError(f"null_mi supports the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
-    _check_ranges(x, y)
-    shape = (s.n_permutations, x.shape[2], x.shape[2] if y is None else y.shape[2])
+    s, cx, cy = _coded_inputs("null_mi", X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads, dtype)
+    shape = (s.n_permutations, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
     _arrays.check_memory(int(np.prod(shape)) * s.dtype.itemsize, f"{s.n_permutations} null matrices", max_bytes)
-    cx = code_layers(x, s.estimator, s.bins, s.threads)
-    cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads)
     nulls = permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.dtype, s.threads)
     return np.stack([null[0] for null in nulls])
 
@@ -438,17 +443,14 @@ def mi_test(
 ) -> MITest:
     """Permutation test of every pair: observed MI, null mean and p-value, reproducible from `seed`.
 
-    Parameters are those of :func:`null_mi`; memory holds four (n_x, n_y) float64 arrays. The smallest p-value reachable is
-    ``1 / (n_permutations + 1)``: use many permutations, and correct for the number of pairs tested.
+    Parameters are those of :func:`null_mi`; memory holds four (n_x, n_y) float64 arrays. The
+    smallest p-value reachable is ``1 / (n_permutations + 1)``: use many permutations, and correct
+    for the number of pairs tested.
     """
-    x, y = _inputs(X, Y, nan_policy)
-    s = _settings(x.shape[1], estimator, bins, 3, None, n_permutations, seed, units, threads, np.float64)
-    if s.estimator not in BINNED_ESTIMATORS:
-        raise ValueError(f"mi_test supports the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
-    _check_ranges(x, y)
-    cx = code_layers(x, s.estimator, s.bins, s.threads)
-    cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads)
-    observed = binned_mi(cx, cy, s.scale, np.empty((1, x.shape[2], x.shape[2] if y is None else y.shape[2])), s.threads)[0]
+    s, cx, cy = _coded_inputs("mi_test", X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads,
+                              np.float64)
+    shape = (1, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
+    observed = binned_mi(cx, cy, s.scale, np.empty(shape), s.threads)[0]
     total = np.zeros_like(observed)
     exceed = np.zeros(observed.shape, dtype=np.int64)
     tol = 1e-12 * max(1.0, s.scale)  # equal histograms give equal MI up to summation order
@@ -456,7 +458,7 @@ def mi_test(
         total += null[0]
         exceed += null[0] >= observed - tol
     p = (1.0 + exceed) / (1.0 + s.n_permutations)
-    if y is None:
+    if cy is None:
         np.fill_diagonal(p, np.nan)
     return MITest(observed, total / s.n_permutations, p, s.n_permutations, units)
 
