@@ -94,7 +94,13 @@ def test_unreachable_hub_id_names_the_offline_option():
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({"site": "attn"}, "site"), ({"max_length": 1}, "max_length"), ({"stride": 0}, "stride"), ({"batch_size": 0}, "batch_size")],
+    [
+        ({"site": "attn"}, "site"),
+        ({"max_length": 1}, "max_length"),
+        ({"stride": 0}, "stride"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"device": "warp-drive"}, "not a torch device"),
+    ],
 )
 def test_bad_arguments(gpt2_random, bert_tokenizer, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -103,3 +109,9 @@ def test_bad_arguments(gpt2_random, bert_tokenizer, kwargs, match):
         pairmi.hidden_states(gpt2_random, TEXT)
     with pytest.raises(ValueError, match="text"):
         pairmi.hidden_states(gpt2_random, [], tokenizer=bert_tokenizer)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_a_clear_error(gpt2_random, bert_tokenizer):
+    with pytest.raises(ValueError, match="no CUDA device"):
+        pairmi.hidden_states(gpt2_random, TEXT, tokenizer=bert_tokenizer, device="cuda")

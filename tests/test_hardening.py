@@ -47,6 +47,8 @@ BAD_INPUTS = [
     ("nan_policy", lambda: pairmi.mi_matrix(GOOD, nan_policy="ignore"), ValueError, "nan_policy"),
     ("dims", lambda: pairmi.mi_layers(GOOD[None], dims=[0, 9]), ValueError, "dims"),
     ("too big", lambda: pairmi.mi_matrix(GOOD, max_bytes=10), MemoryError, "GiB"),
+    ("null too big", lambda: pairmi.null_mi(GOOD, max_bytes=10), MemoryError, "null matrices"),
+    ("test too big", lambda: pairmi.mi_test(GOOD, max_bytes=10), MemoryError, "permutation test"),
     ("out shape", lambda: pairmi.mi_matrix(GOOD, out=np.empty((4, 3))), ValueError, "out must be"),
     ("out list", lambda: pairmi.mi_matrix(GOOD, out=[[0.0] * 4] * 4), TypeError, "out must be a numpy array"),
     ("out + shuffle", lambda: pairmi.mi_matrix(GOOD, correction="shuffle", out=np.empty((4, 4))), ValueError, "out="),

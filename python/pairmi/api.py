@@ -440,16 +440,18 @@ def mi_test(
     units: str = "bits",
     threads: int | None = None,
     nan_policy: str = "raise",
+    max_bytes: int | None = None,
 ) -> MITest:
     """Permutation test of every pair: observed MI, null mean and p-value, reproducible from `seed`.
 
-    Parameters are those of :func:`null_mi`; memory holds four (n_x, n_y) float64 arrays. The
+    Parameters are those of :func:`null_mi`; memory holds five (n_x, n_y) float64 arrays. The
     smallest p-value reachable is ``1 / (n_permutations + 1)``: use many permutations, and correct
     for the number of pairs tested.
     """
     s, cx, cy = _coded_inputs("mi_test", X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads,
                               np.float64)
     shape = (1, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
+    _arrays.check_memory(5 * 8 * int(np.prod(shape)), "a permutation test of that many pairs", max_bytes)
     observed = binned_mi(cx, cy, s.scale, np.empty(shape), s.threads)[0]
     total = np.zeros_like(observed)
     exceed = np.zeros(observed.shape, dtype=np.int64)

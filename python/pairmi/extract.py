@@ -140,6 +140,7 @@ def hidden_states(
         raise ValueError("text_or_texts must be a non-empty string or a list of non-empty strings")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _check_device(torch, device)
     context = _context_length(model)
     max_length = context if max_length is None else int(max_length)
     if not 2 <= max_length <= context:
@@ -176,6 +177,18 @@ def hidden_states(
         site,
         {"max_length": max_length, "stride": stride, "drop_first_token": drop_first_token, "texts": len(texts)},
     )
+
+
+def _check_device(torch: Any, device: str) -> None:
+    """ValueError for a device string torch rejects or an accelerator this machine lacks."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a torch device: {exc}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: this torch has no CUDA device available; use device='cpu'")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available here; use device='cpu'")
 
 
 def _context_length(model: Any) -> int:
