@@ -100,6 +100,7 @@ def test_unreachable_hub_id_names_the_offline_option():
         ({"stride": 0}, "stride"),
         ({"batch_size": 0}, "batch_size"),
         ({"device": "warp-drive"}, "not a torch device"),
+        ({"layers": [13]}, "layers must be"),
     ],
 )
 def test_bad_arguments(gpt2_random, bert_tokenizer, kwargs, match):

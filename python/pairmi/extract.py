@@ -6,6 +6,7 @@ torch and transformers are imported lazily (the extra ``pairmi[llm]``); the esti
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -152,22 +153,21 @@ def hidden_states(
     windows = [w for text in texts for w in _windows(tokenizer, text, max_length, stride, drop_first_token)]
     model = model.to(device).eval()
     chunks: list[np.ndarray] = []
-    with torch.inference_mode(), _MLPRecorder(model) if site == "mlp" else _nullcontext() as recorder:
+    prefix = "L" if site == "residual" else "mlp"
+    names: list[str] = []
+    with torch.inference_mode(), _MLPRecorder(model) if site == "mlp" else nullcontext() as recorder:
         for start in range(0, len(windows), batch_size):
             batch = windows[start : start + batch_size]
             ids, mask = _pad(batch, tokenizer, device)
             out = model(input_ids=ids, attention_mask=mask, output_hidden_states=site == "residual")
             acts = recorder.take() if site == "mlp" else out.hidden_states
-            stacked = torch.stack([a.float() for a in acts])  # (L, batch, positions, units)
+            idx = _layer_index(layers, len(acts))
+            names = [f"{prefix}{i}" for i in idx]
+            stacked = torch.stack([acts[i].float() for i in idx])  # (L, batch, positions, units)
             for b, (_, keep) in enumerate(batch):
                 chunks.append(stacked[:, b, torch.as_tensor(keep, device=stacked.device)].cpu().numpy())
     values = np.concatenate(chunks, axis=1)
     tokens = [tok for ids_keep in windows for tok in _kept_tokens(tokenizer, *ids_keep)]
-    prefix = "L" if site == "residual" else "mlp"
-    names = [f"{prefix}{i}" for i in range(values.shape[0])]
-    if layers is not None:
-        idx = [int(i) for i in layers]
-        values, names = values[idx], [names[i] for i in idx]
     name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
     return HiddenStates(
         np.ascontiguousarray(values, dtype=np.float32),
@@ -177,6 +177,17 @@ def hidden_states(
         site,
         {"max_length": max_length, "stride": stride, "drop_first_token": drop_first_token, "texts": len(texts)},
     )
+
+
+def _layer_index(layers: Sequence[int] | None, count: int) -> list[int]:
+    """Indices (non-negative) of the requested layers among `count`; all when None."""
+    if layers is None:
+        return list(range(count))
+    idx = [int(i) for i in layers]
+    bad = [i for i in idx if not -count <= i < count]
+    if bad or not idx:
+        raise ValueError(f"layers must be a non-empty list of indices in [-{count}, {count}), got {list(layers)}")
+    return [i % count for i in idx]
 
 
 def _check_device(torch: Any, device: str) -> None:
@@ -248,14 +259,6 @@ def _pad(batch, tokenizer: Any, device: str):
 def _kept_tokens(tokenizer: Any, window: list[int], keep: list[int]) -> list[str]:
     toks = tokenizer.convert_ids_to_tokens(window)
     return [toks[p] for p in keep]
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 class _MLPRecorder:
