@@ -216,3 +216,27 @@ def test_fuzz_continuous_estimators_finite_or_refuse(n, d, estimator, special, s
         # Infinite only for the copula of two columns in the same (or reversed) order: |rho| = 1.
         assert estimator == "gaussian_copula"
         assert np.array_equal(ranks[:, i], ranks[:, j]) or np.array_equal(ranks[:, i], n - 1 - ranks[:, j])
+
+
+def test_core_works_without_optional_dependencies():
+    """numpy alone: torch, transformers and matplotlib hidden, the estimators still run and the
+    extraction and plots say what to install."""
+    script = """
+import sys
+for name in ("torch", "transformers", "matplotlib"):
+    sys.modules[name] = None  # makes `import name` fail
+import numpy as np, pairmi
+x = np.random.default_rng(0).normal(size=(50, 3))
+for estimator in pairmi.ESTIMATORS:
+    pairmi.mi_matrix(x, estimator=estimator)
+for call in (lambda: pairmi.hidden_states("minilm", "text"), lambda: pairmi.plot.layers(np.zeros((1, 3, 3)))):
+    try:
+        call()
+    except ImportError as exc:
+        print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script.replace("pairmi.plot", "__import__('pairmi.plot').plot")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "pip install 'pairmi[llm]'" in lines[0] and "pip install 'pairmi[plot]'" in lines[1]

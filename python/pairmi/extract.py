@@ -5,6 +5,7 @@ torch and transformers are imported lazily (the extra ``pairmi[llm]``); the esti
 
 from __future__ import annotations
 
+import importlib
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -60,9 +61,18 @@ def demo_model() -> tuple[Any, Any]:
     return load_model(DEMO_MODEL)
 
 
+def _require(module: str) -> Any:
+    """Import an optional dependency of extraction, or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"pairmi's extraction needs {module}: pip install 'pairmi[llm]'") from None
+
+
 def load_model(name: str) -> tuple[Any, Any]:
     """(model, tokenizer) for ``'minilm'``, a local folder or a hub id such as ``'gpt2'``."""
-    from transformers import AutoModel, AutoTokenizer
+    transformers = _require("transformers")
+    AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
 
     path = demo_model_path() if name == DEMO_MODEL else name
     try:
@@ -127,8 +137,7 @@ def hidden_states(
     -------
     HiddenStates
     """
-    import torch
-
+    torch = _require("torch")
     if site not in SITES:
         raise ValueError(f"site must be one of {SITES}, got {site!r}")
     if isinstance(model, str):

@@ -99,7 +99,8 @@ def layers(mi: np.ndarray, *, names: Sequence[str] | None = None, units: str = "
     null : ndarray, optional
         MI values under a null, drawn as a dashed grey density.
     """
-    from matplotlib import colormaps
+    fig, ax = _figure(8, 4.5)
+    from matplotlib import colormaps  # present: _figure checked matplotlib
 
     mi = np.asarray(mi)
     n_layers = mi.shape[0]
@@ -109,7 +110,6 @@ def layers(mi: np.ndarray, *, names: Sequence[str] | None = None, units: str = "
     hi = max(float(v.max()) for v in upper)
     grid = np.linspace(lo, hi if hi > lo else lo + 1, 80)
     colours = colormaps["plasma"](np.linspace(0, 0.9, n_layers))
-    fig, ax = _figure(8, 4.5)
     for vals, name, colour in zip(upper, names, colours):
         dens, edges = np.histogram(vals, bins=grid, density=True)
         ax.plot((edges[:-1] + edges[1:]) / 2, dens, color=colour, label=name)
