@@ -109,9 +109,10 @@ def test_runtime_errors_exit_2(tmp_path, capsys):
     assert main(["analyze", "--text-file", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o")]) == 2
     assert main(["plot", str(tmp_path / "nothing")]) == 2
     assert main(["analyze", "--text", "a b c", "--bins", "40", "--out", str(tmp_path / "o")]) == 2  # 5 tokens
+    assert main(["analyze", "--text", "a b c", "--dims", "0,999", "--out", str(tmp_path / "o")]) == 2  # 384 dims
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("pairmi ") for line in err), err
-    assert "must not exceed the number of samples" in err[2]
+    assert len(err) == 4 and all(line.startswith("pairmi ") for line in err), err
+    assert "must not exceed the number of samples" in err[2] and "dims indices" in err[3]
 
 
 @pytest.mark.parametrize("command", [[], ["analyze"], ["plot"], ["demo"]])

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._core import __version__
-from .api import mi_layers, null_mi
+from .api import _dims_index, mi_layers, null_mi
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -80,7 +80,7 @@ def analyze(
     """
     values = np.asarray(hs.values)
     n_layers, _, d = values.shape
-    dim_idx = np.arange(d)[dims] if isinstance(dims, slice) else np.arange(d) if dims is None else np.asarray(dims)
+    dim_idx = np.arange(d) if dims is None else np.arange(d)[_dims_index(dims, d)]  # checked, non-negative
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ with every estimator, bias corrections and permutation tests."""
 from __future__ import annotations
 
 import mmap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -129,10 +129,10 @@ def _fill_rows(
     rows = int(max(1, min(dx, (64 << 20) // (dy * out.dtype.itemsize))))
     other = x if y is None else y
     diagonal = _diagonal(x, s) if y is None else None
-    s_block = _Settings(**{**s.__dict__, "dtype": out.dtype})
-    total = layers * -(-dx // rows)
+    s_block = replace(s, dtype=out.dtype)
+    blocks = -(-dx // rows)
     for l in range(layers):
-        for r0 in range(0, dx, rows):
+        for b, r0 in enumerate(range(0, dx, rows)):
             r1 = min(dx, r0 + rows)
             block = out[l, r0:r1]
             _fill(np.ascontiguousarray(x[l : l + 1, :, r0:r1]), other[l : l + 1], s_block, None, block[None])
@@ -140,7 +140,7 @@ def _fill_rows(
                 block[np.arange(r1 - r0), np.arange(r0, r1)] = diagonal[l, r0:r1]
             _release(out)
             if progress is not None:
-                progress(l * -(-dx // rows) + r0 // rows + 1, total)
+                progress(l * blocks + b + 1, layers * blocks)
 
 
 def _out_array(out: Any) -> np.ndarray:
