@@ -206,4 +206,6 @@ void register_ksg(py::module_& m) {
         py::arg("out").noconvert(), py::arg("threads"), py::arg("progress") = py::none());
   m.def("ksg_mi", &ksg_mi<double, double>, py::arg("x"), py::arg("y"), py::arg("k"), py::arg("scale"),
         py::arg("out").noconvert(), py::arg("threads"), py::arg("progress") = py::none());
+  m.def("ksg_worker_bytes", &pairmi::ksg_worker_bytes, py::arg("samples"), py::arg("k"),
+        "Bytes of scratch each thread of ksg_mi allocates.");
 }

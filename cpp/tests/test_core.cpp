@@ -1,5 +1,6 @@
 // C++ unit tests of the core, independent of Python: edges, codes, entropies and all-pairs MI
-// against a direct computation with std::log.
+// against a direct computation with std::log; KSG against an all-distances computation.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "pairmi/ksg.hpp"
 #include "pairmi/pipeline.hpp"
 
 namespace {
@@ -139,6 +141,77 @@ void test_bin_layers_matches_edges() {
       }
 }
 
+
+// KSG of one pair from all N^2 distances: eps = k-th smallest max-norm distance to the others,
+// n_x and n_y = others strictly within eps; x and y already at unit variance.
+double ksg_direct(const std::vector<double>& x, const std::vector<double>& y, int k) {
+  const std::size_t n = x.size();
+  const auto psi = pairmi::digamma_table(n);
+  double acc = 0;
+  for (std::size_t p = 0; p < n; ++p) {
+    std::vector<double> dist;
+    for (std::size_t q = 0; q < n; ++q)
+      if (q != p) dist.push_back(std::max(std::fabs(x[q] - x[p]), std::fabs(y[q] - y[p])));
+    std::nth_element(dist.begin(), dist.begin() + (k - 1), dist.end());
+    const double eps = dist[std::size_t(k - 1)];
+    std::size_t nx = 0, ny = 0;
+    for (std::size_t q = 0; q < n; ++q)
+      if (q != p) nx += std::fabs(x[q] - x[p]) < eps, ny += std::fabs(y[q] - y[p]) < eps;
+    acc += psi[nx + 1] + psi[ny + 1];
+  }
+  return std::max(0.0, psi[n] + psi[std::size_t(k)] - acc / double(n));
+}
+
+// Column c of a row-major (n, d) block, scaled to unit (population) variance as the core does.
+std::vector<double> scaled_column(const std::vector<double>& m, std::size_t n, std::size_t d, std::size_t c) {
+  std::vector<double> v(n);
+  double mean = 0, var = 0;
+  for (std::size_t t = 0; t < n; ++t) mean += v[t] = m[t * d + c];
+  mean /= double(n);
+  for (double u : v) var += (u - mean) * (u - mean);
+  const double sd = std::sqrt(var / double(n));
+  if (sd > 0)
+    for (double& u : v) u /= sd;
+  return v;
+}
+
+// All pairs (square: +inf diagonal; cross with layers) against ksg_direct, with ties (rounded
+// values), a constant column and a dependent pair; identical for 1 and 2 threads.
+void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy, int k, bool rounded) {
+  std::mt19937 rng(static_cast<unsigned>(n * 7 + dx + k));
+  std::normal_distribution<double> nd;
+  auto draw = [&](std::size_t d) {
+    std::vector<double> m(layers * n * d);
+    for (std::size_t i = 0; i < m.size(); ++i) {
+      const double v = (i % d == 1) ? m[i - 1] + 0.3 * nd(rng) : nd(rng);  // column 1 depends on 0
+      m[i] = (i % d == 2) ? 1.5 : rounded ? std::round(4 * v) / 4 : v;      // column 2 constant
+    }
+    return m;
+  };
+  const bool square = dy == 0;
+  const auto mx = draw(dx), my = square ? mx : draw(dy);
+  const std::size_t d2 = square ? dx : dy;
+  const auto sx = pairmi::sort_columns(mx.data(), layers, n, dx, 2);
+  const auto sy = pairmi::sort_columns(my.data(), layers, n, d2, 2);
+  std::vector<double> one(layers * dx * d2), two(layers * dx * d2);
+  pairmi::ksg_mi(sx, square ? nullptr : &sy, layers, k, 1.0, one.data(), 1);
+  pairmi::ksg_mi(sx, square ? nullptr : &sy, layers, k, 1.0, two.data(), 2);
+  CHECK(one == two);
+  for (std::size_t l = 0; l < layers; ++l)
+    for (std::size_t i = 0; i < dx; ++i)
+      for (std::size_t j = 0; j < d2; ++j) {
+        const double got = one[(l * dx + i) * d2 + j];
+        if (square && i == j) {
+          CHECK(std::isinf(got));
+          continue;
+        }
+        const auto x = scaled_column(std::vector<double>(mx.begin() + l * n * dx, mx.begin() + (l + 1) * n * dx), n, dx, i);
+        const auto y = scaled_column(std::vector<double>(my.begin() + l * n * d2, my.begin() + (l + 1) * n * d2), n, d2, j);
+        const bool constant = i == 2 || (j == 2 && d2 > 2);
+        CHECK(near(got, constant ? 0.0 : ksg_direct(x, y, k), 1e-12));
+      }
+}
+
 }  // namespace
 
 int main() {
@@ -151,6 +224,11 @@ int main() {
   test_cross_and_layers();
   test_monitor_stops_run();
   test_bin_layers_matches_edges();
+  test_ksg(1, 90, 23, 0, 3, false);  // tiles with full and partial lane groups
+  test_ksg(1, 4, 6, 0, 3, false);    // k = n - 1
+  test_ksg(2, 60, 5, 9, 1, true);    // cross, layers, ties
+  test_ksg(1, 300, 7, 0, 5, true);   // k other than 3
+  test_ksg(1, 2100, 5, 0, 3, false); // the smaller tiles for long inputs
   if (failures == 0) std::printf("all core tests passed\n");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -92,11 +92,12 @@ def _check_ranges(x: np.ndarray, y: np.ndarray | None, name: str = "X") -> None:
 
 
 def _bytes_needed(x: np.ndarray, y: np.ndarray | None, s: _Settings, shape: tuple[int, int, int]) -> int:
-    """Rough peak of what one call allocates: output, codes or sorted copies, products."""
+    """Rough peak of what one call allocates: output, codes or sorted copies, products, scratch."""
     values = x.size + (0 if y is None else y.size)
     per_value = {"ksg": 24, "gaussian_copula": 16}.get(s.estimator, 1)
     products = 8 * int(np.prod(shape)) if s.estimator == "gaussian_copula" or s.correction == "shuffle" else 0
-    return int(np.prod(shape)) * s.dtype.itemsize + per_value * values + products
+    scratch = s.threads * _core.ksg_worker_bytes(x.shape[1], s.k) if s.estimator == "ksg" else 0
+    return int(np.prod(shape)) * s.dtype.itemsize + per_value * values + products + scratch
 
 
 def _fill(x: np.ndarray, y: np.ndarray | None, s: _Settings, progress: Progress, out: np.ndarray) -> None:
