@@ -1,6 +1,8 @@
-// C++ benchmark of the all-pairs binned MI core, without Python.
-// Usage: bench_core [threads] [repeats] [paragraph|corpus]. Prints increments per second: layers x
-// pairs x samples / s, for a GPT-2-sized paragraph (13 x 90 x 768) and a long corpus (4096 x 768).
+// C++ benchmark of the all-pairs MI cores, without Python.
+// Usage: bench_core [threads] [repeats] [case filter]. Binned: increments per second (layers x
+// pairs x samples / s) for a GPT-2-sized paragraph (13 x 90 x 768) and a long corpus (4096 x 768).
+// KSG: time per pair on one layer of the paragraph and on the corpus's first 96 variables, and
+// that rate extrapolated to every pair (said so). The filter runs the cases whose name contains it.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "pairmi/ksg.hpp"
 #include "pairmi/parallel.hpp"
 #include "pairmi/pipeline.hpp"
 
@@ -20,30 +23,57 @@ struct Case {
   int bins;
 };
 
-double run_case(const Case& c, int threads, int repeats) {
+std::vector<float> normal_data(std::size_t size) {
   std::mt19937_64 rng(42);
   std::normal_distribution<float> dist;
-  std::vector<float> x(c.layers * c.n * c.d);
+  std::vector<float> x(size);
   for (auto& v : x) v = dist(rng);
-  std::vector<double> edges(c.layers * c.d * (c.bins + 1)), entropy(c.layers * c.d);
-  std::vector<std::uint8_t> codes(c.layers * c.d * c.n);
-  std::vector<float> out(c.layers * c.d * c.d);
+  return x;
+}
+
+template <class F>
+double best_seconds(int repeats, F run) {
   double best = 1e300;
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
+    run();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+double pairs_of(std::size_t d) { return double(d) * double(d - 1) / 2; }
+
+void binned_case(const Case& c, int threads, int repeats) {
+  const auto x = normal_data(c.layers * c.n * c.d);
+  std::vector<double> edges(c.layers * c.d * (c.bins + 1)), entropy(c.layers * c.d);
+  std::vector<std::uint8_t> codes(c.layers * c.d * c.n);
+  std::vector<float> out(c.layers * c.d * c.d);
+  const double best = best_seconds(repeats, [&] {
     pairmi::equal_width_layer_edges(x.data(), c.layers, c.n, c.d, c.bins, edges.data(), threads);
     pairmi::bin_layers(x.data(), c.layers, c.n, c.d, edges.data(), c.bins, codes.data(), threads);
     pairmi::column_entropies(codes.data(), c.layers * c.d, c.n, c.bins, entropy.data(), threads);
     const pairmi::CodedLayers cl{codes.data(), entropy.data(), c.d};
     pairmi::binned_mi(cl, nullptr, c.layers, c.n, c.bins, 1.0 / std::log(2.0), out.data(), threads);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::min(best, s);
-  }
-  const double pairs = double(c.d) * (c.d - 1) / 2;
-  const double incs = c.layers * pairs * c.n;
-  std::printf("%-28s layers=%-3zu n=%-6zu d=%-5zu bins=%-3d threads=%d  best %.4f s  %.2f G increments/s\n",
+  });
+  const double incs = c.layers * pairs_of(c.d) * c.n;
+  std::printf("binned %-24s layers=%-3zu n=%-6zu d=%-5zu bins=%-3d threads=%d  best %.4f s  %.2f G increments/s\n",
               c.name, c.layers, c.n, c.d, c.bins, threads, best, incs / best / 1e9);
-  return best;
+}
+
+// KSG (k = 3) on c.layers x c.n x c.d; the time per pair is extrapolated to full_d variables.
+void ksg_case(const Case& c, std::size_t full_d, int threads, int repeats) {
+  const auto x = normal_data(c.layers * c.n * c.d);
+  std::vector<float> out(c.layers * c.d * c.d);
+  const double best = best_seconds(repeats, [&] {
+    const auto sorted = pairmi::sort_columns(x.data(), c.layers, c.n, c.d, threads);
+    pairmi::ksg_mi(sorted, nullptr, c.layers, 3, 1.0, out.data(), threads);
+  });
+  const double per_pair = best / (c.layers * pairs_of(c.d));
+  std::printf("ksg    %-24s layers=%-3zu n=%-6zu d=%-5zu k=3     threads=%d  best %.3f s  %.2f us per pair",
+              c.name, c.layers, c.n, c.d, threads, best, per_pair * 1e6);
+  if (full_d != c.d) std::printf("  -> %zu dims extrapolated: %.0f s", full_d, per_pair * c.layers * pairs_of(full_d));
+  std::printf("\n");
 }
 
 }  // namespace
@@ -53,7 +83,10 @@ int main(int argc, char** argv) {
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
   std::printf("pairmi core benchmark (OpenMP %s)\n", pairmi::has_openmp() ? "on" : "off");
   const std::string only = argc > 3 ? argv[3] : "";
-  if (only != "corpus") run_case({"gpt2-sized paragraph", 13, 90, 768, 15}, threads, repeats);
-  if (only != "paragraph") run_case({"long corpus, one layer", 1, 4096, 768, 15}, threads, std::max(1, repeats / 2));
+  auto wanted = [&](const std::string& name) { return name.find(only) != std::string::npos; };
+  if (wanted("binned paragraph")) binned_case({"gpt2-sized paragraph", 13, 90, 768, 15}, threads, repeats);
+  if (wanted("binned corpus")) binned_case({"long corpus, one layer", 1, 4096, 768, 15}, threads, std::max(1, repeats / 2));
+  if (wanted("ksg paragraph")) ksg_case({"gpt2-sized paragraph", 1, 90, 768, 0}, 768, threads, 1);
+  if (wanted("ksg corpus")) ksg_case({"long corpus, one layer", 1, 4096, 96, 0}, 768, threads, 1);
   return 0;
 }

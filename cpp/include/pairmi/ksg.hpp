@@ -106,6 +106,19 @@ inline Lanes abs_diff(const Lanes& a, const Lanes& b) {
   return {{max2(d0, -d0), max2(d1, -d1)}};
 }
 
+// Per-lane counts of gaps strictly below each lane's radius.
+struct LaneCounts {
+  using Half = long long __attribute__((vector_size(16)));
+  Half h[2] = {};
+  void add_if_below(double gap, const Lanes& r) {  // a true comparison is -1 in each lane
+    h[0] -= LanePair{gap, gap} < r.h[0];
+    h[1] -= LanePair{gap, gap} < r.h[1];
+  }
+  void add_digammas(const double* psi, double* sums) const {  // sums[l] += psi(count_l + 1)
+    sums[0] += psi[h[0][0] + 1], sums[1] += psi[h[0][1] + 1], sums[2] += psi[h[1][0] + 1], sums[3] += psi[h[1][1] + 1];
+  }
+};
+
 // Max-norm distance from every sample to its k-th nearest other sample, for the kLanes pairs
 // (x, y_l): x's sorted values xs (sample order xo), and y_by_x[p] holding each lane's y of the
 // sample at x position p. Walks outwards from each sample in x order, one step to each side per
@@ -113,7 +126,7 @@ inline Lanes abs_diff(const Lanes& a, const Lanes& b) {
 // l's distance for sample t. best: k Lanes of scratch (K = k known at compile time, or 0).
 template <int K>
 void kth_distances(const double* xs, const std::uint32_t* xo, std::size_t n, const Lanes* y_by_x, int k,
-                   Lanes* best, double* const* eps) {
+                   Lanes* best, double* const* eps, const double* psi, double* sums) {
   const int kk = K > 0 ? K : k;
   Lanes local[K > 0 ? K : 1];
   Lanes* b = K > 0 ? local : best;
@@ -152,7 +165,13 @@ void kth_distances(const double* xs, const std::uint32_t* xo, std::size_t n, con
       }
       limit = largest(b[kk - 1]);
     }
-    for (std::size_t l = 0; l < kLanes; ++l) eps[l][xo[p]] = b[kk - 1].get(l);
+    const Lanes r = b[kk - 1];
+    for (std::size_t l = 0; l < kLanes; ++l) eps[l][xo[p]] = r.get(l);
+    // Every sample with x gap below r lies in the walked window [lo, hi).
+    LaneCounts nx;
+    for (std::size_t q = lo; q < p; ++q) nx.add_if_below(xp - xs[q], r);
+    for (std::size_t q = p + 1; q < hi; ++q) nx.add_if_below(xs[q] - xp, r);
+    nx.add_digammas(psi, sums);
   }
 }
 
@@ -165,15 +184,10 @@ inline void add_count_digammas(const double* v, const std::uint32_t* o, std::siz
     const std::uint32_t t = o[p];
     const Lanes r = make_lanes(eps[0][t], eps[1][t], eps[2][t], eps[3][t]);
     const double limit = largest(r), vp = v[p];
-    using Counts = long long __attribute__((vector_size(16)));
-    Counts c0{}, c1{};
-    auto count = [&](double gap) {  // a true comparison is -1 in each lane
-      c0 -= LanePair{gap, gap} < r.h[0];
-      c1 -= LanePair{gap, gap} < r.h[1];
-    };
-    for (std::size_t q = p + 1; q < n && v[q] - vp < limit; ++q) count(v[q] - vp);
-    for (std::size_t q = p; q > 0 && vp - v[q - 1] < limit; --q) count(vp - v[q - 1]);
-    sums[0] += psi[c0[0] + 1], sums[1] += psi[c0[1] + 1], sums[2] += psi[c1[0] + 1], sums[3] += psi[c1[1] + 1];
+    LaneCounts c;
+    for (std::size_t q = p + 1; q < n && v[q] - vp < limit; ++q) c.add_if_below(v[q] - vp, r);
+    for (std::size_t q = p; q > 0 && vp - v[q - 1] < limit; --q) c.add_if_below(vp - v[q - 1], r);
+    c.add_digammas(psi, sums);
   }
 }
 
@@ -247,12 +261,11 @@ class KsgTileWorker {
       const std::uint32_t s = xo[p];
       y_by_x_[p] = make_lanes(y[0][s], y[1][s], y[2][s], y[3][s]);
     }
-    if (k_ == 3)
-      kth_distances<3>(x_.srt(a), xo, n, y_by_x_.data(), k_, best_.data(), e);
-    else
-      kth_distances<0>(x_.srt(a), xo, n, y_by_x_.data(), k_, best_.data(), e);
     double s[kLanes] = {};
-    add_count_digammas(x_.srt(a), xo, n, e, psi_.data(), s);
+    if (k_ == 3)
+      kth_distances<3>(x_.srt(a), xo, n, y_by_x_.data(), k_, best_.data(), e, psi_.data(), s);
+    else
+      kth_distances<0>(x_.srt(a), xo, n, y_by_x_.data(), k_, best_.data(), e, psi_.data(), s);
     for (std::size_t l = 0; l < m; ++l) sums_[slot(t, i, js[l])] += s[l];
   }
 
