@@ -100,10 +100,12 @@ inline double largest(const Lanes& a) {
   const LanePair m = max2(a.h[0], a.h[1]);
   return std::max(m[0], m[1]);
 }
-// |a - b| per lane, computed as max(a - b, b - a): the same double as fabs(a - b).
+// |a - b| per lane (the sign bit cleared, as fabs does).
 inline Lanes abs_diff(const Lanes& a, const Lanes& b) {
+  using Bits = long long __attribute__((vector_size(16)));
+  const Bits magnitude = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL};
   const LanePair d0 = a.h[0] - b.h[0], d1 = a.h[1] - b.h[1];
-  return {{max2(d0, -d0), max2(d1, -d1)}};
+  return {{LanePair(Bits(d0) & magnitude), LanePair(Bits(d1) & magnitude)}};
 }
 
 // Per-lane counts of gaps strictly below each lane's radius.
