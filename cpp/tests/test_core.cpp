@@ -141,7 +141,6 @@ void test_bin_layers_matches_edges() {
       }
 }
 
-
 // KSG of one pair from all N^2 distances: eps = k-th smallest max-norm distance to the others,
 // n_x and n_y = others strictly within eps; x and y already at unit variance.
 double ksg_direct(const std::vector<double>& x, const std::vector<double>& y, int k) {

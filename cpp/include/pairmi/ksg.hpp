@@ -125,7 +125,8 @@ struct LaneCounts {
 // (x, y_l): x's sorted values xs (sample order xo), and y_by_x[p] holding each lane's y of the
 // sample at x position p. Walks outwards from each sample in x order, one step to each side per
 // round, while the x gap alone is below some lane's k-th best distance; eps[l][t] receives lane
-// l's distance for sample t. best: k Lanes of scratch (K = k known at compile time, or 0).
+// l's distance for sample t, and sums[l] gains psi(n_x + 1) per sample, n_x counted in the walked
+// window. best: k Lanes of scratch (K = k known at compile time, or 0).
 template <int K>
 void kth_distances(const double* xs, const std::uint32_t* xo, std::size_t n, const Lanes* y_by_x, int k,
                    Lanes* best, double* const* eps, const double* psi, double* sums) {
@@ -178,7 +179,7 @@ void kth_distances(const double* xs, const std::uint32_t* xo, std::size_t n, con
 }
 
 // Adds to sums[l] the sum over samples t of psi(c + 1), c = the other samples whose value of this
-// variable (sorted values v, sample order o) is strictly within eps[l][t]. The x gaps are shared by
+// variable (sorted values v, sample order o) is strictly within eps[l][t]. The gaps are shared by
 // the lanes, so each step is one comparison per lane.
 inline void add_count_digammas(const double* v, const std::uint32_t* o, std::size_t n, const double* const* eps,
                                const double* psi, double* sums) {
@@ -258,7 +259,10 @@ class KsgTileWorker {
     const std::uint32_t* xo = x_.ord(a);
     double* e[kLanes];
     const double* y[kLanes];
-    for (std::size_t l = 0; l < kLanes; ++l) e[l] = eps(t, i, js[l]), y[l] = y_.val(ycol(t, js[l]));
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      e[l] = eps(t, i, js[l]);
+      y[l] = y_.val(ycol(t, js[l]));
+    }
     for (std::size_t p = 0; p < n; ++p) {
       const std::uint32_t s = xo[p];
       y_by_x_[p] = make_lanes(y[0][s], y[1][s], y[2][s], y[3][s]);
