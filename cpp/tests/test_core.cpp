@@ -221,6 +221,7 @@ int main() {
   test_binned_mi(1003, 10, 5);  // counts four samples per load, then a tail of three
   test_binned_mi(70000, 6, 4);
   test_binned_mi(40, 7, 64);
+  test_binned_mi(300, 6, 20);  // sums while counting, with four-byte counts
   test_cross_and_layers();
   test_monitor_stops_run();
   test_bin_layers_matches_edges();
