@@ -145,6 +145,82 @@ class PairCounter {
   std::vector<Count> hist_;
 };
 
+// Joint-entropy sums of one row variable against 16 column variables at once, for few samples
+// (n <= 255). The row's samples are grouped by row bin; within a group, the number of earlier
+// samples with the same column code (16 byte lanes compared at once) is what that cell held before
+// the sample came, so the sample adds steps[rank] to the sum, as in PairCounter. Ranks are tallied
+// per lane and weighted once at the end. The cost grows with the sum of squared group sizes instead
+// of with n histogram updates per pair: it pays when the row's samples spread over many bins
+// (equal-frequency bins always do; a variable with outliers under equal-width bins does not).
+class RankCounter {
+ public:
+  static constexpr int kLanes = 16;
+  static constexpr std::size_t kMaxSamples = 255;  // ranks and tallies are bytes
+  using Bytes = std::uint8_t __attribute__((vector_size(16)));
+
+  // Allocates nothing for n > kMaxSamples (set_row and sums are then not to be called).
+  RankCounter(std::size_t n, int bins, const XLogXTable& f)
+      : n_(n), bins_(bins), steps_(f.steps()), sample_(usable(n)), start_(std::size_t(bins) + 1), next_(bins),
+        earlier_(usable(n)), tally_(usable(n)) {}
+
+  // Groups the row's samples by bin. Returns the sum of squared group sizes: sums() costs about
+  // that many byte-vector steps.
+  std::size_t set_row(const std::uint8_t* x) {
+    std::fill(start_.begin(), start_.end(), 0u);
+    for (std::size_t t = 0; t < n_; ++t) ++start_[x[t] + 1u];
+    std::size_t cost = 0;
+    largest_ = 0;
+    for (int a = 0; a < bins_; ++a) {
+      const std::size_t size = start_[a + 1];
+      cost += size * size;
+      largest_ = std::max(largest_, size);
+      start_[a + 1] += start_[a];
+    }
+    std::copy(start_.begin(), start_.end() - 1, next_.begin());
+    for (std::size_t t = 0; t < n_; ++t) sample_[next_[x[t]]++] = static_cast<std::uint32_t>(t);
+    return cost;
+  }
+
+  // lanes[t][l] = y[l][t]: the codes of m <= kLanes columns, sample by sample (0 in unused lanes).
+  static void transpose(const std::uint8_t* const* y, int m, std::size_t n, Bytes* lanes) {
+    for (std::size_t t = 0; t < n; ++t) {
+      Bytes v = {};
+      for (int l = 0; l < m; ++l) v[l] = y[l][t];
+      lanes[t] = v;
+    }
+  }
+
+  // s[l] = sum over cells of f[c] in the joint histogram of the row against lane l of `lanes`.
+  void sums(const Bytes* lanes, double* s) {
+    Bytes* __restrict tally = tally_.data();  // tally[r][l]: samples of rank r in lane l
+    Bytes* __restrict earlier = earlier_.data();
+    for (std::size_t r = 0; r < largest_; ++r) tally[r] = Bytes{};
+    for (int a = 0; a < bins_; ++a) {
+      const std::uint32_t* group = sample_.data() + start_[a];
+      const std::size_t size = start_[a + 1] - start_[a];
+      for (std::size_t m = 0; m < size; ++m) {
+        const Bytes v = lanes[group[m]];
+        Bytes rank = {};
+        for (std::size_t e = 0; e < m; ++e) rank -= static_cast<Bytes>(v == earlier[e]);  // true is -1
+        earlier[m] = v;
+        for (std::size_t r = 0; r <= m; ++r) tally[r] -= static_cast<Bytes>(rank == Bytes{} + std::uint8_t(r));
+      }
+    }
+    for (int l = 0; l < kLanes; ++l) s[l] = 0.0;
+    for (std::size_t r = 0; r < largest_; ++r)
+      for (int l = 0; l < kLanes; ++l) s[l] += double(tally[r][l]) * steps_[r];
+  }
+
+ private:
+  std::size_t n_;
+  int bins_;
+  const double* steps_;
+  std::vector<std::uint32_t> sample_, start_, next_;  // samples grouped by row bin; group a at start_[a]
+  std::size_t largest_ = 0;                            // largest group
+  static std::size_t usable(std::size_t n) { return n <= kMaxSamples ? n : 0; }
+  std::vector<Bytes> earlier_, tally_;
+};
+
 // Codes of `layers` stacked sets of `cols` variables: codes[(l * cols + c) * n + t], with each
 // variable's entropy (nats, from the same XLogXTable as the run) in entropy[l * cols + c].
 struct CodedLayers {
@@ -153,51 +229,100 @@ struct CodedLayers {
   std::size_t cols;
 };
 
-// One thread's worker: MI of each pair of a tile, four columns at a time.
+// One thread's worker: MI of each pair of a tile. Each row takes the cheaper of two kernels: four
+// joint histograms at once (PairCounter), or, for few samples spread over many row bins, ranks
+// within row bins for 16 columns at once (RankCounter).
 template <class Count, class Out>
 class BinnedTileWorker {
  public:
   BinnedTileWorker(const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins, const XLogXTable& f,
                    bool clamp, const PairWriter<Out>& write)
-      : x_(x), y_(y), n_(n), f_(f), clamp_(clamp), write_(write), counter_(n, bins, f) {}
+      : x_(x), y_(y), n_(n), f_(f), clamp_(clamp), write_(write), counter_(n, bins, f), ranks_(n, bins, f) {}
 
   void operator()(const Tile& t) {
-    constexpr int kGroup = PairCounter<Count>::kGroup;
     const std::uint8_t* xc = x_.codes + t.layer * x_.cols * n_;
-    const std::uint8_t* yc = y_.codes + t.layer * y_.cols * n_;
     const double* hx = x_.entropy + t.layer * x_.cols;
-    const double* hy = y_.entropy + t.layer * y_.cols;
-    const std::uint8_t* cols[kGroup];
-    double s[kGroup];
+    lanes_ready_ = false;
     for (std::size_t i = t.r0; i < t.r1; ++i) {
-      counter_.set_row(xc + i * n_);
       std::size_t j = t.c0;
       if (write_.upper && j <= i) {
         write_(t, i, i, hx[i]);  // MI of a variable with itself: its entropy
         j = i + 1;
       }
-      while (j < t.c1) {
-        const int m = static_cast<int>(std::min<std::size_t>(kGroup, t.c1 - j));
-        for (int k = 0; k < m; ++k) cols[k] = yc + (j + k) * n_;
-        counter_.joint_sums(cols, m, s);
-        for (int k = 0; k < m; ++k) {
-          const double mi = hx[i] + hy[j + k] - f_.entropy(s[k]);
-          // Plug-in MI is >= 0 exactly: clamping removes only rounding below zero. Corrected
-          // estimates may be negative and are kept so.
-          write_(t, i, j + k, clamp_ ? std::max(0.0, mi) : mi);
-        }
-        j += m;
-      }
+      if (j >= t.c1) continue;
+      if (use_ranks(xc + i * n_))
+        rank_row(t, i, j);
+      else
+        count_row(t, i, j);
     }
   }
 
  private:
+  // Measured on 90 samples: ranks cost about as much as counting when the squared group sizes sum
+  // to 16 n (Student-t data under equal-width bins), and 2.9x less at 6 n (equal-frequency bins).
+  bool use_ranks(const std::uint8_t* x) {
+    return n_ <= RankCounter::kMaxSamples && ranks_.set_row(x) < 12 * n_;
+  }
+
+  // Row i against columns j0..t.c1, four at a time.
+  void count_row(const Tile& t, std::size_t i, std::size_t j0) {
+    constexpr int kGroup = PairCounter<Count>::kGroup;
+    const std::uint8_t* yc = y_.codes + t.layer * y_.cols * n_;
+    const std::uint8_t* cols[kGroup];
+    double s[kGroup];
+    counter_.set_row(x_.codes + (t.layer * x_.cols + i) * n_);
+    for (std::size_t j = j0; j < t.c1;) {
+      const int m = static_cast<int>(std::min<std::size_t>(kGroup, t.c1 - j));
+      for (int k = 0; k < m; ++k) cols[k] = yc + (j + k) * n_;
+      counter_.joint_sums(cols, m, s);
+      for (int k = 0; k < m; ++k) write_pair(t, i, j + k, s[k]);
+      j += m;
+    }
+  }
+
+  // Row i (grouped by use_ranks) against columns j0..t.c1, sixteen at a time.
+  void rank_row(const Tile& t, std::size_t i, std::size_t j0) {
+    constexpr std::size_t kLanes = RankCounter::kLanes;
+    if (!lanes_ready_) transpose_columns(t);
+    double s[kLanes];
+    for (std::size_t b = (j0 - t.c0) / kLanes; t.c0 + b * kLanes < t.c1; ++b) {
+      ranks_.sums(&lanes_[b * n_], s);
+      const std::size_t jb = t.c0 + b * kLanes;
+      for (std::size_t j = std::max(jb, j0); j < std::min(jb + kLanes, t.c1); ++j) write_pair(t, i, j, s[j - jb]);
+    }
+  }
+
+  // The tile's columns, sixteen per block, sample by sample (once per tile, when a row needs them).
+  void transpose_columns(const Tile& t) {
+    constexpr std::size_t kLanes = RankCounter::kLanes;
+    const std::uint8_t* yc = y_.codes + t.layer * y_.cols * n_;
+    lanes_.resize((t.c1 - t.c0 + kLanes - 1) / kLanes * n_);
+    const std::uint8_t* cols[kLanes];
+    for (std::size_t jb = t.c0, b = 0; jb < t.c1; jb += kLanes, ++b) {
+      const int m = static_cast<int>(std::min(kLanes, t.c1 - jb));
+      for (int l = 0; l < m; ++l) cols[l] = yc + (jb + std::size_t(l)) * n_;
+      RankCounter::transpose(cols, m, n_, &lanes_[b * n_]);
+    }
+    lanes_ready_ = true;
+  }
+
+  // sum_f: sum over the pair's joint-histogram cells of f[c].
+  void write_pair(const Tile& t, std::size_t i, std::size_t j, double sum_f) {
+    const double mi = x_.entropy[t.layer * x_.cols + i] + y_.entropy[t.layer * y_.cols + j] - f_.entropy(sum_f);
+    // Plug-in MI is >= 0 exactly: clamping removes only rounding below zero. Corrected estimates may
+    // be negative and are kept so.
+    write_(t, i, j, clamp_ ? std::max(0.0, mi) : mi);
+  }
+
   const CodedLayers &x_, &y_;
   std::size_t n_;
   const XLogXTable& f_;
   bool clamp_;
   PairWriter<Out> write_;
   PairCounter<Count> counter_;
+  RankCounter ranks_;
+  std::vector<RankCounter::Bytes> lanes_;  // the tile's columns for ranks_
+  bool lanes_ready_ = false;
 };
 
 template <class Count, class Out>
