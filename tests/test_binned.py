@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pairmi
+from pairmi import binned
 from datagen import KINDS, make
 import reference
 
@@ -112,7 +113,7 @@ def test_units_are_a_factor_ln2_apart():
     )
 
 
-@pytest.mark.parametrize("n", [90, 1000, 70_000])  # uint8, uint16 and uint32 counters
+@pytest.mark.parametrize("n", [90, 1000, 70_000])  # both few-sample kernels; four-byte counts
 def test_thread_count_does_not_change_a_bit(n):
     X = make("heavy", n, 70 if n < 10_000 else 9, 5)
     one = pairmi.mi_matrix(X, threads=1)
@@ -127,6 +128,23 @@ def test_course_percentile_edges_are_bins_14():
     ex, ey = (np.percentile(v, np.linspace(0, 100, 15)) for v in (x, y))
     course = reference.mi_from_counts(np.histogram2d(x, y, bins=[ex, ey])[0])
     assert abs(pairmi.mi_matrix(X, estimator="equal_frequency", bins=14)[0, 1] - course) <= TOL
+
+
+@given(problems(max_d=6), st.sampled_from([np.float32, np.float64]))
+def test_equal_frequency_edges_are_numpys_bit_for_bit(problem, dtype):
+    """Edges computed in C++ equal np.percentile's exactly, so every sample lands in numpy's bin."""
+    kind, n, d, bins, seed = problem
+    X = make(kind, n, d, seed).astype(dtype)
+    got = binned.bin_edges(X[None], "equal_frequency", bins, threads=2)[0]
+    want = np.percentile(X.astype(np.float64), np.linspace(0, 100, bins + 1), axis=0).T
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("n,bins", [(1, 2), (4096, 15), (5000, 255), (70_000, 7)])
+def test_equal_frequency_edges_long_columns(n, bins):
+    X = make("mixed", n, 3, 11)
+    got = binned.bin_edges(X[None], "equal_frequency", bins, threads=2)[0]
+    assert np.array_equal(got, np.percentile(X, np.linspace(0, 100, bins + 1), axis=0).T)
 
 
 def test_float32_is_binned_as_float64():

@@ -28,9 +28,9 @@ void check_bins(int bins) {
   require(bins >= 2 && bins <= pairmi::kMaxBins, "bins must be in [2, 255]");
 }
 
-// (layers, n, d) samples -> (layers, d, bins + 1) equal-width edges, as np.histogram2d builds them.
-template <class T>
-py::array_t<double> equal_width_edges(const Array<T>& x, int bins, int threads) {
+// (layers, n, d) samples -> (layers, d, bins + 1) edges, by Fill (equal-width or equal-frequency).
+template <class T, void (*Fill)(const T*, std::size_t, std::size_t, std::size_t, int, double*, int)>
+py::array_t<double> layer_edges(const Array<T>& x, int bins, int threads) {
   require(x.ndim() == 3, "x must be (layers, samples, variables)");
   check_bins(bins);
   const std::size_t layers = x.shape(0), n = x.shape(1), d = x.shape(2);
@@ -40,7 +40,7 @@ py::array_t<double> equal_width_edges(const Array<T>& x, int bins, int threads) 
   double* pe = edges.mutable_data();
   {
     py::gil_scoped_release release;
-    pairmi::equal_width_layer_edges(px, layers, n, d, bins, pe, threads);
+    Fill(px, layers, n, d, bins, pe, threads);
   }
   return edges;
 }
@@ -182,8 +182,14 @@ void ksg_mi(const Array<T>& x, const py::object& y_obj, int k, double scale,
 }  // namespace
 
 void register_binned(py::module_& m) {
-  m.def("equal_width_edges", &equal_width_edges<float>, py::arg("x").noconvert(), py::arg("bins"), py::arg("threads"));
-  m.def("equal_width_edges", &equal_width_edges<double>, py::arg("x"), py::arg("bins"), py::arg("threads"));
+  m.def("equal_width_edges", &layer_edges<float, pairmi::equal_width_layer_edges<float>>, py::arg("x").noconvert(),
+        py::arg("bins"), py::arg("threads"));
+  m.def("equal_width_edges", &layer_edges<double, pairmi::equal_width_layer_edges<double>>, py::arg("x"),
+        py::arg("bins"), py::arg("threads"));
+  m.def("equal_frequency_edges", &layer_edges<float, pairmi::equal_frequency_layer_edges<float>>,
+        py::arg("x").noconvert(), py::arg("bins"), py::arg("threads"));
+  m.def("equal_frequency_edges", &layer_edges<double, pairmi::equal_frequency_layer_edges<double>>, py::arg("x"),
+        py::arg("bins"), py::arg("threads"));
   m.def("bin_codes", &bin_codes<float>, py::arg("x").noconvert(), py::arg("edges"), py::arg("threads"));
   m.def("bin_codes", &bin_codes<double>, py::arg("x"), py::arg("edges"), py::arg("threads"));
   m.def("entropies", &entropies, py::arg("codes"), py::arg("bins"), py::arg("threads"),

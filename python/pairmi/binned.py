@@ -35,15 +35,14 @@ def bin_edges(x: np.ndarray, estimator: str, bins: int, threads: int) -> np.ndar
 
     ``equal_width``: ``np.linspace(min, max, bins + 1)``, the edges of ``np.histogram2d(x, y, bins)``
     (a constant column gets numpy's ``[v - 0.5, v + 0.5]``). ``equal_frequency``:
-    ``np.percentile(x, np.linspace(0, 100, bins + 1))`` on the float64 values; tied values give
+    ``np.percentile(x, np.linspace(0, 100, bins + 1))`` on the float64 values (numpy's default
+    ``'linear'`` method, computed in C++ with numpy's operations and rounding); tied values give
     repeated edges, and the bins between repeated edges stay empty, exactly as np.histogram2d counts.
     """
     if estimator == "equal_width":
         return _core.equal_width_edges(x, bins, threads)
     if estimator == "equal_frequency":
-        q = np.linspace(0.0, 100.0, bins + 1)
-        edges = np.percentile(x.astype(np.float64, copy=False), q, axis=1)  # (bins + 1, layers, variables)
-        return np.ascontiguousarray(np.moveaxis(edges, 0, -1))
+        return _core.equal_frequency_edges(x, bins, threads)
     raise ValueError(f"estimator must be one of {BINNED_ESTIMATORS}, got {estimator!r}")
 
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -24,6 +25,23 @@ inline void equal_width_edges(double lo, double hi, int bins, double* edges) {
   for (int k = 0; k < bins; ++k)
     edges[k] = (step == 0 ? (double(k) / bins) * delta : double(k) * step) + lo;
   edges[bins] = hi;
+}
+
+// Edges of np.percentile(v, np.linspace(0, 100, bins + 1)) for the n >= 1 values of a column,
+// sorted ascending: numpy's default 'linear' method (numpy >= 1.22), same operations, same rounding.
+inline void equal_frequency_edges(const double* sorted, std::size_t n, int bins, double* edges) {
+  const double step = 100.0 / bins, last = double(n - 1);
+  for (int k = 0; k <= bins; ++k) {
+    const double q = (k == bins ? 100.0 : double(k) * step) / 100.0;
+    const double v = last * q;  // virtual index
+    if (v >= last) {
+      edges[k] = sorted[n - 1];
+      continue;
+    }
+    const double below = std::floor(v), t = v - below;
+    const double a = sorted[std::size_t(below)], b = sorted[std::size_t(below) + 1], diff = b - a;
+    edges[k] = t >= 0.5 ? b - diff * (1.0 - t) : a + diff * t;
+  }
 }
 
 // Minimum and maximum of every column of the row-major (n, d) matrix x (row stride ld).

@@ -1,6 +1,7 @@
 // Stacked layers of samples x variables matrices -> codes and entropies, the inputs of binned_mi.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -21,6 +22,32 @@ void equal_width_layer_edges(const T* x, std::size_t layers, std::size_t n, std:
     column_min_max(x + std::size_t(l) * n * d, n, d, d, lo.data(), hi.data());
     for (std::size_t c = 0; c < d; ++c)
       equal_width_edges(lo[c], hi[c], bins, edges + (std::size_t(l) * d + c) * (bins + 1));
+  }
+  (void)threads;
+}
+
+// Equal-frequency edges (as np.percentile builds them, see equal_frequency_edges) of every column of
+// `layers` stacked row-major (n, d) matrices: edges[(l * d + c) * (bins + 1) + k].
+template <class T>
+void equal_frequency_layer_edges(const T* x, std::size_t layers, std::size_t n, std::size_t d, int bins,
+                                 double* edges, int threads = 1) {
+  constexpr std::size_t kCols = 16;  // columns gathered per pass over the rows
+  const std::size_t blocks = (d + kCols - 1) / kCols;
+#pragma omp parallel num_threads(std::max(1, threads))
+  {
+    std::vector<double> v(kCols * n);
+#pragma omp for schedule(dynamic, 1)
+    for (long b = 0; b < static_cast<long>(layers * blocks); ++b) {
+      const std::size_t l = std::size_t(b) / blocks, c0 = std::size_t(b) % blocks * kCols;
+      const std::size_t nc = std::min(kCols, d - c0);
+      const T* xl = x + l * n * d + c0;
+      for (std::size_t t = 0; t < n; ++t)
+        for (std::size_t c = 0; c < nc; ++c) v[c * n + t] = static_cast<double>(xl[t * d + c]);
+      for (std::size_t c = 0; c < nc; ++c) {
+        std::sort(&v[c * n], &v[c * n] + n);
+        equal_frequency_edges(&v[c * n], n, bins, edges + (l * d + c0 + c) * (bins + 1));
+      }
+    }
   }
   (void)threads;
 }
