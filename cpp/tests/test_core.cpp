@@ -50,8 +50,8 @@ double entropy_direct(const std::vector<int>& counts, std::size_t n) {
   return h;
 }
 
-// All-pairs MI of random codes against per-pair histograms and std::log, for n hitting the uint8,
-// uint16 and uint32 counters; results must not depend on the thread count.
+// All-pairs MI of random codes against per-pair histograms and std::log, for n hitting both
+// few-sample kernels and the four-byte counters; results must not depend on the thread count.
 void test_binned_mi(std::size_t n, std::size_t d, int bins) {
   std::mt19937 rng(static_cast<unsigned>(n * 31 + d));
   std::vector<std::uint8_t> codes(d * n);
