@@ -51,7 +51,8 @@ double entropy_direct(const std::vector<int>& counts, std::size_t n) {
 }
 
 // All-pairs MI of random codes against per-pair histograms and std::log, for n hitting both
-// few-sample kernels and the four-byte counters; results must not depend on the thread count.
+// few-sample kernels and the four-byte counters; results must not depend on the thread count or on
+// the rank kernel's lanes (16 here, against the widest the CPU runs).
 void test_binned_mi(std::size_t n, std::size_t d, int bins) {
   std::mt19937 rng(static_cast<unsigned>(n * 31 + d));
   std::vector<std::uint8_t> codes(d * n);
@@ -65,7 +66,7 @@ void test_binned_mi(std::size_t n, std::size_t d, int bins) {
   std::vector<double> out(d * d), out1(d * d);
   const pairmi::CodedLayers x{codes.data(), h.data(), d};
   CHECK(pairmi::binned_mi(x, nullptr, 1, n, bins, 1.0, out.data(), 3));
-  pairmi::binned_mi(x, nullptr, 1, n, bins, 1.0, out1.data(), 1);
+  pairmi::binned_mi(x, nullptr, 1, n, bins, 1.0, out1.data(), 1, {}, false, 16);
   CHECK(out == out1);
   for (std::size_t i = 0; i < d; ++i) {
     std::vector<int> ci(bins, 0);

@@ -145,26 +145,54 @@ class PairCounter {
   std::vector<Count> hist_;
 };
 
-// Joint-entropy sums of one row variable against 16 column variables at once, for few samples
-// (n <= 255). The row's samples are grouped by row bin; within a group, the number of earlier
-// samples with the same column code (16 byte lanes compared at once) is what that cell held before
-// the sample came, so the sample adds steps[rank] to the sum, as in PairCounter. Ranks are tallied
-// per lane and weighted once at the end. The cost grows with the sum of squared group sizes instead
-// of with n histogram updates per pair: it pays when the row's samples spread over many bins
-// (equal-frequency bins always do; a variable with outliers under equal-width bins does not).
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define PAIRMI_RANKS_AVX2 1  // RankCounter runs 32 byte lanes where the CPU has AVX2
+#endif
+
+// W bytes compared at once (a dependent vector_size is not applied in templates, hence one per W).
+template <int W>
+struct ByteLanes;
+template <>
+struct ByteLanes<16> {
+  using type = std::uint8_t __attribute__((vector_size(16)));
+};
+template <>
+struct ByteLanes<32> {
+  using type = std::uint8_t __attribute__((vector_size(32)));
+};
+
+// Joint-entropy sums of one row variable against 16 or 32 column variables at once, for few
+// samples (n <= 255). The row's samples are grouped by row bin; within a group, the number of
+// earlier samples with the same column code (one byte lane per column, compared at once) is what
+// that cell held before the sample came, so the sample adds steps[rank] to the sum, as in
+// PairCounter. Ranks are tallied per lane and weighted once at the end. The cost grows with the sum
+// of squared group sizes instead of with n histogram updates per pair: it pays when the row's
+// samples spread over many bins (equal-frequency bins always do; a variable with outliers under
+// equal-width bins does not).
 class RankCounter {
  public:
-  static constexpr int kLanes = 16;
   static constexpr std::size_t kMaxSamples = 255;  // ranks and tallies are bytes
-  using Bytes = std::uint8_t __attribute__((vector_size(16)));
+  static constexpr int kMaxLanes = 32;
 
-  // Allocates nothing for n > kMaxSamples (set_row and sums are then not to be called).
-  RankCounter(std::size_t n, int bins, const XLogXTable& f)
-      : n_(n), bins_(bins), steps_(f.steps()), sample_(usable(n)), start_(std::size_t(bins) + 1), next_(bins),
-        earlier_(usable(n)), tally_(std::max<std::size_t>(usable(n), 8)) {}
+  // 32 lanes where the CPU runs AVX2 (chosen at run time: wheels stay baseline x86-64), else 16.
+  static int widest_lanes() {
+#ifdef PAIRMI_RANKS_AVX2
+    if (__builtin_cpu_supports("avx2")) return 32;
+#endif
+    return 16;
+  }
+
+  // Allocates nothing for n > kMaxSamples (set_row and sums are then not to be called). lanes: 16,
+  // 32 (if widest_lanes() allows) or 0 for widest_lanes().
+  RankCounter(std::size_t n, int bins, const XLogXTable& f, int lanes = 0)
+      : n_(n), bins_(bins), lanes_(lanes == 32 && widest_lanes() == 32 ? 32 : lanes == 16 ? 16 : widest_lanes()),
+        steps_(f.steps()), sample_(usable(n)), start_(std::size_t(bins) + 1), next_(bins),
+        earlier_(usable(n) * kMaxLanes), tally_(std::max<std::size_t>(usable(n), kLow) * kMaxLanes) {}
+
+  int lanes() const { return lanes_; }
 
   // Groups the row's samples by bin. Returns the sum of squared group sizes: sums() costs about
-  // that many byte-vector steps.
+  // that many vector steps.
   std::size_t set_row(const std::uint8_t* x) {
     std::fill(start_.begin(), start_.end(), 0u);
     for (std::size_t t = 0; t < n_; ++t) ++start_[x[t] + 1u];
@@ -181,67 +209,88 @@ class RankCounter {
     return cost;
   }
 
-  // lanes[t][l] = y[l][t]: the codes of m <= kLanes columns, sample by sample (0 in unused lanes).
-  static void transpose(const std::uint8_t* const* y, int m, std::size_t n, Bytes* lanes) {
-    for (std::size_t t = 0; t < n; ++t) {
-      Bytes v = {};
-      for (int l = 0; l < m; ++l) v[l] = y[l][t];
-      lanes[t] = v;
-    }
+  // block[t * lanes() + l] = y[l][t]: the codes of m <= lanes() columns, sample by sample (0 in
+  // unused lanes).
+  void transpose(const std::uint8_t* const* y, int m, std::uint8_t* block) const {
+    const std::size_t w = std::size_t(lanes_);
+    std::fill(block, block + n_ * w, std::uint8_t{0});
+    for (int l = 0; l < m; ++l)
+      for (std::size_t t = 0; t < n_; ++t) block[t * w + std::size_t(l)] = y[l][t];
   }
 
-  // s[l] = sum over cells of f[c] in the joint histogram of the row against lane l of `lanes`.
-  void sums(const Bytes* lanes, double* s) {
-    // tally[r][l]: samples of rank r in lane l. Ranks below kLow are tallied in registers; higher
-    // ranks need a cell of more than kLow samples in some lane, and are rare.
-    constexpr std::size_t kLow = 8;
-    Bytes* __restrict tally = tally_.data();
-    Bytes* __restrict earlier = earlier_.data();
-    for (std::size_t r = kLow; r < largest_; ++r) tally[r] = Bytes{};
-    Bytes low[kLow] = {};
+  // s[l] = sum over cells of f[c] in the joint histogram of the row against lane l of `block`.
+  void sums(const std::uint8_t* block, double* s) {
+#ifdef PAIRMI_RANKS_AVX2
+    if (lanes_ == 32) return sums_avx2(block, s);
+#endif
+    sums_in<16>(block, s);
+  }
+
+ private:
+  static constexpr std::size_t kLow = 8;  // ranks tallied in registers
+
+#ifdef PAIRMI_RANKS_AVX2
+  [[gnu::target("avx2")]] void sums_avx2(const std::uint8_t* block, double* s) { sums_in<32>(block, s); }
+#endif
+
+  // Inlined into its caller, so that sums_avx2's instantiation is compiled for AVX2 (hence no helper
+  // functions taking or returning V: they would not be).
+  template <int W>
+  [[gnu::always_inline]] inline void sums_in(const std::uint8_t* block, double* s) {
+    using V = typename ByteLanes<W>::type;
+    constexpr std::uint64_t kHigh = 0x0101010101010101ULL * (0x100 - kLow);  // bits of ranks >= kLow
+    std::uint8_t* __restrict tally = tally_.data();  // tally[r][l]: samples of rank r in lane l
+    std::uint8_t* __restrict earlier = earlier_.data();
+    std::fill(tally + kLow * W, tally + std::max(largest_, kLow) * W, std::uint8_t{0});
+    // Ranks below kLow in registers; higher ranks need a cell of more than kLow samples in some
+    // lane, and are rare.
+    V low[kLow] = {};
     for (int a = 0; a < bins_; ++a) {
       const std::uint32_t* group = sample_.data() + start_[a];
       const std::size_t size = start_[a + 1] - start_[a];
       for (std::size_t m = 0; m < size; ++m) {
-        const Bytes v = lanes[group[m]];
-        Bytes rank = {};
-        for (std::size_t e = 0; e < m; ++e) rank -= as_bytes(v == earlier[e]);  // true is -1
-        earlier[m] = v;
+        V v, rank = {}, e;
+        std::memcpy(&v, block + std::size_t(group[m]) * W, W);
+        for (std::size_t k = 0; k < m; ++k) {
+          std::memcpy(&e, earlier + k * W, W);
+          rank -= (V)(v == e);  // true is -1
+        }
+        std::memcpy(earlier + m * W, &v, W);
 #pragma GCC unroll 8
-        for (std::size_t r = 0; r < kLow; ++r) low[r] -= as_bytes(rank == Bytes{} + std::uint8_t(r));
-        if (any_at_least(rank, kLow))
-          for (std::size_t r = kLow; r <= m; ++r) tally[r] -= as_bytes(rank == Bytes{} + std::uint8_t(r));
+        for (std::size_t r = 0; r < kLow; ++r) low[r] -= (V)(rank == V{} + std::uint8_t(r));
+        if (any_bits(&rank, W, kHigh))
+          for (std::size_t r = kLow; r <= m; ++r) {
+            std::memcpy(&e, tally + r * W, W);
+            e -= (V)(rank == V{} + std::uint8_t(r));
+            std::memcpy(tally + r * W, &e, W);
+          }
       }
     }
-    std::copy(low, low + kLow, tally);
-    for (int l = 0; l < kLanes; ++l) s[l] = 0.0;
+    std::memcpy(tally, low, sizeof low);
+    for (int l = 0; l < W; ++l) s[l] = 0.0;
     // Ranks are contiguous (a sample of rank r has one of rank r - 1 in its cell): stop at the first
     // rank no lane reached.
-    for (std::size_t r = 0; r < std::max(largest_, kLow) && !none(tally[r]); ++r)
-      for (int l = 0; l < kLanes; ++l) s[l] += double(tally[r][l]) * steps_[r];
+    for (std::size_t r = 0; r < std::max(largest_, kLow) && any_bits(tally + r * W, W, ~0ULL); ++r)
+      for (int l = 0; l < W; ++l) s[l] += double(tally[r * W + std::size_t(l)]) * steps_[r];
   }
 
- private:
-  template <class V>
-  static Bytes as_bytes(V v) { return Bytes(v); }  // a comparison's lanes (0 or -1), as bytes
-  static std::uint64_t halves_or(const Bytes& v) {
-    std::uint64_t h[2];
-    std::memcpy(h, &v, sizeof h);
-    return h[0] | h[1];
+  // Does any of the w bytes at p have a bit of mask (one byte pattern, repeated) set?
+  static bool any_bits(const void* p, int w, std::uint64_t mask) {
+    std::uint64_t h[kMaxLanes / 8];
+    std::memcpy(h, p, std::size_t(w));
+    std::uint64_t bits = 0;
+    for (int k = 0; k < w / 8; ++k) bits |= h[k];
+    return (bits & mask) != 0;
   }
-  static bool none(const Bytes& v) { return halves_or(v) == 0; }
-  // kLow a power of two: some lane holds kLow or more.
-  static bool any_at_least(const Bytes& v, std::size_t k) {
-    return (halves_or(v) & (0x0101010101010101ULL * (0x100 - k))) != 0;
-  }
+
+  static std::size_t usable(std::size_t n) { return n <= kMaxSamples ? n : 0; }
 
   std::size_t n_;
-  int bins_;
+  int bins_, lanes_;
   const double* steps_;
   std::vector<std::uint32_t> sample_, start_, next_;  // samples grouped by row bin; group a at start_[a]
   std::size_t largest_ = 0;                            // largest group
-  static std::size_t usable(std::size_t n) { return n <= kMaxSamples ? n : 0; }
-  std::vector<Bytes> earlier_, tally_;
+  std::vector<std::uint8_t> earlier_, tally_;          // [rank or position][lane]
 };
 
 // Codes of `layers` stacked sets of `cols` variables: codes[(l * cols + c) * n + t], with each
@@ -254,13 +303,14 @@ struct CodedLayers {
 
 // One thread's worker: MI of each pair of a tile. Each row takes the cheaper of two kernels: four
 // joint histograms at once (PairCounter), or, for few samples spread over many row bins, ranks
-// within row bins for 16 columns at once (RankCounter).
+// within row bins for 16 or 32 columns at once (RankCounter).
 template <class Count, class Out>
 class BinnedTileWorker {
  public:
   BinnedTileWorker(const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins, const XLogXTable& f,
-                   bool clamp, const PairWriter<Out>& write)
-      : x_(x), y_(y), n_(n), f_(f), clamp_(clamp), write_(write), counter_(n, bins, f), ranks_(n, bins, f) {}
+                   bool clamp, const PairWriter<Out>& write, int rank_lanes)
+      : x_(x), y_(y), n_(n), f_(f), clamp_(clamp), write_(write), counter_(n, bins, f),
+        ranks_(n, bins, f, rank_lanes) {}
 
   void operator()(const Tile& t) {
     const std::uint8_t* xc = x_.codes + t.layer * x_.cols * n_;
@@ -281,11 +331,12 @@ class BinnedTileWorker {
   }
 
  private:
-  // Kernel alone, 90 samples, one thread: ranks cost 4.3x less than counting when the row's squared
-  // group sizes sum to 6 n (equal-frequency bins), 3.1x less at 9 n (normal data, equal-width
-  // bins), 1.5x less at 17 n (Student-t data); of the limits 12, 16, 20, 26 and 34 n, 20 ran fastest.
+  // Kernel alone, 90 samples, one thread, 2 of 13 layers of 768 variables: counting 0.077 s (normal
+  // or Student-t data); ranks (16 lanes / 32 lanes) 0.035 / 0.026 s on normal data, 0.059 / 0.042 s
+  // on Student-t data, whose rows' squared group sizes sum to 17 n on average (normal: 9 n). Of the
+  // limits 12 to 44 n, 26 n was as fast as the best for both lane widths.
   bool use_ranks(const std::uint8_t* x) {
-    return n_ <= RankCounter::kMaxSamples && ranks_.set_row(x) < 20 * n_;
+    return n_ <= RankCounter::kMaxSamples && ranks_.set_row(x) < 26 * n_;
   }
 
   // Row i against columns j0..t.c1, four at a time.
@@ -304,28 +355,29 @@ class BinnedTileWorker {
     }
   }
 
-  // Row i (grouped by use_ranks) against columns j0..t.c1, sixteen at a time.
+  // Row i (grouped by use_ranks) against columns j0..t.c1, ranks_.lanes() at a time.
   void rank_row(const Tile& t, std::size_t i, std::size_t j0) {
-    constexpr std::size_t kLanes = RankCounter::kLanes;
+    const std::size_t w = std::size_t(ranks_.lanes());
     if (!lanes_ready_) transpose_columns(t);
-    double s[kLanes];
-    for (std::size_t b = (j0 - t.c0) / kLanes; t.c0 + b * kLanes < t.c1; ++b) {
-      ranks_.sums(&lanes_[b * n_], s);
-      const std::size_t jb = t.c0 + b * kLanes;
-      for (std::size_t j = std::max(jb, j0); j < std::min(jb + kLanes, t.c1); ++j) write_pair(t, i, j, s[j - jb]);
+    double s[RankCounter::kMaxLanes];
+    for (std::size_t b = (j0 - t.c0) / w; t.c0 + b * w < t.c1; ++b) {
+      ranks_.sums(&lanes_[b * n_ * w], s);
+      const std::size_t jb = t.c0 + b * w;
+      for (std::size_t j = std::max(jb, j0); j < std::min(jb + w, t.c1); ++j) write_pair(t, i, j, s[j - jb]);
     }
   }
 
-  // The tile's columns, sixteen per block, sample by sample (once per tile, when a row needs them).
+  // The tile's columns in blocks of ranks_.lanes(), sample by sample (once per tile, when a row
+  // needs them).
   void transpose_columns(const Tile& t) {
-    constexpr std::size_t kLanes = RankCounter::kLanes;
+    const std::size_t w = std::size_t(ranks_.lanes());
     const std::uint8_t* yc = y_.codes + t.layer * y_.cols * n_;
-    lanes_.resize((t.c1 - t.c0 + kLanes - 1) / kLanes * n_);
-    const std::uint8_t* cols[kLanes];
-    for (std::size_t jb = t.c0, b = 0; jb < t.c1; jb += kLanes, ++b) {
-      const int m = static_cast<int>(std::min(kLanes, t.c1 - jb));
+    lanes_.resize((t.c1 - t.c0 + w - 1) / w * n_ * w);
+    const std::uint8_t* cols[RankCounter::kMaxLanes];
+    for (std::size_t jb = t.c0, b = 0; jb < t.c1; jb += w, ++b) {
+      const int m = static_cast<int>(std::min(w, t.c1 - jb));
       for (int l = 0; l < m; ++l) cols[l] = yc + (jb + std::size_t(l)) * n_;
-      RankCounter::transpose(cols, m, n_, &lanes_[b * n_]);
+      ranks_.transpose(cols, m, &lanes_[b * n_ * w]);
     }
     lanes_ready_ = true;
   }
@@ -345,27 +397,28 @@ class BinnedTileWorker {
   PairWriter<Out> write_;
   PairCounter<Count> counter_;
   RankCounter ranks_;
-  std::vector<RankCounter::Bytes> lanes_;  // the tile's columns for ranks_
+  std::vector<std::uint8_t> lanes_;  // the tile's columns for ranks_, in blocks of ranks_.lanes()
   bool lanes_ready_ = false;
 };
 
 template <class Count, class Out>
 bool run_binned(const std::vector<Tile>& tiles, const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins,
                 const XLogXTable& f, bool clamp, const PairWriter<Out>& write, int threads,
-                const TileMonitor& monitor) {
+                const TileMonitor& monitor, int rank_lanes) {
   return for_each_tile(tiles, threads, monitor,
-                       [&] { return BinnedTileWorker<Count, Out>(x, y, n, bins, f, clamp, write); });
+                       [&] { return BinnedTileWorker<Count, Out>(x, y, n, bins, f, clamp, write, rank_lanes); });
 }
 
 // Binned MI of every pair of variables, for every layer. If y is null, pairs are x against itself
 // (square, symmetric output, entropies on the diagonal); otherwise x against y (rectangular).
 // out holds layers x x.cols x (y ? y->cols : x.cols) values, in nats times `scale`. Entropies in x
-// and y must come from column_entropies with the same miller_madow. Returns false if the monitor
-// stopped the run.
+// and y must come from column_entropies with the same miller_madow. rank_lanes: byte lanes of the
+// rank kernel (16, 32 where the CPU has AVX2, 0 for the widest it runs); the results are the same.
+// Returns false if the monitor stopped the run.
 template <class Out>
 bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, std::size_t n, int bins,
                double scale, Out* out, int threads = 1, const TileMonitor& monitor = {},
-               bool miller_madow = false) {
+               bool miller_madow = false, int rank_lanes = 0) {
   const bool upper = (y == nullptr);
   const CodedLayers& yy = upper ? x : *y;
   // A tile's row and column codes (2 * size * n bytes) stay well inside a core's L2 cache.
@@ -378,8 +431,8 @@ bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, s
   // Byte counts suit the loop that sums while counting (n = 90); four-byte counts the loop that
   // only counts (two-byte read-modify-writes made it 23 % slower on Zen 1, at 4096 samples).
   if (n <= 0xFF && sum_while_counting(n, bins))
-    return run_binned<std::uint8_t>(tiles, x, yy, n, bins, f, clamp, write, threads, monitor);
-  return run_binned<std::uint32_t>(tiles, x, yy, n, bins, f, clamp, write, threads, monitor);
+    return run_binned<std::uint8_t>(tiles, x, yy, n, bins, f, clamp, write, threads, monitor, rank_lanes);
+  return run_binned<std::uint32_t>(tiles, x, yy, n, bins, f, clamp, write, threads, monitor, rank_lanes);
 }
 
 // Entropy (nats) of each of `cols` coded variables (codes[c * n + t]), plug-in or Miller-Madow.
