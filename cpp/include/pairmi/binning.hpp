@@ -27,14 +27,47 @@ inline void equal_width_edges(double lo, double hi, int bins, double* edges) {
   edges[bins] = hi;
 }
 
-// Edges of np.percentile(v, np.linspace(0, 100, bins + 1)) for the n >= 1 values of a column,
-// sorted ascending: numpy's default 'linear' method (numpy >= 1.22), same operations, same rounding.
-inline void equal_frequency_edges(const double* sorted, std::size_t n, int bins, double* edges) {
-  const double step = 100.0 / bins, last = double(n - 1);
+// Virtual index of np.percentile's k-th edge of np.linspace(0, 100, bins + 1) among n values
+// (numpy's default 'linear' method, numpy >= 1.22): same operations, same rounding.
+inline double percentile_index(std::size_t n, int bins, int k) {
+  const double q = (k == bins ? 100.0 : double(k) * (100.0 / bins)) / 100.0;
+  return double(n - 1) * q;
+}
+
+// Sorted positions that equal_frequency_edges reads, ascending and distinct.
+inline std::vector<std::size_t> equal_frequency_positions(std::size_t n, int bins) {
+  std::vector<std::size_t> pos;
   for (int k = 0; k <= bins; ++k) {
-    const double q = (k == bins ? 100.0 : double(k) * step) / 100.0;
-    const double v = last * q;  // virtual index
-    if (v >= last) {
+    const double v = percentile_index(n, bins, k);
+    if (v >= double(n - 1)) {
+      pos.push_back(n - 1);
+    } else {
+      pos.push_back(std::size_t(std::floor(v)));
+      pos.push_back(std::size_t(std::floor(v)) + 1);
+    }
+  }
+  std::sort(pos.begin(), pos.end());
+  pos.erase(std::unique(pos.begin(), pos.end()), pos.end());
+  return pos;
+}
+
+// Puts at each of the ascending positions pos[0..m) of v[lo, hi) the value a full sort would put
+// there: one selection, then each side for its positions (O(n log m) rather than O(n log n)).
+inline void select_positions(double* v, std::size_t lo, std::size_t hi, const std::size_t* pos, std::size_t m) {
+  if (m == 0) return;
+  const std::size_t mid = m / 2, p = pos[mid];
+  std::nth_element(v + lo, v + p, v + hi);
+  select_positions(v, lo, p, pos, mid);
+  select_positions(v, p + 1, hi, pos + mid + 1, m - mid - 1);
+}
+
+// Edges of np.percentile(v, np.linspace(0, 100, bins + 1)) for the n >= 1 values of a column whose
+// equal_frequency_positions(n, bins) hold the sorted values there: numpy's default 'linear' method
+// (numpy >= 1.22), same operations, same rounding.
+inline void equal_frequency_edges(const double* sorted, std::size_t n, int bins, double* edges) {
+  for (int k = 0; k <= bins; ++k) {
+    const double v = percentile_index(n, bins, k);
+    if (v >= double(n - 1)) {
       edges[k] = sorted[n - 1];
       continue;
     }

@@ -33,6 +33,10 @@ void equal_frequency_layer_edges(const T* x, std::size_t layers, std::size_t n, 
                                  double* edges, int threads = 1) {
   constexpr std::size_t kCols = 16;  // columns gathered per pass over the rows
   const std::size_t blocks = (d + kCols - 1) / kCols;
+  const auto pos = equal_frequency_positions(n, bins);
+  // Selecting only the positions read beats a sort from about 32 samples per position (one thread,
+  // 15 bins: 0.16 s against 0.24 s for 4096 x 768, 0.07 s against 0.04 s for 13 x 90 x 768).
+  const bool select = n > 32 * pos.size();
 #pragma omp parallel num_threads(std::max(1, threads))
   {
     std::vector<double> v(kCols * n);
@@ -44,7 +48,10 @@ void equal_frequency_layer_edges(const T* x, std::size_t layers, std::size_t n, 
       for (std::size_t t = 0; t < n; ++t)
         for (std::size_t c = 0; c < nc; ++c) v[c * n + t] = static_cast<double>(xl[t * d + c]);
       for (std::size_t c = 0; c < nc; ++c) {
-        std::sort(&v[c * n], &v[c * n] + n);
+        if (select)
+          select_positions(&v[c * n], 0, n, pos.data(), pos.size());
+        else
+          std::sort(&v[c * n], &v[c * n] + n);
         equal_frequency_edges(&v[c * n], n, bins, edges + (l * d + c0 + c) * (bins + 1));
       }
     }
