@@ -183,9 +183,9 @@ class RankCounter {
   }
 
   // Allocates nothing for n > kMaxSamples (set_row and sums are then not to be called). lanes: 16,
-  // 32 (if widest_lanes() allows) or 0 for widest_lanes().
+  // else widest_lanes().
   RankCounter(std::size_t n, int bins, const XLogXTable& f, int lanes = 0)
-      : n_(n), bins_(bins), lanes_(lanes == 32 && widest_lanes() == 32 ? 32 : lanes == 16 ? 16 : widest_lanes()),
+      : n_(n), bins_(bins), lanes_(lanes == 16 ? 16 : widest_lanes()),
         steps_(f.steps()), sample_(usable(n)), start_(std::size_t(bins) + 1), next_(bins),
         earlier_(usable(n) * kMaxLanes), tally_(std::max<std::size_t>(usable(n), kLow) * kMaxLanes) {}
 
