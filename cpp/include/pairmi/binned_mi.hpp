@@ -72,7 +72,7 @@ class PairCounter {
         s3 += g[h3[a + y3[t]]++];
       }
     } else {
-      count4(y);
+      count4(h0, h1, h2, h3, y0, y1, y2, y3);
       const double* __restrict f = f_;
       for (std::size_t c = 0; c < cells_; ++c) {
         s0 += f[h0[c]];
@@ -88,13 +88,10 @@ class PairCounter {
   // Many samples per cell: counts only. Loads, not arithmetic, bound this loop, so each code array
   // is read four samples per load (-18 % at 4096 samples); the same shifts pick the same sample from
   // both loads on either byte order. Kept out of line: inlined, it slowed the loop above by ~8 %.
-  [[gnu::noinline]] void count4(const std::uint8_t* const* y) {
-    Count* __restrict h0 = hist_.data();
-    Count* __restrict h1 = h0 + cells_;
-    Count* __restrict h2 = h1 + cells_;
-    Count* __restrict h3 = h2 + cells_;
-    const std::uint8_t *__restrict y0 = y[0], *__restrict y1 = y[1], *__restrict y2 = y[2],
-                       *__restrict y3 = y[3];
+  [[gnu::noinline]] void count4(Count* __restrict h0, Count* __restrict h1, Count* __restrict h2,
+                                Count* __restrict h3, const std::uint8_t* __restrict y0,
+                                const std::uint8_t* __restrict y1, const std::uint8_t* __restrict y2,
+                                const std::uint8_t* __restrict y3) {
     const std::uint16_t* __restrict base = base16_.data();
     const auto count = [&](std::uint32_t a, std::uint32_t c0, std::uint32_t c1, std::uint32_t c2,
                            std::uint32_t c3) {
