@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "pairmi/tiles.hpp"
@@ -158,17 +159,62 @@ struct ByteLanes<32> {
   using type = std::uint8_t __attribute__((vector_size(32)));
 };
 
+// Each variable's samples grouped by bin, for RankCounter (n <= 255, so samples and group starts
+// are bytes), with what ranking against the variable costs.
+class BinGroups {
+ public:
+  BinGroups() = default;
+  // codes[v * n + t] for `vars` variables with codes in [0, bins).
+  BinGroups(const std::uint8_t* codes, std::size_t vars, std::size_t n, int bins, int threads)
+      : n_(n), bins_(std::size_t(bins)), sample_(vars * n), start_(vars * (bins_ + 1)), cost_(vars), largest_(vars) {
+#pragma omp parallel for schedule(static) num_threads(std::max(1, threads))
+    for (long v = 0; v < static_cast<long>(vars); ++v) group(codes + std::size_t(v) * n, std::size_t(v));
+    (void)threads;
+  }
+
+  // Samples of variable v, bin by bin; bin a's group is [start(v)[a], start(v)[a + 1]).
+  const std::uint8_t* samples(std::size_t v) const { return &sample_[v * n_]; }
+  const std::uint8_t* start(std::size_t v) const { return &start_[v * (bins_ + 1)]; }
+  // Sum of squared group sizes: RankCounter::sums costs about that many vector steps.
+  std::size_t cost(std::size_t v) const { return cost_[v]; }
+  bool empty() const { return cost_.empty(); }
+  std::size_t largest(std::size_t v) const { return largest_[v]; }
+
+ private:
+  void group(const std::uint8_t* x, std::size_t v) {
+    std::uint8_t* start = &start_[v * (bins_ + 1)];
+    for (std::size_t t = 0; t < n_; ++t) ++start[x[t] + 1u];
+    std::size_t cost = 0, largest = 0;
+    for (std::size_t a = 0; a < bins_; ++a) {
+      const std::size_t size = start[a + 1];
+      cost += size * size;
+      largest = std::max(largest, size);
+      start[a + 1] = std::uint8_t(start[a + 1] + start[a]);
+    }
+    cost_[v] = std::uint32_t(cost);
+    largest_[v] = std::uint8_t(largest);
+    std::uint8_t next[256];
+    std::copy(start, start + bins_, next);
+    for (std::size_t t = 0; t < n_; ++t) sample_[v * n_ + next[x[t]]++] = std::uint8_t(t);
+  }
+
+  std::size_t n_ = 0, bins_ = 0;
+  std::vector<std::uint8_t> sample_, start_;
+  std::vector<std::uint32_t> cost_;
+  std::vector<std::uint8_t> largest_;
+};
+
 // Joint-entropy sums of one row variable against 16 or 32 column variables at once, for few
-// samples (n <= 255). The row's samples are grouped by row bin; within a group, the number of
-// earlier samples with the same column code (one byte lane per column, compared at once) is what
-// that cell held before the sample came, so the sample adds steps[rank] to the sum, as in
+// samples (n <= 255). The row's samples are grouped by row bin (BinGroups); within a group, the
+// number of earlier samples with the same column code (one byte lane per column, compared at once)
+// is what that cell held before the sample came, so the sample adds steps[rank] to the sum, as in
 // PairCounter. Ranks are tallied per lane and weighted once at the end. The cost grows with the sum
 // of squared group sizes instead of with n histogram updates per pair: it pays when the row's
 // samples spread over many bins (equal-frequency bins always do; a variable with outliers under
 // equal-width bins does not).
 class RankCounter {
  public:
-  static constexpr std::size_t kMaxSamples = 255;  // ranks and tallies are bytes
+  static constexpr std::size_t kMaxSamples = 255;  // ranks, tallies and sample numbers are bytes
   static constexpr int kMaxLanes = 32;
 
   // 32 lanes where the CPU runs AVX2 (chosen at run time: wheels stay baseline x86-64), else 16.
@@ -179,32 +225,13 @@ class RankCounter {
     return 16;
   }
 
-  // Allocates nothing for n > kMaxSamples (set_row and sums are then not to be called). lanes: 16,
-  // else widest_lanes().
+  // Allocates nothing for n > kMaxSamples (sums is then not to be called). lanes: 16, else
+  // widest_lanes().
   RankCounter(std::size_t n, int bins, const XLogXTable& f, int lanes = 0)
-      : n_(n), bins_(bins), lanes_(lanes == 16 ? 16 : widest_lanes()),
-        steps_(f.steps()), sample_(usable(n)), start_(std::size_t(bins) + 1), next_(bins),
+      : n_(n), bins_(bins), lanes_(lanes == 16 ? 16 : widest_lanes()), steps_(f.steps()),
         earlier_(usable(n) * kMaxLanes), tally_(std::max<std::size_t>(usable(n), kLow) * kMaxLanes) {}
 
   int lanes() const { return lanes_; }
-
-  // Groups the row's samples by bin. Returns the sum of squared group sizes: sums() costs about
-  // that many vector steps.
-  std::size_t set_row(const std::uint8_t* x) {
-    std::fill(start_.begin(), start_.end(), 0u);
-    for (std::size_t t = 0; t < n_; ++t) ++start_[x[t] + 1u];
-    std::size_t cost = 0;
-    largest_ = 0;
-    for (int a = 0; a < bins_; ++a) {
-      const std::size_t size = start_[a + 1];
-      cost += size * size;
-      largest_ = std::max(largest_, size);
-      start_[a + 1] += start_[a];
-    }
-    std::copy(start_.begin(), start_.end() - 1, next_.begin());
-    for (std::size_t t = 0; t < n_; ++t) sample_[next_[x[t]]++] = static_cast<std::uint32_t>(t);
-    return cost;
-  }
 
   // block[t * lanes() + l] = y[l][t]: the codes of m <= lanes() columns, sample by sample (0 in
   // unused lanes).
@@ -215,8 +242,12 @@ class RankCounter {
       for (std::size_t t = 0; t < n_; ++t) block[t * w + std::size_t(l)] = y[l][t];
   }
 
-  // s[l] = sum over cells of f[c] in the joint histogram of the row against lane l of `block`.
-  void sums(const std::uint8_t* block, double* s) {
+  // s[l] = sum over cells of f[c] in the joint histogram of row variable v of `rows` against lane l
+  // of `block`.
+  void sums(const BinGroups& rows, std::size_t v, const std::uint8_t* block, double* s) {
+    sample_ = rows.samples(v);
+    start_ = rows.start(v);
+    largest_ = rows.largest(v);
 #ifdef PAIRMI_RANKS_AVX2
     if (lanes_ == 32) return sums_avx2(block, s);
 #endif
@@ -224,7 +255,7 @@ class RankCounter {
   }
 
  private:
-  static constexpr std::size_t kLow = 8;  // ranks tallied in registers
+  static constexpr std::size_t kLow = 8;  // ranks 1..kLow - 1 tallied in registers
 
 #ifdef PAIRMI_RANKS_AVX2
   [[gnu::target("avx2")]] void sums_avx2(const std::uint8_t* block, double* s) { sums_in<32>(block, s); }
@@ -236,15 +267,16 @@ class RankCounter {
   [[gnu::always_inline]] inline void sums_in(const std::uint8_t* block, double* s) {
     using V = typename ByteLanes<W>::type;
     constexpr std::uint64_t kHigh = 0x0101010101010101ULL * (0x100 - kLow);  // bits of ranks >= kLow
+    const std::size_t ranks = std::max(largest_, kLow);
     std::uint8_t* __restrict tally = tally_.data();  // tally[r][l]: samples of rank r in lane l
     std::uint8_t* __restrict earlier = earlier_.data();
-    std::fill(tally + kLow * W, tally + std::max(largest_, kLow) * W, std::uint8_t{0});
-    // Ranks below kLow in registers; higher ranks need a cell of more than kLow samples in some
-    // lane, and are rare.
+    std::fill(tally + kLow * W, tally + ranks * W, std::uint8_t{0});
+    // Ranks 1..kLow - 1 in registers; higher ranks need a cell of more than kLow samples in some
+    // lane, and are rare. Rank 0 is not tallied: it is every sample of no higher rank.
     V low[kLow] = {};
     for (int a = 0; a < bins_; ++a) {
-      const std::uint32_t* group = sample_.data() + start_[a];
-      const std::size_t size = start_[a + 1] - start_[a];
+      const std::uint8_t* group = sample_ + start_[a];
+      const std::size_t size = std::size_t(start_[a + 1] - start_[a]);
       for (std::size_t m = 0; m < size; ++m) {
         V v, rank = {}, e;
         std::memcpy(&v, block + std::size_t(group[m]) * W, W);
@@ -254,7 +286,7 @@ class RankCounter {
         }
         std::memcpy(earlier + m * W, &v, W);
 #pragma GCC unroll 8
-        for (std::size_t r = 0; r < kLow; ++r) low[r] -= (V)(rank == V{} + std::uint8_t(r));
+        for (std::size_t r = 1; r < kLow; ++r) low[r] -= (V)(rank == V{} + std::uint8_t(r));
         if (any_bits(&rank, W, kHigh))
           for (std::size_t r = kLow; r <= m; ++r) {
             std::memcpy(&e, tally + r * W, W);
@@ -264,10 +296,17 @@ class RankCounter {
       }
     }
     std::memcpy(tally, low, sizeof low);
+    V zero = V{} + std::uint8_t(n_);
+    for (std::size_t r = 1; r < ranks; ++r) {
+      V e;
+      std::memcpy(&e, tally + r * W, W);
+      zero -= e;
+    }
+    std::memcpy(tally, &zero, W);
     for (int l = 0; l < W; ++l) s[l] = 0.0;
     // Ranks are contiguous (a sample of rank r has one of rank r - 1 in its cell): stop at the first
     // rank no lane reached.
-    for (std::size_t r = 0; r < std::max(largest_, kLow) && any_bits(tally + r * W, W, ~0ULL); ++r)
+    for (std::size_t r = 0; r < ranks && any_bits(tally + r * W, W, ~0ULL); ++r)
       for (int l = 0; l < W; ++l) s[l] += double(tally[r * W + std::size_t(l)]) * steps_[r];
   }
 
@@ -285,9 +324,9 @@ class RankCounter {
   std::size_t n_;
   int bins_, lanes_;
   const double* steps_;
-  std::vector<std::uint32_t> sample_, start_, next_;  // samples grouped by row bin; group a at start_[a]
-  std::size_t largest_ = 0;                            // largest group
-  std::vector<std::uint8_t> earlier_, tally_;          // [rank or position][lane]
+  const std::uint8_t *sample_ = nullptr, *start_ = nullptr;  // the row's groups (BinGroups)
+  std::size_t largest_ = 0;                                   // its largest group
+  std::vector<std::uint8_t> earlier_, tally_;                 // [rank or position][lane]
 };
 
 // Codes of `layers` stacked sets of `cols` variables: codes[(l * cols + c) * n + t], with each
@@ -298,6 +337,32 @@ struct CodedLayers {
   std::size_t cols;
 };
 
+// Which variable each tile row and column stands for, per layer, and the row variables' groups.
+// Pairs of a variable with itself are computed once with the row the variable that is cheaper to
+// rank against, so tiles of such a set run through its variables in order of ranking cost.
+struct PairPlan {
+  BinGroups groups;                          // of x's variables, where n <= RankCounter::kMaxSamples
+  std::vector<std::uint32_t> x_order, y_order;  // [l * cols + i]: variable of row (column) i of layer l
+
+  PairPlan(const CodedLayers& x, const CodedLayers* y, std::size_t layers, std::size_t n, int bins, int threads)
+      : x_order(layers * x.cols), y_order(y ? layers * y->cols : 0) {
+    if (n <= RankCounter::kMaxSamples) groups = BinGroups(x.codes, layers * x.cols, n, bins, threads);
+    for (std::size_t l = 0; l < layers; ++l) {
+      const auto first = x_order.begin() + std::ptrdiff_t(l * x.cols);
+      std::iota(first, first + std::ptrdiff_t(x.cols), std::uint32_t{0});
+      if (!y && !groups.empty())
+        std::stable_sort(first, first + std::ptrdiff_t(x.cols), [&](std::uint32_t a, std::uint32_t b) {
+          return groups.cost(l * x.cols + a) < groups.cost(l * x.cols + b);
+        });
+    }
+    for (std::size_t l = 0; y && l < layers; ++l) {
+      const auto first = y_order.begin() + std::ptrdiff_t(l * y->cols);
+      std::iota(first, first + std::ptrdiff_t(y->cols), std::uint32_t{0});
+    }
+    if (!y) y_order = x_order;
+  }
+};
+
 // One thread's worker: MI of each pair of a tile. Each row takes the cheaper of two kernels: four
 // joint histograms at once (PairCounter), or, for few samples spread over many row bins, ranks
 // within row bins for 16 or 32 columns at once (RankCounter).
@@ -305,8 +370,8 @@ template <class Count, class Out>
 class BinnedTileWorker {
  public:
   BinnedTileWorker(const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins, const XLogXTable& f,
-                   bool clamp, const PairWriter<Out>& write, int rank_lanes)
-      : x_(x), y_(y), n_(n), f_(f), clamp_(clamp), write_(write), counter_(n, bins, f),
+                   bool clamp, const PairWriter<Out>& write, const PairPlan& plan, int rank_lanes)
+      : x_(x), y_(y), n_(n), f_(f), clamp_(clamp), write_(write), plan_(plan), counter_(n, bins, f),
         ranks_(n, bins, f, rank_lanes) {}
 
   void operator()(const Tile& t) {
@@ -314,53 +379,58 @@ class BinnedTileWorker {
     const double* hx = x_.entropy + t.layer * x_.cols;
     lanes_ready_ = false;
     for (std::size_t i = t.r0; i < t.r1; ++i) {
+      const std::size_t a = row_var(t, i);
       std::size_t j = t.c0;
       if (write_.upper && j <= i) {
-        write_(t, i, i, hx[i]);  // MI of a variable with itself: its entropy
+        write_(t, a, a, hx[a]);  // MI of a variable with itself: its entropy
         j = i + 1;
       }
       if (j >= t.c1) continue;
-      if (use_ranks(xc + i * n_))
-        rank_row(t, i, j);
+      if (use_ranks(t, a))
+        rank_row(t, a, j);
       else
-        count_row(t, i, j);
+        count_row(t, xc + a * n_, a, j);
     }
   }
 
  private:
+  std::size_t row_var(const Tile& t, std::size_t i) const { return plan_.x_order[t.layer * x_.cols + i]; }
+  std::size_t col_var(const Tile& t, std::size_t j) const { return plan_.y_order[t.layer * y_.cols + j]; }
+
   // Kernel alone, 90 samples, one thread, 2 of 13 layers of 768 variables: counting 0.077 s (normal
   // or Student-t data); ranks (16 lanes / 32 lanes) 0.035 / 0.026 s on normal data, 0.059 / 0.042 s
   // on Student-t data, whose rows' squared group sizes sum to 17 n on average (normal: 9 n). Of the
   // limits 12 to 44 n, 26 n was as fast as the best for both lane widths.
-  bool use_ranks(const std::uint8_t* x) {
-    return n_ <= RankCounter::kMaxSamples && ranks_.set_row(x) < 26 * n_;
+  bool use_ranks(const Tile& t, std::size_t a) const {
+    return !plan_.groups.empty() && plan_.groups.cost(t.layer * x_.cols + a) < 26 * n_;
   }
 
-  // Row i against columns j0..t.c1, four at a time.
-  void count_row(const Tile& t, std::size_t i, std::size_t j0) {
+  // Row variable a (codes x) against the variables of columns j0..t.c1, four at a time.
+  void count_row(const Tile& t, const std::uint8_t* x, std::size_t a, std::size_t j0) {
     constexpr int kGroup = PairCounter<Count>::kGroup;
     const std::uint8_t* yc = y_.codes + t.layer * y_.cols * n_;
     const std::uint8_t* cols[kGroup];
     double s[kGroup];
-    counter_.set_row(x_.codes + (t.layer * x_.cols + i) * n_);
+    counter_.set_row(x);
     for (std::size_t j = j0; j < t.c1;) {
       const int m = static_cast<int>(std::min<std::size_t>(kGroup, t.c1 - j));
-      for (int k = 0; k < m; ++k) cols[k] = yc + (j + k) * n_;
+      for (int k = 0; k < m; ++k) cols[k] = yc + col_var(t, j + k) * n_;
       counter_.joint_sums(cols, m, s);
-      for (int k = 0; k < m; ++k) write_pair(t, i, j + k, s[k]);
+      for (int k = 0; k < m; ++k) write_pair(t, a, col_var(t, j + k), s[k]);
       j += m;
     }
   }
 
-  // Row i (grouped by use_ranks) against columns j0..t.c1, ranks_.lanes() at a time.
-  void rank_row(const Tile& t, std::size_t i, std::size_t j0) {
+  // Row variable a against the variables of columns j0..t.c1, ranks_.lanes() at a time.
+  void rank_row(const Tile& t, std::size_t a, std::size_t j0) {
     const std::size_t w = std::size_t(ranks_.lanes());
     if (!lanes_ready_) transpose_columns(t);
     double s[RankCounter::kMaxLanes];
     for (std::size_t b = (j0 - t.c0) / w; t.c0 + b * w < t.c1; ++b) {
-      ranks_.sums(&lanes_[b * n_ * w], s);
+      ranks_.sums(plan_.groups, t.layer * x_.cols + a, &lanes_[b * n_ * w], s);
       const std::size_t jb = t.c0 + b * w;
-      for (std::size_t j = std::max(jb, j0); j < std::min(jb + w, t.c1); ++j) write_pair(t, i, j, s[j - jb]);
+      for (std::size_t j = std::max(jb, j0); j < std::min(jb + w, t.c1); ++j)
+        write_pair(t, a, col_var(t, j), s[j - jb]);
     }
   }
 
@@ -373,18 +443,18 @@ class BinnedTileWorker {
     const std::uint8_t* cols[RankCounter::kMaxLanes];
     for (std::size_t jb = t.c0, b = 0; jb < t.c1; jb += w, ++b) {
       const int m = static_cast<int>(std::min(w, t.c1 - jb));
-      for (int l = 0; l < m; ++l) cols[l] = yc + (jb + std::size_t(l)) * n_;
+      for (int l = 0; l < m; ++l) cols[l] = yc + col_var(t, jb + std::size_t(l)) * n_;
       ranks_.transpose(cols, m, &lanes_[b * n_ * w]);
     }
     lanes_ready_ = true;
   }
 
-  // sum_f: sum over the pair's joint-histogram cells of f[c].
-  void write_pair(const Tile& t, std::size_t i, std::size_t j, double sum_f) {
-    const double mi = x_.entropy[t.layer * x_.cols + i] + y_.entropy[t.layer * y_.cols + j] - f_.entropy(sum_f);
+  // Variables a (of x) and b (of y); sum_f: sum over their joint-histogram cells of f[c].
+  void write_pair(const Tile& t, std::size_t a, std::size_t b, double sum_f) {
+    const double mi = x_.entropy[t.layer * x_.cols + a] + y_.entropy[t.layer * y_.cols + b] - f_.entropy(sum_f);
     // Plug-in MI is >= 0 exactly: clamping removes only rounding below zero. Corrected estimates may
     // be negative and are kept so.
-    write_(t, i, j, clamp_ ? std::max(0.0, mi) : mi);
+    write_(t, a, b, clamp_ ? std::max(0.0, mi) : mi);
   }
 
   const CodedLayers &x_, &y_;
@@ -392,6 +462,7 @@ class BinnedTileWorker {
   const XLogXTable& f_;
   bool clamp_;
   PairWriter<Out> write_;
+  const PairPlan& plan_;
   PairCounter<Count> counter_;
   RankCounter ranks_;
   std::vector<std::uint8_t> lanes_;  // the tile's columns for ranks_, in blocks of ranks_.lanes()
@@ -400,10 +471,11 @@ class BinnedTileWorker {
 
 template <class Count, class Out>
 bool run_binned(const std::vector<Tile>& tiles, const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins,
-                const XLogXTable& f, bool clamp, const PairWriter<Out>& write, int threads,
+                const XLogXTable& f, bool clamp, const PairWriter<Out>& write, const PairPlan& plan, int threads,
                 const TileMonitor& monitor, int rank_lanes) {
-  return for_each_tile(tiles, threads, monitor,
-                       [&] { return BinnedTileWorker<Count, Out>(x, y, n, bins, f, clamp, write, rank_lanes); });
+  return for_each_tile(tiles, threads, monitor, [&] {
+    return BinnedTileWorker<Count, Out>(x, y, n, bins, f, clamp, write, plan, rank_lanes);
+  });
 }
 
 // Binned MI of every pair of variables, for every layer. If y is null, pairs are x against itself
@@ -424,12 +496,13 @@ bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, s
   const auto tiles = make_tiles(layers, x.cols, yy.cols, upper, tile_size);
   const XLogXTable f(n, miller_madow);
   const PairWriter<Out> write{out, x.cols, yy.cols, upper, scale};
+  const PairPlan plan(x, y, layers, n, bins, threads);
   const bool clamp = !miller_madow;
   // Byte counts suit the loop that sums while counting (n = 90); four-byte counts the loop that
   // only counts (two-byte read-modify-writes made it 23 % slower on Zen 1, at 4096 samples).
   if (n <= 0xFF && sum_while_counting(n, bins))
-    return run_binned<std::uint8_t>(tiles, x, yy, n, bins, f, clamp, write, threads, monitor, rank_lanes);
-  return run_binned<std::uint32_t>(tiles, x, yy, n, bins, f, clamp, write, threads, monitor, rank_lanes);
+    return run_binned<std::uint8_t>(tiles, x, yy, n, bins, f, clamp, write, plan, threads, monitor, rank_lanes);
+  return run_binned<std::uint32_t>(tiles, x, yy, n, bins, f, clamp, write, plan, threads, monitor, rank_lanes);
 }
 
 // Entropy (nats) of each of `cols` coded variables (codes[c * n + t]), plug-in or Miller-Madow.
