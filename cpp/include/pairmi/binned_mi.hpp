@@ -261,6 +261,28 @@ class RankCounter {
   [[gnu::target("avx2")]] void sums_avx2(const std::uint8_t* block, double* s) { sums_in<32>(block, s); }
 #endif
 
+  // Samples M.. of a group, while M < kLow (unrolled: M is known, so are the ranks to tally).
+  template <int W, std::size_t M>
+  [[gnu::always_inline]] inline void first_ranks(const std::uint8_t* block, const std::uint8_t* group,
+                                                 std::size_t size, std::uint8_t* earlier,
+                                                 typename ByteLanes<W>::type* low) {
+    using V = typename ByteLanes<W>::type;
+    if constexpr (M < kLow) {
+      if (M >= size) return;
+      V v, rank = {}, e;
+      std::memcpy(&v, block + std::size_t(group[M]) * W, W);
+#pragma GCC unroll 8
+      for (std::size_t k = 0; k < M; ++k) {
+        std::memcpy(&e, earlier + k * W, W);
+        rank -= (V)(v == e);
+      }
+      std::memcpy(earlier + M * W, &v, W);
+#pragma GCC unroll 8
+      for (std::size_t r = 1; r <= M; ++r) low[r] -= (V)(rank == V{} + std::uint8_t(r));
+      first_ranks<W, M + 1>(block, group, size, earlier, low);
+    }
+  }
+
   // Inlined into its caller, so that sums_avx2's instantiation is compiled for AVX2 (hence no helper
   // functions taking or returning V: they would not be).
   template <int W>
@@ -277,7 +299,9 @@ class RankCounter {
     for (int a = 0; a < bins_; ++a) {
       const std::uint8_t* group = sample_ + start_[a];
       const std::size_t size = std::size_t(start_[a + 1] - start_[a]);
-      for (std::size_t m = 0; m < size; ++m) {
+      // A group's first kLow samples: sample m has rank <= m, so only ranks 1..m are tallied.
+      first_ranks<W, 0>(block, group, size, earlier, low);
+      for (std::size_t m = kLow; m < size; ++m) {
         V v, rank = {}, e;
         std::memcpy(&v, block + std::size_t(group[m]) * W, W);
         for (std::size_t k = 0; k < m; ++k) {
