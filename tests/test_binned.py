@@ -130,6 +130,26 @@ def test_course_percentile_edges_are_bins_14():
     assert abs(pairmi.mi_matrix(X, estimator="equal_frequency", bins=14)[0, 1] - course) <= TOL
 
 
+def test_values_next_to_equal_width_edges_get_numpys_bin():
+    """Equal-width codes start from a guess (v - lo) / width that rounding can put one bin too high
+    or too low next to an edge; the correction must land every value where np.histogram2d does."""
+    rng = np.random.default_rng(7)
+    d = 2000
+    for bins in (2, 6, 15, 28, 64):
+        scale = rng.choice([1e-3, 1.0, 10.0], size=(2, d))
+        lo = (rng.normal(size=d) * scale[0]).astype(np.float32)
+        hi = (lo + np.abs(rng.normal(size=d)) * scale[1] + 1e-6).astype(np.float32)
+        edges = np.linspace(lo.astype(np.float64), hi.astype(np.float64), bins + 1, axis=1)  # (d, bins + 1)
+        at = edges[:, 1:-1].T.astype(np.float32)  # the float32 values nearest the inner edges, and their neighbours
+        X = np.concatenate([lo[None], hi[None], np.nextafter(at, -np.inf), at, np.nextafter(at, np.inf)])
+        X = np.clip(X, lo, hi)
+        assert (X.min(0) == lo).all() and (X.max(0) == hi).all()
+        codes = binned.code_layers(X[None], "equal_width", bins, threads=2).codes[0]
+        # np.histogram2d's bin: the number of inner edges <= v.
+        want = (X.T[:, :, None] >= edges[:, None, 1:-1]).sum(axis=2)
+        np.testing.assert_array_equal(codes, want)
+
+
 @given(problems(max_d=6), st.sampled_from([np.float32, np.float64]))
 def test_equal_frequency_edges_are_numpys_bit_for_bit(problem, dtype):
     """Edges computed in C++ equal np.percentile's exactly, so every sample lands in numpy's bin."""

@@ -94,10 +94,25 @@ void column_min_max(const T* x, std::size_t n, std::size_t d, std::size_t ld, do
 
 // Bin codes of one column given its bins + 1 sorted edges, which span the column's values.
 // np.histogram2d's code is searchsorted(edges, v, side='right') - 1 with the last edge closing the
-// last bin, which equals the number of inner edges edges[1..bins-1] that are <= v. Counting is
-// branch-free and vectorises over samples; repeated edges (ties) give empty bins, as in numpy.
+// last bin, which equals the number of inner edges edges[1..bins-1] that are <= v; repeated edges
+// (ties) give empty bins, as in numpy. Equal-width edges: a guess from (v - lo) / width, corrected
+// by walking the edges (exact for any sorted edges; rounding puts the guess at most one bin off).
+// Other edges: every inner edge compared, branch-free and vectorised over samples.
 inline void codes_from_edges(const double* v, std::size_t n, const double* edges, int bins,
                              std::uint8_t* codes) {
+  double uniform[kMaxBins + 1];
+  equal_width_edges(edges[0], edges[bins], bins, uniform);
+  if (std::equal(uniform, uniform + bins + 1, edges)) {
+    const double lo = edges[0], per_width = bins / (edges[bins] - edges[0]), last = bins - 1;
+    for (std::size_t t = 0; t < n; ++t) {
+      const double guess = (v[t] - lo) * per_width;
+      int k = guess >= 1.0 ? int(std::min(guess, last)) : 0;
+      while (k > 0 && v[t] < edges[k]) --k;
+      while (k < bins - 1 && v[t] >= edges[k + 1]) ++k;
+      codes[t] = static_cast<std::uint8_t>(k);
+    }
+    return;
+  }
   std::fill(codes, codes + n, std::uint8_t{0});
   for (int k = 1; k < bins; ++k) {
     const double e = edges[k];
