@@ -422,9 +422,10 @@ class BinnedTileWorker {
   std::size_t col_var(const Tile& t, std::size_t j) const { return plan_.y_order[t.layer * y_.cols + j]; }
 
   // Kernel alone, 90 samples, one thread, 2 of 13 layers of 768 variables: counting 0.077 s (normal
-  // or Student-t data); ranks (16 lanes / 32 lanes) 0.035 / 0.026 s on normal data, 0.059 / 0.042 s
-  // on Student-t data, whose rows' squared group sizes sum to 17 n on average (normal: 9 n). Of the
-  // limits 12 to 44 n, 26 n was as fast as the best for both lane widths.
+  // or Student-t data); ranks (16 / 32 lanes, before pairs were ranked against their cheaper
+  // variable) 0.035 / 0.026 s on normal data, 0.059 / 0.042 s on Student-t data. Of the limits 12 to
+  // 44 n, 26 n was as fast as the best for both lane widths; with the cheaper variable as row, limits
+  // from 26 to 100 n timed alike.
   bool use_ranks(const Tile& t, std::size_t a) const {
     return !plan_.groups.empty() && plan_.groups.cost(t.layer * x_.cols + a) < 26 * n_;
   }
