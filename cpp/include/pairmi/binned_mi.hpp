@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <numeric>
 #include <vector>
 
 #include "pairmi/tiles.hpp"
@@ -362,28 +361,30 @@ struct CodedLayers {
 };
 
 // Which variable each tile row and column stands for, per layer, and the row variables' groups.
-// Pairs of a variable with itself are computed once with the row the variable that is cheaper to
-// rank against, so tiles of such a set run through its variables in order of ranking cost.
+// A set of variables against itself computes each pair once; the row is then the variable of the
+// two that is cheaper to rank against, because tiles run through the set in order of ranking cost.
+// X against Y keeps both orders.
 struct PairPlan {
-  BinGroups groups;                          // of x's variables, where n <= RankCounter::kMaxSamples
+  BinGroups groups;                             // of x's variables, where n <= RankCounter::kMaxSamples
   std::vector<std::uint32_t> x_order, y_order;  // [l * cols + i]: variable of row (column) i of layer l
 
   PairPlan(const CodedLayers& x, const CodedLayers* y, std::size_t layers, std::size_t n, int bins, int threads)
-      : x_order(layers * x.cols), y_order(y ? layers * y->cols : 0) {
+      : x_order(in_order(layers, x.cols)), y_order(y ? in_order(layers, y->cols) : std::vector<std::uint32_t>()) {
     if (n <= RankCounter::kMaxSamples) groups = BinGroups(x.codes, layers * x.cols, n, bins, threads);
-    for (std::size_t l = 0; l < layers; ++l) {
+    for (std::size_t l = 0; !y && !groups.empty() && l < layers; ++l) {
       const auto first = x_order.begin() + std::ptrdiff_t(l * x.cols);
-      std::iota(first, first + std::ptrdiff_t(x.cols), std::uint32_t{0});
-      if (!y && !groups.empty())
-        std::stable_sort(first, first + std::ptrdiff_t(x.cols), [&](std::uint32_t a, std::uint32_t b) {
-          return groups.cost(l * x.cols + a) < groups.cost(l * x.cols + b);
-        });
-    }
-    for (std::size_t l = 0; y && l < layers; ++l) {
-      const auto first = y_order.begin() + std::ptrdiff_t(l * y->cols);
-      std::iota(first, first + std::ptrdiff_t(y->cols), std::uint32_t{0});
+      std::stable_sort(first, first + std::ptrdiff_t(x.cols), [&](std::uint32_t a, std::uint32_t b) {
+        return groups.cost(l * x.cols + a) < groups.cost(l * x.cols + b);
+      });
     }
     if (!y) y_order = x_order;
+  }
+
+ private:
+  static std::vector<std::uint32_t> in_order(std::size_t layers, std::size_t cols) {
+    std::vector<std::uint32_t> order(layers * cols);
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = static_cast<std::uint32_t>(k % cols);
+    return order;
   }
 };
 
