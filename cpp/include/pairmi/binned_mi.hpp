@@ -400,27 +400,27 @@ class BinnedTileWorker {
         ranks_(n, bins, f, rank_lanes) {}
 
   void operator()(const Tile& t) {
-    const std::uint8_t* xc = x_.codes + t.layer * x_.cols * n_;
-    const double* hx = x_.entropy + t.layer * x_.cols;
     lanes_ready_ = false;
     for (std::size_t i = t.r0; i < t.r1; ++i) {
       const std::size_t a = row_var(t, i);
       std::size_t j = t.c0;
       if (write_.upper && j <= i) {
-        write_(t, a, a, hx[a]);  // MI of a variable with itself: its entropy
+        write_(t, a, a, x_.entropy[x_index(t, a)]);  // MI of a variable with itself: its entropy
         j = i + 1;
       }
       if (j >= t.c1) continue;
       if (use_ranks(t, a))
         rank_row(t, a, j);
       else
-        count_row(t, xc + a * n_, a, j);
+        count_row(t, a, j);
     }
   }
 
  private:
   std::size_t row_var(const Tile& t, std::size_t i) const { return plan_.x_order[t.layer * x_.cols + i]; }
   std::size_t col_var(const Tile& t, std::size_t j) const { return plan_.y_order[t.layer * y_.cols + j]; }
+  // Index of row variable a among all layers' x variables (codes, entropies, groups).
+  std::size_t x_index(const Tile& t, std::size_t a) const { return t.layer * x_.cols + a; }
 
   // Kernel alone, 90 samples, one thread, 2 of 13 layers of 768 variables: counting 0.077 s (normal
   // or Student-t data); ranks (16 / 32 lanes, before pairs were ranked against their cheaper
@@ -428,16 +428,16 @@ class BinnedTileWorker {
   // 44 n, 26 n was as fast as the best for both lane widths; with the cheaper variable as row, limits
   // from 26 to 100 n timed alike.
   bool use_ranks(const Tile& t, std::size_t a) const {
-    return !plan_.groups.empty() && plan_.groups.cost(t.layer * x_.cols + a) < 26 * n_;
+    return !plan_.groups.empty() && plan_.groups.cost(x_index(t, a)) < 26 * n_;
   }
 
-  // Row variable a (codes x) against the variables of columns j0..t.c1, four at a time.
-  void count_row(const Tile& t, const std::uint8_t* x, std::size_t a, std::size_t j0) {
+  // Row variable a against the variables of columns j0..t.c1, four at a time.
+  void count_row(const Tile& t, std::size_t a, std::size_t j0) {
     constexpr int kGroup = PairCounter<Count>::kGroup;
     const std::uint8_t* yc = y_.codes + t.layer * y_.cols * n_;
     const std::uint8_t* cols[kGroup];
     double s[kGroup];
-    counter_.set_row(x);
+    counter_.set_row(x_.codes + x_index(t, a) * n_);
     for (std::size_t j = j0; j < t.c1;) {
       const int m = static_cast<int>(std::min<std::size_t>(kGroup, t.c1 - j));
       for (int k = 0; k < m; ++k) cols[k] = yc + col_var(t, j + k) * n_;
@@ -453,7 +453,7 @@ class BinnedTileWorker {
     if (!lanes_ready_) transpose_columns(t);
     double s[RankCounter::kMaxLanes];
     for (std::size_t b = (j0 - t.c0) / w; t.c0 + b * w < t.c1; ++b) {
-      ranks_.sums(plan_.groups, t.layer * x_.cols + a, &lanes_[b * n_ * w], s);
+      ranks_.sums(plan_.groups, x_index(t, a), &lanes_[b * n_ * w], s);
       const std::size_t jb = t.c0 + b * w;
       for (std::size_t j = std::max(jb, j0); j < std::min(jb + w, t.c1); ++j)
         write_pair(t, a, col_var(t, j), s[j - jb]);
@@ -477,7 +477,7 @@ class BinnedTileWorker {
 
   // Variables a (of x) and b (of y); sum_f: sum over their joint-histogram cells of f[c].
   void write_pair(const Tile& t, std::size_t a, std::size_t b, double sum_f) {
-    const double mi = x_.entropy[t.layer * x_.cols + a] + y_.entropy[t.layer * y_.cols + b] - f_.entropy(sum_f);
+    const double mi = x_.entropy[x_index(t, a)] + y_.entropy[t.layer * y_.cols + b] - f_.entropy(sum_f);
     // Plug-in MI is >= 0 exactly: clamping removes only rounding below zero. Corrected estimates may
     // be negative and are kept so.
     write_(t, a, b, clamp_ ? std::max(0.0, mi) : mi);
