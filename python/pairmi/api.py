@@ -95,7 +95,9 @@ def _bytes_needed(x: np.ndarray, y: np.ndarray | None, s: _Settings, shape: tupl
     """Rough peak of what one call allocates: output, codes or sorted copies, products, scratch."""
     values = x.size + (0 if y is None else y.size)
     per_value = {"ksg": 24, "gaussian_copula": 16}.get(s.estimator, 1)
-    products = 8 * int(np.prod(shape)) if s.estimator == "gaussian_copula" or s.correction == "shuffle" else 0
+    # The copula's correlation products; the shuffle correction's null buffer and running total.
+    arrays = 1 if s.estimator == "gaussian_copula" else 2 if s.correction == "shuffle" else 0
+    products = 8 * int(np.prod(shape)) * arrays
     scratch = s.threads * _core.ksg_worker_bytes(x.shape[1], s.k) if s.estimator == "ksg" else 0
     return int(np.prod(shape)) * s.dtype.itemsize + per_value * values + products + scratch
 
@@ -171,10 +173,11 @@ def _release(out: np.ndarray) -> None:
 
 def _null_mean(cx: Coded, cy: Coded | None, s: _Settings) -> np.ndarray:
     """Mean MI over permutations, with a zero diagonal in the square case (entropies stay)."""
-    total = None
-    for null in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, np.float64, s.threads):
-        total = null if total is None else total + null
-    mean = total / s.n_permutations
+    shape = (cx.codes.shape[0], cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
+    null, mean = np.empty(shape), np.zeros(shape)
+    for _ in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, lambda k: null):
+        mean += null
+    mean /= s.n_permutations
     if cy is None:
         idx = np.arange(mean.shape[-1])
         mean[..., idx, idx] = 0.0
@@ -397,8 +400,10 @@ def null_mi(
     s, cx, cy = _coded_inputs("null_mi", X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads, dtype)
     shape = (s.n_permutations, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
     _arrays.check_memory(int(np.prod(shape)) * s.dtype.itemsize, f"{s.n_permutations} null matrices", max_bytes)
-    nulls = permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.dtype, s.threads)
-    return np.stack([null[0] for null in nulls])
+    nulls = np.empty(shape, dtype=s.dtype)
+    for _ in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, lambda k: nulls[k:k + 1]):
+        pass
+    return nulls
 
 
 @dataclass(frozen=True)
@@ -457,7 +462,8 @@ def mi_test(
     total = np.zeros_like(observed)
     exceed = np.zeros(observed.shape, dtype=np.int64)
     tol = 1e-12 * max(1.0, s.scale)  # equal histograms give equal MI up to summation order
-    for null in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, np.float64, s.threads):
+    null = np.empty(shape)
+    for _ in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, lambda k: null):
         total += null[0]
         exceed += null[0] >= observed - tol
     p = (1.0 + exceed) / (1.0 + s.n_permutations)

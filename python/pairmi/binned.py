@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,24 +91,25 @@ def binned_mi(
     return out
 
 
-def permutation_nulls(cx: Coded, cy: Coded | None, n_permutations: int, seed, scale: float, dtype, threads: int):
+def permutation_nulls(
+    cx: Coded, cy: Coded | None, n_permutations: int, seed, scale: float, threads: int,
+    out: Callable[[int], np.ndarray],
+) -> Iterator[np.ndarray]:
     """Yield the MI matrices (layers, dx, dy) of n_permutations shufflings of the samples.
 
     Square case: every variable's codes are permuted independently, so each pair i != j is scored
     on independently shuffled samples (the diagonal keeps the entropies). Cross case: y's codes
     are shuffled. Each layer draws from its own generator seeded with `seed`, so a layer's null
     does not depend on which other layers are computed with it. The codes are reused: a null
-    costs one kernel pass.
+    costs one kernel pass. out(k) gives the (layers, dx, dy) array that permutation k is written
+    into and yielded as: one buffer for all of them, when each is consumed before the next.
     """
     target = cx if cy is None else cy
     rngs = [np.random.default_rng(seed) for _ in range(target.codes.shape[0])]
-    shape = (cx.codes.shape[0], cx.codes.shape[1], target.codes.shape[1])
-    for _ in range(n_permutations):
+    for k in range(n_permutations):
         codes = np.stack([rng.permuted(layer, axis=-1) for rng, layer in zip(rngs, target.codes)])
         shuffled = Coded(codes, target.entropy, target.bins)
-        out = np.empty(shape, dtype=dtype)
         if cy is None:
-            binned_mi(shuffled, None, scale, out, threads)
+            yield binned_mi(shuffled, None, scale, out(k), threads)
         else:
-            binned_mi(cx, shuffled, scale, out, threads)
-        yield out
+            yield binned_mi(cx, shuffled, scale, out(k), threads)
