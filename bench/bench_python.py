@@ -1,11 +1,14 @@
 """Time pairmi against the course's per-pair numpy loop, in one run on one machine.
 
-    python bench/bench_python.py [--threads N] [--pairs P]
+    python bench/bench_python.py [--data student-t|gpt2-random] [--threads N] [--pairs P]
 
 pairmi computes all pairs of a GPT-2-sized stack of hidden states (13 layers x 90 tokens x 768
 dims, 15 bins); the course's ``mutInfo_manual`` is timed on P random pairs and extrapolated to all
 pairs (said so in the output). Also one layer of a long corpus (4096 tokens x 768 dims, binned) and
-KSG against scikit-learn. Data: Student-t (3 d.o.f.) float32, heavy-tailed like hidden states.
+KSG against scikit-learn. Data (--data): Student-t (3 d.o.f.) float32, heavy-tailed like hidden
+states (the default), or the hidden states of GPT-2's architecture with random weights
+(``GPT2LMHeadModel(GPT2Config())``, seed 0, 90 random token ids; needs torch and transformers), the
+shape of the course's analysis without a download. The long-corpus case is Student-t either way.
 """
 
 from __future__ import annotations
@@ -33,6 +36,21 @@ def mut_info_manual(x, y, bins=BINS):
     return hx + hy - hxy
 
 
+def hidden_states(data: str, rng: np.random.Generator) -> np.ndarray:
+    """(LAYERS, TOKENS, DIMS) float32: Student-t draws, or a random-weight GPT-2's hidden states."""
+    if data == "student-t":
+        return rng.standard_t(3, size=(LAYERS, TOKENS, DIMS)).astype(np.float32)
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config()).eval()
+    ids = torch.randint(0, model.config.vocab_size, (1, TOKENS))
+    with torch.no_grad():
+        states = model(ids, output_hidden_states=True).hidden_states
+    return torch.stack(states)[:, 0].numpy().astype(np.float32)
+
+
 def best_of(fn, repeats):
     times = []
     for _ in range(repeats):
@@ -50,14 +68,16 @@ def main() -> None:
     parser.add_argument("--corpus-tokens", type=int, default=4096, help="tokens of the one-layer corpus case (0: skip)")
     parser.add_argument("--ksg-layers", type=int, default=13, help="layers for the KSG benchmark (0: skip)")
     parser.add_argument("--sklearn-columns", type=int, default=2, help="columns timed with mutual_info_regression")
+    parser.add_argument("--data", choices=("student-t", "gpt2-random"), default="student-t",
+                        help="the 13 x 90 x 768 hidden states (see above)")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
-    H = rng.standard_t(3, size=(LAYERS, TOKENS, DIMS)).astype(np.float32)
+    H = hidden_states(args.data, rng)
     pairs = DIMS * (DIMS - 1) // 2
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
           f"pairmi {pairmi.__version__}, OpenMP {pairmi.has_openmp}, threads={args.threads}")
-    print(f"data: {LAYERS} layers x {TOKENS} tokens x {DIMS} dims, {BINS} bins, {pairs:,} pairs per layer")
+    print(f"data: {args.data}, {LAYERS} layers x {TOKENS} tokens x {DIMS} dims, {BINS} bins, {pairs:,} pairs per layer")
 
     for estimator in ("equal_width", "equal_frequency"):
         pairmi.mi_layers(H[:1], estimator=estimator, threads=args.threads)  # warm-up (OpenMP pool)
