@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--corpus-tokens", type=int, default=4096, help="tokens of the one-layer corpus case (0: skip)")
     parser.add_argument("--ksg-layers", type=int, default=13, help="layers for the KSG benchmark (0: skip)")
     parser.add_argument("--sklearn-columns", type=int, default=2, help="columns timed with mutual_info_regression")
+    parser.add_argument("--shuffle-permutations", type=int, default=20,
+                        help="permutations of the timed correction='shuffle' runs (0: skip)")
     parser.add_argument("--data", choices=("student-t", "gpt2-random"), default="student-t",
                         help="the 13 x 90 x 768 hidden states (see above)")
     args = parser.parse_args()
@@ -88,6 +90,9 @@ def main() -> None:
         if estimator == "equal_width":
             t_pairmi = t
 
+    if args.shuffle_permutations:
+        bench_shuffle(H, args.shuffle_permutations, args.threads)
+
     idx = rng.integers(0, DIMS, size=(args.pairs, 2))
     layer = rng.integers(0, LAYERS, size=args.pairs)
     t0 = time.perf_counter()
@@ -103,6 +108,14 @@ def main() -> None:
         bench_corpus(args.corpus_tokens, args.threads, args.repeats, rng)
     if args.ksg_layers:
         bench_ksg(H[: args.ksg_layers], args.threads, args.sklearn_columns, rng)
+
+
+def bench_shuffle(H, permutations, threads):
+    """The shuffle correction: one kernel pass per permutation, plus shuffling the codes."""
+    for estimator in ("equal_width", "equal_frequency"):
+        t = best_of(lambda: pairmi.mi_layers(H, estimator=estimator, correction="shuffle",
+                                             n_permutations=permutations, threads=threads), 1)
+        print(f"pairmi.mi_layers {estimator:>15}, correction='shuffle', {permutations} permutations: {t:.2f} s")
 
 
 def bench_corpus(tokens, threads, repeats, rng):
