@@ -108,6 +108,45 @@ void test_cross_and_layers() {
   CHECK(near(out[dx * dy + 2 * dy + 4], mi, 1e-6));
 }
 
+// X against Y with variables of very different ranking costs on both sides (two, five or fifteen
+// codes used), so that some tiles run with x's variables as rows and some, transposed, with y's;
+// rows with two codes take the counting kernel. Every pair against a direct count.
+void test_cross_orientations() {
+  const std::size_t n = 90, layers = 2, dx = 150, dy = 130;
+  const int bins = 15;
+  std::mt19937 rng(11);
+  auto make = [&](std::size_t d, std::size_t period) {
+    std::vector<std::uint8_t> codes(layers * d * n);
+    for (std::size_t v = 0; v < layers * d; ++v) {
+      const int used = v % period == 0 ? 2 : v % period == 1 ? 5 : bins;
+      for (std::size_t t = 0; t < n; ++t) codes[v * n + t] = static_cast<std::uint8_t>(rng() % used);
+    }
+    return codes;
+  };
+  const auto cx = make(dx, 4), cy = make(dy, 3);
+  std::vector<double> hx(layers * dx), hy(layers * dy);
+  pairmi::column_entropies(cx.data(), layers * dx, n, bins, hx.data());
+  pairmi::column_entropies(cy.data(), layers * dy, n, bins, hy.data());
+  const pairmi::CodedLayers x{cx.data(), hx.data(), dx}, y{cy.data(), hy.data(), dy};
+  std::vector<double> out(layers * dx * dy), out1(layers * dx * dy);
+  pairmi::binned_mi(x, &y, layers, n, bins, 1.0, out.data(), 3);
+  pairmi::binned_mi(x, &y, layers, n, bins, 1.0, out1.data(), 1);
+  CHECK(out == out1);
+  int wrong = 0;
+  for (std::size_t l = 0; l < layers; ++l)
+    for (std::size_t i = 0; i < dx; ++i)
+      for (std::size_t j = 0; j < dy; ++j) {
+        std::vector<int> a(bins, 0), b(bins, 0), ab(bins * bins, 0);
+        for (std::size_t t = 0; t < n; ++t) {
+          const int u = cx[(l * dx + i) * n + t], v = cy[(l * dy + j) * n + t];
+          ++a[u], ++b[v], ++ab[u * bins + v];
+        }
+        const double mi = entropy_direct(a, n) + entropy_direct(b, n) - entropy_direct(ab, n);
+        wrong += !near(out[(l * dx + i) * dy + j], std::max(0.0, mi), 1e-11);
+      }
+  CHECK(wrong == 0);
+}
+
 void test_monitor_stops_run() {
   const std::size_t n = 20, d = 300;
   std::vector<std::uint8_t> codes(d * n, 0);
@@ -225,6 +264,7 @@ int main() {
   test_binned_mi(40, 7, 64);
   test_binned_mi(300, 6, 20);  // sums while counting, with four-byte counts
   test_cross_and_layers();
+  test_cross_orientations();
   test_monitor_stops_run();
   test_bin_layers_matches_edges();
   test_ksg(1, 90, 23, 0, 3, false);  // tiles with full and partial lane groups

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "pairmi/tiles.hpp"
@@ -360,31 +361,47 @@ struct CodedLayers {
   std::size_t cols;
 };
 
-// Which variable each tile row and column stands for, per layer, and the row variables' groups.
-// A set of variables against itself computes each pair once; the row is then the variable of the
-// two that is cheaper to rank against, because tiles run through the set in order of ranking cost.
-// X against Y keeps both orders.
+// Which variable each tile row and column stands for, per layer, and the row variables' groups
+// (where n <= RankCounter::kMaxSamples). Each side's variables run in order of ranking cost, so
+// cheap variables share tiles: for a set against itself, each pair's row is then the cheaper of its
+// two variables; X against Y gives each tile the cheaper side as rows (CrossTileWorker).
 struct PairPlan {
-  BinGroups groups;                             // of x's variables, where n <= RankCounter::kMaxSamples
+  BinGroups groups;                             // of the row variables
   std::vector<std::uint32_t> x_order, y_order;  // [l * cols + i]: variable of row (column) i of layer l
+};
 
-  PairPlan(const CodedLayers& x, const CodedLayers* y, std::size_t layers, std::size_t n, int bins, int threads)
-      : x_order(in_order(layers, x.cols)), y_order(y ? in_order(layers, y->cols) : std::vector<std::uint32_t>()) {
-    if (n <= RankCounter::kMaxSamples) groups = BinGroups(x.codes, layers * x.cols, n, bins, threads);
-    for (std::size_t l = 0; !y && !groups.empty() && l < layers; ++l) {
-      const auto first = x_order.begin() + std::ptrdiff_t(l * x.cols);
-      std::stable_sort(first, first + std::ptrdiff_t(x.cols), [&](std::uint32_t a, std::uint32_t b) {
-        return groups.cost(l * x.cols + a) < groups.cost(l * x.cols + b);
-      });
-    }
-    if (!y) y_order = x_order;
+inline BinGroups groups_of(const CodedLayers& c, std::size_t layers, std::size_t n, int bins, int threads) {
+  return n <= RankCounter::kMaxSamples ? BinGroups(c.codes, layers * c.cols, n, bins, threads) : BinGroups();
+}
+
+// Each layer's variables, cheapest to rank against first (in their order without groups).
+inline std::vector<std::uint32_t> cost_order(const BinGroups& groups, std::size_t layers, std::size_t cols) {
+  std::vector<std::uint32_t> order(layers * cols);
+  for (std::size_t k = 0; k < order.size(); ++k) order[k] = static_cast<std::uint32_t>(k % cols);
+  for (std::size_t l = 0; !groups.empty() && l < layers; ++l) {
+    const auto first = order.begin() + std::ptrdiff_t(l * cols);
+    std::stable_sort(first, first + std::ptrdiff_t(cols), [&](std::uint32_t a, std::uint32_t b) {
+      return groups.cost(l * cols + a) < groups.cost(l * cols + b);
+    });
   }
+  return order;
+}
 
- private:
-  static std::vector<std::uint32_t> in_order(std::size_t layers, std::size_t cols) {
-    std::vector<std::uint32_t> order(layers * cols);
-    for (std::size_t k = 0; k < order.size(); ++k) order[k] = static_cast<std::uint32_t>(k % cols);
-    return order;
+// x against itself: rows and columns in the same order.
+inline PairPlan square_plan(const CodedLayers& x, std::size_t layers, std::size_t n, int bins, int threads) {
+  PairPlan plan{groups_of(x, layers, n, bins, threads), {}, {}};
+  plan.x_order = cost_order(plan.groups, layers, x.cols);
+  plan.y_order = plan.x_order;
+  return plan;
+}
+
+// x against y, as tiles of x rows (by_x) and, transposed, of y rows (by_y).
+struct CrossPlans {
+  PairPlan by_x, by_y;
+  CrossPlans(const CodedLayers& x, const CodedLayers& y, std::size_t layers, std::size_t n, int bins, int threads)
+      : by_x{groups_of(x, layers, n, bins, threads), {}, {}}, by_y{groups_of(y, layers, n, bins, threads), {}, {}} {
+    by_x.x_order = by_y.y_order = cost_order(by_x.groups, layers, x.cols);
+    by_x.y_order = by_y.x_order = cost_order(by_y.groups, layers, y.cols);
   }
 };
 
@@ -495,12 +512,54 @@ class BinnedTileWorker {
   bool lanes_ready_ = false;
 };
 
+// X against Y: each tile runs with x's variables as rows, or transposed with y's, whichever side's
+// variables there (at the tile's middle row and column, both sides being in order of cost) are
+// cheaper to rank against. The choice depends on the tile alone, so results do not depend on the
+// thread count.
+template <class Worker>
+class CrossTileWorker {
+ public:
+  CrossTileWorker(Worker by_x, Worker by_y, const CrossPlans& plans, std::size_t d_x, std::size_t d_y)
+      : by_x_(std::move(by_x)), by_y_(std::move(by_y)), plans_(plans), dx_(d_x), dy_(d_y) {}
+
+  void operator()(const Tile& t) {
+    if (y_rows_cheaper(t))
+      by_y_(Tile{t.layer, t.c0, t.c1, t.r0, t.r1});
+    else
+      by_x_(t);
+  }
+
+ private:
+  bool y_rows_cheaper(const Tile& t) const {
+    const PairPlan &px = plans_.by_x, &py = plans_.by_y;
+    if (px.groups.empty()) return false;
+    const std::size_t a = px.x_order[t.layer * dx_ + (t.r0 + t.r1) / 2];
+    const std::size_t b = px.y_order[t.layer * dy_ + (t.c0 + t.c1) / 2];
+    return py.groups.cost(t.layer * dy_ + b) < px.groups.cost(t.layer * dx_ + a);
+  }
+
+  Worker by_x_, by_y_;
+  const CrossPlans& plans_;
+  std::size_t dx_, dy_;
+};
+
 template <class Count, class Out>
-bool run_binned(const std::vector<Tile>& tiles, const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins,
-                const XLogXTable& f, bool clamp, const PairWriter<Out>& write, const PairPlan& plan, int threads,
+bool run_binned(const std::vector<Tile>& tiles, const CodedLayers& x, const CodedLayers* y, std::size_t layers,
+                std::size_t n, int bins, const XLogXTable& f, bool clamp, const PairWriter<Out>& write, int threads,
                 const TileMonitor& monitor, int rank_lanes) {
+  using Worker = BinnedTileWorker<Count, Out>;
+  if (!y) {
+    const PairPlan plan = square_plan(x, layers, n, bins, threads);
+    return for_each_tile(tiles, threads, monitor,
+                         [&] { return Worker(x, x, n, bins, f, clamp, write, plan, rank_lanes); });
+  }
+  const CrossPlans plans(x, *y, layers, n, bins, threads);
+  PairWriter<Out> transposed = write;
+  transposed.transposed = true;
   return for_each_tile(tiles, threads, monitor, [&] {
-    return BinnedTileWorker<Count, Out>(x, y, n, bins, f, clamp, write, plan, rank_lanes);
+    return CrossTileWorker<Worker>(Worker(x, *y, n, bins, f, clamp, write, plans.by_x, rank_lanes),
+                                   Worker(*y, x, n, bins, f, clamp, transposed, plans.by_y, rank_lanes), plans,
+                                   x.cols, y->cols);
   });
 }
 
@@ -522,13 +581,12 @@ bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, s
   const auto tiles = make_tiles(layers, x.cols, yy.cols, upper, tile_size);
   const XLogXTable f(n, miller_madow);
   const PairWriter<Out> write{out, x.cols, yy.cols, upper, scale};
-  const PairPlan plan(x, y, layers, n, bins, threads);
   const bool clamp = !miller_madow;
   // Byte counts suit the loop that sums while counting (n = 90); four-byte counts the loop that
   // only counts (two-byte read-modify-writes made it 23 % slower on Zen 1, at 4096 samples).
   if (n <= 0xFF && sum_while_counting(n, bins))
-    return run_binned<std::uint8_t>(tiles, x, yy, n, bins, f, clamp, write, plan, threads, monitor, rank_lanes);
-  return run_binned<std::uint32_t>(tiles, x, yy, n, bins, f, clamp, write, plan, threads, monitor, rank_lanes);
+    return run_binned<std::uint8_t>(tiles, x, y, layers, n, bins, f, clamp, write, threads, monitor, rank_lanes);
+  return run_binned<std::uint32_t>(tiles, x, y, layers, n, bins, f, clamp, write, threads, monitor, rank_lanes);
 }
 
 // Entropy (nats) of each of `cols` coded variables (codes[c * n + t]), plug-in or Miller-Madow.

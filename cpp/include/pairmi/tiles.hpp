@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "pairmi/parallel.hpp"
@@ -55,17 +56,20 @@ bool for_each_tile(const std::vector<Tile>& tiles, int threads, const TileMonito
 }
 
 // Where a tile's values go: out is (layers, rows, ld) row-major; with `upper` (a variable set
-// against itself) each value is mirrored to (j, i).
+// against itself) each value is mirrored to (j, i); `transposed` tiles (of y's variables against
+// x's) write pair (i, j) to (j, i).
 template <class Out>
 struct PairWriter {
   Out* out;
   std::size_t rows, ld;
   bool upper;
   double scale;  // from nats to the requested units
+  bool transposed = false;
 
   void operator()(const Tile& t, std::size_t i, std::size_t j, double nats) const {
     Out* o = out + t.layer * rows * ld;
     const Out v = static_cast<Out>(scale * nats);
+    if (transposed) std::swap(i, j);
     o[i * ld + j] = v;
     if (upper) o[j * ld + i] = v;
   }
