@@ -92,6 +92,7 @@ def main() -> None:
 
     if args.shuffle_permutations:
         bench_shuffle(H, args.shuffle_permutations, args.threads)
+    bench_cross(H, args.threads, args.repeats)
 
     idx = rng.integers(0, DIMS, size=(args.pairs, 2))
     layer = rng.integers(0, LAYERS, size=args.pairs)
@@ -116,6 +117,13 @@ def bench_shuffle(H, permutations, threads):
         t = best_of(lambda: pairmi.mi_layers(H, estimator=estimator, correction="shuffle",
                                              n_permutations=permutations, threads=threads), 1)
         print(f"pairmi.mi_layers {estimator:>15}, correction='shuffle', {permutations} permutations: {t:.2f} s")
+
+
+def bench_cross(H, threads, repeats):
+    """One layer's dims against the next layer's: X against Y, DIMS x DIMS pairs."""
+    for estimator in ("equal_width", "equal_frequency"):
+        t = best_of(lambda: pairmi.mi_matrix(H[6], H[7], estimator=estimator, threads=threads), repeats)
+        print(f"pairmi.mi_matrix(H[6], H[7]) {estimator:>15}: {t * 1e3:.1f} ms for {DIMS} x {DIMS} pairs")
 
 
 def bench_corpus(tokens, threads, repeats, rng):
