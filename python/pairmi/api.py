@@ -174,8 +174,8 @@ def _release(out: np.ndarray) -> None:
 def _null_mean(cx: Coded, cy: Coded | None, s: _Settings) -> np.ndarray:
     """Mean MI over permutations, with a zero diagonal in the square case (entropies stay)."""
     shape = (cx.codes.shape[0], cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
-    null, mean = np.empty(shape), np.zeros(shape)
-    for _ in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, lambda k: null):
+    mean = np.zeros(shape)
+    for null in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, np.empty(shape)):
         mean += null
     mean /= s.n_permutations
     if cy is None:
@@ -401,8 +401,9 @@ def null_mi(
     shape = (s.n_permutations, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
     _arrays.check_memory(int(np.prod(shape)) * s.dtype.itemsize, f"{s.n_permutations} null matrices", max_bytes)
     nulls = np.empty(shape, dtype=s.dtype)
-    for _ in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, lambda k: nulls[k:k + 1]):
-        pass
+    buffer = np.empty((1,) + shape[1:], dtype=s.dtype)
+    for k, null in enumerate(permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, buffer)):
+        nulls[k] = null[0]
     return nulls
 
 
@@ -462,8 +463,7 @@ def mi_test(
     total = np.zeros_like(observed)
     exceed = np.zeros(observed.shape, dtype=np.int64)
     tol = 1e-12 * max(1.0, s.scale)  # equal histograms give equal MI up to summation order
-    null = np.empty(shape)
-    for _ in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, lambda k: null):
+    for null in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, np.empty(shape)):
         total += null[0]
         exceed += null[0] >= observed - tol
     p = (1.0 + exceed) / (1.0 + s.n_permutations)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,8 +92,7 @@ def binned_mi(
 
 
 def permutation_nulls(
-    cx: Coded, cy: Coded | None, n_permutations: int, seed, scale: float, threads: int,
-    out: Callable[[int], np.ndarray],
+    cx: Coded, cy: Coded | None, n_permutations: int, seed, scale: float, threads: int, out: np.ndarray
 ) -> Iterator[np.ndarray]:
     """Yield the MI matrices (layers, dx, dy) of n_permutations shufflings of the samples.
 
@@ -101,15 +100,15 @@ def permutation_nulls(
     on independently shuffled samples (the diagonal keeps the entropies). Cross case: y's codes
     are shuffled. Each layer draws from its own generator seeded with `seed`, so a layer's null
     does not depend on which other layers are computed with it. The codes are reused: a null
-    costs one kernel pass. out(k) gives the (layers, dx, dy) array that permutation k is written
-    into and yielded as: one buffer for all of them, when each is consumed before the next.
+    costs one kernel pass. Every permutation is written into `out` (layers, dx, dy) and yields it,
+    so each must be used before the next is drawn.
     """
     target = cx if cy is None else cy
     rngs = [np.random.default_rng(seed) for _ in range(target.codes.shape[0])]
-    for k in range(n_permutations):
+    for _ in range(n_permutations):
         codes = np.stack([rng.permuted(layer, axis=-1) for rng, layer in zip(rngs, target.codes)])
         shuffled = Coded(codes, target.entropy, target.bins)
         if cy is None:
-            yield binned_mi(shuffled, None, scale, out(k), threads)
+            yield binned_mi(shuffled, None, scale, out, threads)
         else:
-            yield binned_mi(cx, shuffled, scale, out(k), threads)
+            yield binned_mi(cx, shuffled, scale, out, threads)
