@@ -232,9 +232,10 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
   const std::size_t d2 = square ? dx : dy;
   const auto sx = pairmi::sort_columns(mx.data(), layers, n, dx, 2);
   const auto sy = pairmi::sort_columns(my.data(), layers, n, d2, 2);
-  std::vector<double> one(layers * dx * d2), two(layers * dx * d2);
+  std::vector<double> one(layers * dx * d2), two(layers * dx * d2), narrow(layers * dx * d2);
   pairmi::ksg_mi(sx, square ? nullptr : &sy, layers, k, 1.0, one.data(), 1);
   pairmi::ksg_mi(sx, square ? nullptr : &sy, layers, k, 1.0, two.data(), 2);
+  pairmi::ksg_mi(sx, square ? nullptr : &sy, layers, k, 1.0, narrow.data(), 2, {}, 2);
   CHECK(one == two);
   for (std::size_t l = 0; l < layers; ++l)
     for (std::size_t i = 0; i < dx; ++i)
@@ -248,6 +249,7 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
         const auto y = scaled_column(std::vector<double>(my.begin() + l * n * d2, my.begin() + (l + 1) * n * d2), n, d2, j);
         const bool constant = i == 2 || (j == 2 && d2 > 2);
         CHECK(near(got, constant ? 0.0 : ksg_direct(x, y, k), 1e-12));
+        CHECK(near(narrow[(l * dx + i) * d2 + j], got, 1e-12));  // two lanes against the widest
       }
 }
 
@@ -267,11 +269,15 @@ int main() {
   test_cross_orientations();
   test_monitor_stops_run();
   test_bin_layers_matches_edges();
-  test_ksg(1, 90, 23, 0, 3, false);  // tiles with full and partial lane groups
-  test_ksg(1, 4, 6, 0, 3, false);    // k = n - 1
-  test_ksg(2, 60, 5, 9, 1, true);    // cross, layers, ties
-  test_ksg(1, 300, 7, 0, 5, true);   // k other than 3
-  test_ksg(1, 2100, 5, 0, 3, false); // the smaller tiles for long inputs
+  test_ksg(1, 90, 23, 0, 3, false);   // full and partial tiles; the last lane block repeats samples
+  test_ksg(1, 2, 4, 0, 1, false);     // fewer samples than four lanes
+  test_ksg(1, 3, 4, 0, 2, true);      // k = n - 1, blocks overlapping on two lanes
+  test_ksg(1, 4, 6, 0, 3, false);     // k = n - 1
+  test_ksg(1, 5, 6, 3, 2, false);     // cross, one sample past a block
+  test_ksg(2, 60, 5, 9, 1, true);     // cross, layers, ties
+  test_ksg(1, 300, 7, 0, 5, true);    // k other than 3
+  test_ksg(1, 200, 6, 0, 20, true);   // k larger than a chunk of neighbours
+  test_ksg(1, 2100, 5, 0, 3, false);  // walks of many chunks, the smaller tiles for long inputs
   if (failures == 0) std::printf("all core tests passed\n");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

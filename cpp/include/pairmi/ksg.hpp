@@ -4,14 +4,16 @@
 // = other samples strictly closer than eps_i in each marginal, and
 //     MI = psi(N) + psi(k) - <psi(n_x + 1)> - <psi(n_y + 1)>   (nats), clipped at 0.
 // Neighbours are found in a window around each sample in one variable's sorted order, so a pair
-// costs about N * sqrt(k N) distance evaluations rather than N^2; pairs sharing a variable walk
-// together, one per vector lane.
+// costs about N * sqrt(k N) distance evaluations rather than N^2. Consecutive samples of that order
+// walk together, one per vector lane, a fixed chunk of neighbours at a time: the loads are
+// contiguous and the only branches are the checks between chunks.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -20,18 +22,25 @@
 
 namespace pairmi {
 
+// Neighbours offered on each side between two checks of whether the walk can stop.
+constexpr std::size_t kKsgChunk = 16;
+// Guard values beyond each end of a sorted column: a walk reads up to lanes + kKsgChunk - 1
+// positions past an end (lanes <= 8).
+constexpr std::size_t kKsgGuard = kKsgChunk + 8;
+
 // Each variable of `layers` stacked row-major (n, d) matrices, scaled to unit variance (population
 // std, as sklearn's scale(); a constant variable keeps scale 1) and sorted once.
 struct SortedColumns {
   std::size_t cols = 0, n = 0;           // cols = layers * d, indexed l * d + c
   std::vector<double> value;             // [col * n + t]: scaled value of sample t
-  std::vector<double> sorted;            // [col * n + p]: p-th smallest scaled value
+  std::vector<double> sorted;            // srt(col)[p]: p-th smallest scaled value, -inf / +inf guards
   std::vector<std::uint32_t> order;      // [col * n + p]: sample at sorted position p
   std::vector<std::uint32_t> position;   // [col * n + t]: sorted position of sample t
   std::vector<std::uint8_t> constant;    // [col]: all values equal
 
+  std::size_t stride() const { return n + 2 * kKsgGuard; }
   const double* val(std::size_t c) const { return &value[c * n]; }
-  const double* srt(std::size_t c) const { return &sorted[c * n]; }
+  const double* srt(std::size_t c) const { return &sorted[c * stride() + kKsgGuard]; }
   const std::uint32_t* ord(std::size_t c) const { return &order[c * n]; }
   const std::uint32_t* pos(std::size_t c) const { return &position[c * n]; }
 };
@@ -42,7 +51,7 @@ SortedColumns sort_columns(const T* x, std::size_t layers, std::size_t n, std::s
   s.cols = layers * d;
   s.n = n;
   s.value.resize(s.cols * n);
-  s.sorted.resize(s.cols * n);
+  s.sorted.resize(s.cols * s.stride());
   s.order.resize(s.cols * n);
   s.position.resize(s.cols * n);
   s.constant.resize(s.cols);
@@ -61,11 +70,14 @@ SortedColumns sort_columns(const T* x, std::size_t layers, std::size_t n, std::s
     std::uint32_t* o = &s.order[c * n];
     std::iota(o, o + n, std::uint32_t{0});
     std::stable_sort(o, o + n, [v](std::uint32_t a, std::uint32_t b) { return v[a] < v[b]; });
+    double* sorted = &s.sorted[c * s.stride()];
+    std::fill(sorted, sorted + kKsgGuard, -std::numeric_limits<double>::infinity());
+    std::fill(sorted + kKsgGuard + n, sorted + s.stride(), std::numeric_limits<double>::infinity());
     for (std::size_t p = 0; p < n; ++p) {
-      s.sorted[c * n + p] = v[o[p]];
+      sorted[kKsgGuard + p] = v[o[p]];
       s.position[c * n + o[p]] = static_cast<std::uint32_t>(p);
     }
-    s.constant[c] = s.sorted[c * n] == s.sorted[c * n + n - 1];
+    s.constant[c] = sorted[kKsgGuard] == sorted[kKsgGuard + n - 1];
   }
   (void)threads;
   return s;
@@ -79,222 +91,267 @@ inline std::vector<double> digamma_table(std::size_t n) {
   return psi;
 }
 
-// Four doubles handled together: the pairs that share one variable walk that variable's sorted order
-// in step, each lane holding one pair (GCC/Clang vector extensions: two SSE2 registers on baseline
-// x86-64, NEON on arm64). Four lanes keep a k=3 search in registers; a wider group walks further,
-// because the group's window is the widest of its lanes'.
-constexpr std::size_t kLanes = 4;
-using LanePair = double __attribute__((vector_size(16)));
-struct Lanes {
-  LanePair h[2];
-  double get(std::size_t l) const { return h[l / 2][l % 2]; }
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define PAIRMI_KSG_AVX2 1  // four lanes in one register where the CPU has AVX2
+#endif
+
+// W doubles handled at once, and the comparison masks (a dependent vector_size is not applied in
+// templates, hence one per W). Two lanes are one SSE2 or NEON register.
+template <int W>
+struct DoubleLanes;
+template <>
+struct DoubleLanes<2> {
+  using type = double __attribute__((vector_size(16)));
+  using mask = long long __attribute__((vector_size(16)));
+};
+template <>
+struct DoubleLanes<4> {
+  using type = double __attribute__((vector_size(32)));
+  using mask = long long __attribute__((vector_size(32)));
 };
 
-inline Lanes make_lanes(double a, double b, double c, double d) { return {{LanePair{a, b}, LanePair{c, d}}}; }
-inline Lanes splat(double v) { return make_lanes(v, v, v, v); }
-inline LanePair min2(LanePair a, LanePair b) { return a < b ? a : b; }
-inline LanePair max2(LanePair a, LanePair b) { return a > b ? a : b; }
-inline Lanes lanes_min(const Lanes& a, const Lanes& b) { return {{min2(a.h[0], b.h[0]), min2(a.h[1], b.h[1])}}; }
-inline Lanes lanes_max(const Lanes& a, const Lanes& b) { return {{max2(a.h[0], b.h[0]), max2(a.h[1], b.h[1])}}; }
-inline double largest(const Lanes& a) {
-  const LanePair m = max2(a.h[0], a.h[1]);
-  return std::max(m[0], m[1]);
-}
-// |a - b| per lane (the sign bit cleared, as fabs does).
-inline Lanes abs_diff(const Lanes& a, const Lanes& b) {
-  using Bits = long long __attribute__((vector_size(16)));
-  const Bits magnitude = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL};
-  const LanePair d0 = a.h[0] - b.h[0], d1 = a.h[1] - b.h[1];
-  return {{LanePair(Bits(d0) & magnitude), LanePair(Bits(d1) & magnitude)}};
+// Whether a < b in any lane. Helpers taking vectors are always inlined, so that they are compiled
+// for the instruction set of the kernel that calls them (and take no vector by value: that would
+// change the ABI between instruction sets).
+template <int W>
+[[gnu::always_inline]] inline bool any_below(const typename DoubleLanes<W>::type& a,
+                                             const typename DoubleLanes<W>::type& b) {
+  const auto below = (typename DoubleLanes<W>::mask)(a < b);  // true lanes are -1
+  if constexpr (W == 4) {  // fold the halves first: one vector OR instead of two lane extractions
+    const auto half = __builtin_shufflevector(below, below, 0, 1) | __builtin_shufflevector(below, below, 2, 3);
+    return (half[0] | half[1]) != 0;
+  }
+  return (below[0] | below[1]) != 0;
 }
 
-// Per-lane counts of gaps strictly below each lane's radius.
-struct LaneCounts {
-  using Half = long long __attribute__((vector_size(16)));
-  Half h[2] = {};
-  void add_if_below(double gap, const Lanes& r) {  // a true comparison is -1 in each lane
-    h[0] -= LanePair{gap, gap} < r.h[0];
-    h[1] -= LanePair{gap, gap} < r.h[1];
+// Inserts distances d into each lane's ascending k best, without branches (whether a distance
+// enters is unpredictable): best[m] becomes min(best[m], max(best[m-1], d)).
+template <int W, int K>
+[[gnu::always_inline]] inline void offer(typename DoubleLanes<W>::type* best, int k,
+                                         const typename DoubleLanes<W>::type& d) {
+  using V = typename DoubleLanes<W>::type;
+  for (int m = (K > 0 ? K : k) - 1; m > 0; --m) {
+    const V up = best[m - 1] > d ? best[m - 1] : d;
+    best[m] = best[m] < up ? best[m] : up;
   }
-  void add_digammas(const double* psi, double* sums) const {  // sums[l] += psi(count_l + 1)
-    sums[0] += psi[h[0][0] + 1], sums[1] += psi[h[0][1] + 1], sums[2] += psi[h[1][0] + 1], sums[3] += psi[h[1][1] + 1];
+  best[0] = best[0] < d ? best[0] : d;
+}
+
+// gap = the x distance from W samples at xp to the W samples `offset` positions to the right
+// (Dir = 1) or left (Dir = -1) of position p in the sorted values v.
+template <int W, int Dir>
+[[gnu::always_inline]] inline void side_gap(const double* v, std::size_t p, std::size_t offset,
+                                            const typename DoubleLanes<W>::type& vp,
+                                            typename DoubleLanes<W>::type& gap) {
+  typename DoubleLanes<W>::type q;
+  std::memcpy(&q, v + p + std::ptrdiff_t(offset) * Dir, sizeof q);
+  gap = Dir > 0 ? q - vp : vp - q;  // >= 0: v is sorted
+}
+
+// Offers each lane's k best of one side the neighbours at offsets o..end - 1 (o ends at end).
+template <int W, int K, int Dir>
+[[gnu::always_inline]] inline void offer_side(const double* xs, const double* y_by_x, std::size_t p, std::size_t& o,
+                                              std::size_t end, const typename DoubleLanes<W>::type& xp,
+                                              const typename DoubleLanes<W>::type& yp,
+                                              typename DoubleLanes<W>::type* best, int k) {
+  using V = typename DoubleLanes<W>::type;
+  using M = typename DoubleLanes<W>::mask;
+  for (; o < end; ++o) {
+    V gap, yq;
+    side_gap<W, Dir>(xs, p, o, xp, gap);
+    std::memcpy(&yq, y_by_x + p + std::ptrdiff_t(o) * Dir, sizeof yq);
+    const V dy = (V)((M)(yq - yp) & (M{} + 0x7fffffffffffffffLL));  // |dy|: the sign bit cleared
+    offer<W, K>(best, k, gap > dy ? gap : dy);
+  }
+}
+
+// Adds to each lane's count the neighbours at offsets o..end - 1 of one side closer than r.
+template <int W, int Dir>
+[[gnu::always_inline]] inline void count_side(const double* v, std::size_t p, std::size_t o, std::size_t end,
+                                              const typename DoubleLanes<W>::type& vp,
+                                              const typename DoubleLanes<W>::type& r,
+                                              typename DoubleLanes<W>::mask& count) {
+  for (; o < end; ++o) {
+    typename DoubleLanes<W>::type gap;
+    side_gap<W, Dir>(v, p, o, vp, gap);
+    count -= (typename DoubleLanes<W>::mask)(gap < r);  // true is -1
+  }
+}
+
+// Adds to each lane's count its neighbours on one side closer than r: chunks of kKsgChunk offsets
+// until the next gap of every lane reaches r.
+template <int W, int Dir>
+[[gnu::always_inline]] inline void count_within(const double* v, std::size_t p,
+                                                const typename DoubleLanes<W>::type& vp,
+                                                const typename DoubleLanes<W>::type& r,
+                                                typename DoubleLanes<W>::mask& count) {
+  typename DoubleLanes<W>::type gap;
+  std::size_t o = 1;
+  do {
+    count_side<W, Dir>(v, p, o, o + kKsgChunk, vp, r, count);
+    o += kKsgChunk;
+    side_gap<W, Dir>(v, p, o, vp, gap);
+  } while (any_below<W>(gap, r));
+}
+
+// Per thread: one pair's arrays.
+struct KsgScratch {
+  std::vector<double> y_by_x;    // the column variable at the row variable's sorted positions, guarded
+  std::vector<double> eps;       // k-th neighbour distance by row variable position
+  std::vector<double> eps_by_y;  // the same by column variable position
+  std::vector<long long> nx, ny;  // marginal counts by row position and by column position
+  // The k best distances of each side when k is not 3 (bytes, aligned by hand: a heap array of a
+  // 32-byte vector type is only 16-byte aligned in code compiled without AVX).
+  std::vector<unsigned char> best_bytes;
+  KsgScratch(std::size_t n, int k)
+      : y_by_x(n + 2 * kKsgGuard, 0.0), eps(n), eps_by_y(n), nx(n), ny(n), best_bytes(2 * std::size_t(k) * 32 + 32) {}
+
+  template <int W>
+  typename DoubleLanes<W>::type* best() {
+    const auto at = reinterpret_cast<std::uintptr_t>(best_bytes.data());
+    return reinterpret_cast<typename DoubleLanes<W>::type*>((at + 31) & ~std::uintptr_t(31));
   }
 };
 
-// Max-norm distance from every sample to its k-th nearest other sample, for the kLanes pairs
-// (x, y_l): x's sorted values xs (sample order xo), and y_by_x[p] holding each lane's y of the
-// sample at x position p. Walks outwards from each sample in x order, one step to each side per
-// round, while the x gap alone is below some lane's k-th best distance; eps[l][t] receives lane
-// l's distance for sample t, and sums[l] gains psi(n_x + 1) per sample, n_x counted in the walked
-// window. best: k Lanes of scratch (K = k known at compile time, or 0).
-template <int K>
-void kth_distances(const double* xs, const std::uint32_t* xo, std::size_t n, const Lanes* y_by_x, int k,
-                   Lanes* best, double* const* eps, const double* psi, double* sums) {
+// The body of one pair's KSG in W lanes (inlined into its callers, so that the AVX2 instantiation is
+// compiled for AVX2; so are its helpers). Returns the sum over
+// samples of psi(n_x + 1) + psi(n_y + 1). xs: the row variable's sorted values (guarded); xpos its
+// positions by sample; yv: the column variable by sample, yo its sample order, ys its sorted values
+// (guarded). K = k known at compile time, or 0. Needs n >= W.
+template <int W, int K>
+[[gnu::always_inline]] inline double ksg_pair_sum(const double* xs, const std::uint32_t* xo, const double* ys,
+                                                  const std::uint32_t* yo, const std::uint32_t* xpos,
+                                                  const double* yv, std::size_t n, int k, const double* psi,
+                                                  KsgScratch& scratch) {
+  using V = typename DoubleLanes<W>::type;
+  using M = typename DoubleLanes<W>::mask;
+  constexpr double inf = std::numeric_limits<double>::infinity();
   const int kk = K > 0 ? K : k;
-  Lanes local[K > 0 ? K : 1];
-  Lanes* b = K > 0 ? local : best;
-  for (std::size_t p = 0; p < n; ++p) {
-    for (int m = 0; m < kk; ++m) b[m] = splat(std::numeric_limits<double>::infinity());
-    const double xp = xs[p];
-    const Lanes yp = y_by_x[p];
-    // Insert each lane's distance into its ascending k best without branches (whether a candidate
-    // enters is unpredictable): b[m] becomes min(b[m], max(b[m-1], dist)).
-    auto offer = [&](double gap, const Lanes& yq) {
-      const Lanes dist = lanes_max(splat(gap), abs_diff(yq, yp));
-      for (int m = kk - 1; m > 0; --m) b[m] = lanes_min(b[m], lanes_max(b[m - 1], dist));
-      b[0] = lanes_min(b[0], dist);
-    };
-    double limit = std::numeric_limits<double>::infinity();
-    std::size_t hi = p + 1, lo = p;
-    bool right = hi < n, left = lo > 0;
-    while (right || left) {
-      if (right) {
-        const double gap = xs[hi] - xp;
-        if (gap < limit) {
-          offer(gap, y_by_x[hi]);
-          right = ++hi < n;
-        } else {
-          right = false;
-        }
-      }
-      if (left) {
-        const double gap = xp - xs[lo - 1];
-        if (gap < limit) {
-          offer(gap, y_by_x[lo - 1]);
-          left = --lo > 0;
-        } else {
-          left = false;
-        }
-      }
-      limit = largest(b[kk - 1]);
-    }
-    const Lanes r = b[kk - 1];
-    for (std::size_t l = 0; l < kLanes; ++l) eps[l][xo[p]] = r.get(l);
-    // Every sample with x gap below r lies in the walked window [lo, hi).
-    LaneCounts nx;
-    for (std::size_t q = lo; q < p; ++q) nx.add_if_below(xp - xs[q], r);
-    for (std::size_t q = p + 1; q < hi; ++q) nx.add_if_below(xs[q] - xp, r);
-    nx.add_digammas(psi, sums);
+  double* y_by_x = scratch.y_by_x.data() + kKsgGuard;
+  for (std::size_t p = 0; p < n; ++p) y_by_x[p] = yv[xo[p]];
+  // k-th neighbour distances and n_x: the samples at sorted positions p..p+W-1 walk outwards, kKsgChunk
+  // neighbours at a time, each side keeping its own k best distances, until on both sides the next x
+  // gap of every lane is at least its k-th distance over both sides (a neighbour that far cannot be
+  // closer). The last block starts at n - W and repeats some samples (with the same results).
+  V local[2 * (K > 0 ? K : 1)];
+  V* right = local;
+  V* left = local + (K > 0 ? K : 1);
+  if (K == 0) {
+    right = scratch.best<W>();
+    left = right + kk;
   }
+  for (std::size_t p0 = 0; p0 < n; p0 += W) {
+    const std::size_t p = std::min(p0, n - W);
+    V xp, yp, kth;
+    std::memcpy(&xp, xs + p, sizeof xp);
+    std::memcpy(&yp, y_by_x + p, sizeof yp);
+    for (int m = 0; m < kk; ++m) right[m] = left[m] = V{} + inf;
+    std::size_t hi = 1, lo = 1;
+    bool more_right = true, more_left = true;
+    do {
+      if (more_right) offer_side<W, K, 1>(xs, y_by_x, p, hi, hi + kKsgChunk, xp, yp, right, kk);
+      if (more_left) offer_side<W, K, -1>(xs, y_by_x, p, lo, lo + kKsgChunk, xp, yp, left, kk);
+      // The k-th smallest of both sides' sorted k best: min over i of max(right[i-1], left[k-1-i]).
+      kth = right[kk - 1] < left[kk - 1] ? right[kk - 1] : left[kk - 1];
+      for (int i = 1; i < kk; ++i) {
+        const V m = right[i - 1] > left[kk - 1 - i] ? right[i - 1] : left[kk - 1 - i];
+        kth = kth < m ? kth : m;
+      }
+      V gap;
+      side_gap<W, 1>(xs, p, hi, xp, gap);
+      more_right = any_below<W>(gap, kth);
+      side_gap<W, -1>(xs, p, lo, xp, gap);
+      more_left = any_below<W>(gap, kth);
+    } while (more_right || more_left);
+    std::memcpy(scratch.eps.data() + p, &kth, sizeof kth);
+    // Every sample with x gap below the k-th distance was walked.
+    M count = {};
+    count_side<W, 1>(xs, p, 1, hi, xp, kth, count);
+    count_side<W, -1>(xs, p, 1, lo, xp, kth, count);
+    std::memcpy(scratch.nx.data() + p, &count, sizeof count);
+  }
+
+  // n_y: in the column variable's order, each side on its own against the stored distances.
+  double* eps_by_y = scratch.eps_by_y.data();
+  for (std::size_t q = 0; q < n; ++q) eps_by_y[q] = scratch.eps[xpos[yo[q]]];
+  for (std::size_t p0 = 0; p0 < n; p0 += W) {
+    const std::size_t p = std::min(p0, n - W);
+    V vp, r;
+    std::memcpy(&vp, ys + p, sizeof vp);
+    std::memcpy(&r, eps_by_y + p, sizeof r);
+    M count = {};
+    count_within<W, 1>(ys, p, vp, r, count);
+    count_within<W, -1>(ys, p, vp, r, count);
+    std::memcpy(scratch.ny.data() + p, &count, sizeof count);
+  }
+  double total[2] = {};
+  for (std::size_t t = 0; t < n; ++t) {
+    total[0] += psi[scratch.nx[t] + 1];
+    total[1] += psi[scratch.ny[t] + 1];
+  }
+  return total[0] + total[1];
 }
 
-// Adds to sums[l] the sum over samples t of psi(c + 1), c = the other samples whose value of this
-// variable (sorted values v, sample order o) is strictly within eps[l][t]. The gaps are shared by
-// the lanes, so each step is one comparison per lane.
-inline void add_count_digammas(const double* v, const std::uint32_t* o, std::size_t n, const double* const* eps,
-                               const double* psi, double* sums) {
-  for (std::size_t p = 0; p < n; ++p) {
-    const std::uint32_t t = o[p];
-    const Lanes r = make_lanes(eps[0][t], eps[1][t], eps[2][t], eps[3][t]);
-    const double limit = largest(r), vp = v[p];
-    LaneCounts c;
-    for (std::size_t q = p + 1; q < n && v[q] - vp < limit; ++q) c.add_if_below(v[q] - vp, r);
-    for (std::size_t q = p; q > 0 && vp - v[q - 1] < limit; --q) c.add_if_below(vp - v[q - 1], r);
-    c.add_digammas(psi, sums);
-  }
+#ifdef PAIRMI_KSG_AVX2
+[[gnu::target("avx2")]] inline double ksg_pair_sum_avx2(const double* xs, const std::uint32_t* xo, const double* ys,
+                                                         const std::uint32_t* yo, const std::uint32_t* xpos,
+                                                         const double* yv, std::size_t n, int k, const double* psi,
+                                                         KsgScratch& scratch) {
+  return k == 3 ? ksg_pair_sum<4, 3>(xs, xo, ys, yo, xpos, yv, n, k, psi, scratch)
+                : ksg_pair_sum<4, 0>(xs, xo, ys, yo, xpos, yv, n, k, psi, scratch);
+}
+#endif
+
+// Lanes the KSG kernel runs: 4 where the CPU has AVX2 (chosen at run time: wheels stay baseline
+// x86-64), else 2.
+inline int ksg_widest_lanes() {
+#ifdef PAIRMI_KSG_AVX2
+  if (__builtin_cpu_supports("avx2")) return 4;
+#endif
+  return 2;
 }
 
-// Pairs per tile side: the tile's k-th distances (side^2 * n doubles) stay in cache for n <= 2048,
-// and stay small beyond.
-inline std::size_t ksg_tile_side(std::size_t n) { return n <= 2048 ? 16 : n <= 8192 ? 8 : kLanes; }
+// Pairs per tile side (scheduling and progress granularity; pairs are computed one by one).
+inline std::size_t ksg_tile_side(std::size_t n) { return n <= 2048 ? 16 : n <= 8192 ? 8 : 4; }
 
 // Bytes of scratch one thread's KSG worker allocates.
 inline std::size_t ksg_worker_bytes(std::size_t n, int k) {
-  const std::size_t side = ksg_tile_side(n);
-  return sizeof(double) * (side * side * (n + 1)) + sizeof(Lanes) * (n + std::size_t(k));
+  return sizeof(double) * (5 * n + 2 * kKsgGuard + 8 * std::size_t(k) + 4);
 }
 
-// One thread's KSG worker. A tile's pairs are handled in groups of kLanes twice: grouped by row
-// variable x_i, a walk in x_i's order finds every pair's k-th neighbour distances and n_x; grouped
-// by column variable y_j, a walk in y_j's order counts n_y against the stored distances.
+// One thread's KSG worker: each pair of a tile on its own (x's variables as rows).
 template <class Out>
 class KsgTileWorker {
  public:
   KsgTileWorker(const SortedColumns& x, const SortedColumns& y, std::size_t d_x, std::size_t d_y, int k,
-                const std::vector<double>& psi, const PairWriter<Out>& write)
-      : x_(x), y_(y), dx_(d_x), dy_(d_y), k_(k), psi_(psi), write_(write), side_(ksg_tile_side(x.n)),
-        eps_(side_ * side_ * x.n), sums_(side_ * side_), y_by_x_(x.n), best_(std::size_t(k)) {}
+                const std::vector<double>& psi, const PairWriter<Out>& write, int lanes)
+      : x_(x), y_(y), dx_(d_x), dy_(d_y), k_(k), psi_(psi), write_(write),
+        lanes_(x.n >= 4 && lanes == 4 ? 4 : 2), scratch_(x.n, k) {}
 
   void operator()(const Tile& t) {
-    std::fill(sums_.begin(), sums_.end(), 0.0);
-    std::vector<std::size_t> group;
-    for (std::size_t i = t.r0; i < t.r1; ++i) {
-      group.clear();
-      for (std::size_t j = t.c0; j < t.c1; ++j)
-        if (needed(t, i, j)) group.push_back(j);
-      for_each_group(group, [&](const std::size_t* js, std::size_t m) { row_group(t, i, js, m); });
-    }
-    for (std::size_t j = t.c0; j < t.c1; ++j) {
-      group.clear();
-      for (std::size_t i = t.r0; i < t.r1; ++i)
-        if (needed(t, i, j)) group.push_back(i);
-      for_each_group(group, [&](const std::size_t* is, std::size_t m) { column_group(t, j, is, m); });
-    }
-    write(t);
-  }
-
- private:
-  std::size_t xcol(const Tile& t, std::size_t i) const { return t.layer * dx_ + i; }
-  std::size_t ycol(const Tile& t, std::size_t j) const { return t.layer * dy_ + j; }
-  bool needed(const Tile& t, std::size_t i, std::size_t j) const {
-    return !(write_.upper && j <= i) && !x_.constant[xcol(t, i)] && !y_.constant[ycol(t, j)];
-  }
-  std::size_t slot(const Tile& t, std::size_t i, std::size_t j) const { return (i - t.r0) * side_ + (j - t.c0); }
-  double* eps(const Tile& t, std::size_t i, std::size_t j) { return &eps_[slot(t, i, j) * x_.n]; }
-
-  // Calls f(members, m) for consecutive groups of kLanes members; a short last group is padded by
-  // repeating its last member (m counts the real ones).
-  template <class F>
-  static void for_each_group(const std::vector<std::size_t>& members, F f) {
-    for (std::size_t g = 0; g < members.size(); g += kLanes) {
-      std::size_t lanes[kLanes];
-      const std::size_t m = std::min(kLanes, members.size() - g);
-      for (std::size_t l = 0; l < kLanes; ++l) lanes[l] = members[g + std::min(l, m - 1)];
-      f(lanes, m);
-    }
-  }
-
-  void row_group(const Tile& t, std::size_t i, const std::size_t* js, std::size_t m) {
-    const std::size_t n = x_.n, a = xcol(t, i);
-    const std::uint32_t* xo = x_.ord(a);
-    double* e[kLanes];
-    const double* y[kLanes];
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      e[l] = eps(t, i, js[l]);
-      y[l] = y_.val(ycol(t, js[l]));
-    }
-    for (std::size_t p = 0; p < n; ++p) {
-      const std::uint32_t s = xo[p];
-      y_by_x_[p] = make_lanes(y[0][s], y[1][s], y[2][s], y[3][s]);
-    }
-    double s[kLanes] = {};
-    if (k_ == 3)
-      kth_distances<3>(x_.srt(a), xo, n, y_by_x_.data(), k_, best_.data(), e, psi_.data(), s);
-    else
-      kth_distances<0>(x_.srt(a), xo, n, y_by_x_.data(), k_, best_.data(), e, psi_.data(), s);
-    for (std::size_t l = 0; l < m; ++l) sums_[slot(t, i, js[l])] += s[l];
-  }
-
-  void column_group(const Tile& t, std::size_t j, const std::size_t* is, std::size_t m) {
-    const std::size_t b = ycol(t, j);
-    const double* e[kLanes];
-    for (std::size_t l = 0; l < kLanes; ++l) e[l] = eps(t, is[l], j);
-    double s[kLanes] = {};
-    add_count_digammas(y_.srt(b), y_.ord(b), y_.n, e, psi_.data(), s);
-    for (std::size_t l = 0; l < m; ++l) sums_[slot(t, is[l], j)] += s[l];
-  }
-
-  void write(const Tile& t) {
     const std::size_t n = x_.n;
     for (std::size_t i = t.r0; i < t.r1; ++i)
       for (std::size_t j = std::max(t.c0, write_.upper ? i : 0); j < t.c1; ++j) {
+        const std::size_t a = t.layer * dx_ + i, b = t.layer * dy_ + j;
         double nats = 0.0;  // a constant variable shares nothing
         if (write_.upper && i == j)
           nats = std::numeric_limits<double>::infinity();  // a continuous variable with itself
-        else if (needed(t, i, j))
-          nats = std::max(0.0, psi_[n] + psi_[std::size_t(k_)] - sums_[slot(t, i, j)] / double(n));
+        else if (!x_.constant[a] && !y_.constant[b])
+          nats = std::max(0.0, psi_[n] + psi_[std::size_t(k_)] - pair_sum(a, b) / double(n));
         write_(t, i, j, nats);
       }
+  }
+
+ private:
+  double pair_sum(std::size_t a, std::size_t b) {
+    const double *xs = x_.srt(a), *ys = y_.srt(b), *yv = y_.val(b);
+    const std::uint32_t *xo = x_.ord(a), *yo = y_.ord(b), *xpos = x_.pos(a);
+    const std::size_t n = x_.n;
+#ifdef PAIRMI_KSG_AVX2
+    if (lanes_ == 4) return ksg_pair_sum_avx2(xs, xo, ys, yo, xpos, yv, n, k_, psi_.data(), scratch_);
+#endif
+    return k_ == 3 ? ksg_pair_sum<2, 3>(xs, xo, ys, yo, xpos, yv, n, k_, psi_.data(), scratch_)
+                   : ksg_pair_sum<2, 0>(xs, xo, ys, yo, xpos, yv, n, k_, psi_.data(), scratch_);
   }
 
   const SortedColumns &x_, &y_;
@@ -302,23 +359,25 @@ class KsgTileWorker {
   int k_;
   const std::vector<double>& psi_;
   PairWriter<Out> write_;
-  std::size_t side_;
-  std::vector<double> eps_, sums_;  // per tile pair: k-th distances by sample; digamma sums
-  std::vector<Lanes> y_by_x_, best_;
+  int lanes_;
+  KsgScratch scratch_;
 };
 
 // KSG MI of every pair, every layer: x (layers x d_x variables) against itself (y null: symmetric,
 // +inf on the diagonal) or against y. out is layers x d_x x d_y, nats times `scale`. Needs k < n.
+// lanes: 2, or 0 for the widest the CPU runs (ksg_widest_lanes); the results are the same.
 template <class Out>
 bool ksg_mi(const SortedColumns& x, const SortedColumns* y, std::size_t layers, int k, double scale, Out* out,
-            int threads = 1, const TileMonitor& monitor = {}) {
+            int threads = 1, const TileMonitor& monitor = {}, int lanes = 0) {
   const bool upper = (y == nullptr);
   const SortedColumns& yy = upper ? x : *y;
   const std::size_t dx = x.cols / layers, dy = yy.cols / layers;
   const auto tiles = make_tiles(layers, dx, dy, upper, ksg_tile_side(x.n));
   const auto psi = digamma_table(x.n);
   const PairWriter<Out> write{out, dx, dy, upper, scale};
-  return for_each_tile(tiles, threads, monitor, [&] { return KsgTileWorker<Out>(x, yy, dx, dy, k, psi, write); });
+  const int w = lanes == 2 ? 2 : ksg_widest_lanes();
+  return for_each_tile(tiles, threads, monitor,
+                       [&] { return KsgTileWorker<Out>(x, yy, dx, dy, k, psi, write, w); });
 }
 
 }  // namespace pairmi
