@@ -327,11 +327,16 @@ class RankCounter {
       zero -= e;
     }
     std::memcpy(tally, &zero, W);
-    for (int l = 0; l < W; ++l) s[l] = 0.0;
+    // Summed in a local array: s might alias steps_, which kept the compiler from vectorizing the
+    // lanes (-8 % for the whole kernel on Student-t data, one thread).
+    double sum[W] = {};
     // Ranks are contiguous (a sample of rank r has one of rank r - 1 in its cell): stop at the first
     // rank no lane reached.
-    for (std::size_t r = 0; r < ranks && any_bits(tally + r * W, W, ~0ULL); ++r)
-      for (int l = 0; l < W; ++l) s[l] += double(tally[r * W + std::size_t(l)]) * steps_[r];
+    for (std::size_t r = 0; r < ranks && any_bits(tally + r * W, W, ~0ULL); ++r) {
+      const double step = steps_[r];
+      for (int l = 0; l < W; ++l) sum[l] += double(tally[r * W + std::size_t(l)]) * step;
+    }
+    std::copy(sum, sum + W, s);
   }
 
   // Does any of the w bytes at p have a bit of mask (one byte pattern, repeated) set?
