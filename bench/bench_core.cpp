@@ -1,8 +1,10 @@
 // C++ benchmark of the all-pairs MI cores, without Python.
-// Usage: bench_core [threads] [repeats] [case filter]. Binned: increments per second (layers x
-// pairs x samples / s) for a GPT-2-sized paragraph (13 x 90 x 768) and a long corpus (4096 x 768).
-// KSG: time per pair on one layer of the paragraph and on the corpus's first 96 variables, and
-// that rate extrapolated to every pair (said so). The filter runs the cases whose name contains it.
+// Usage: bench_core [threads] [repeats] [case filter] [normal|student-t]. Binned: increments per
+// second (layers x pairs x samples / s) for a GPT-2-sized paragraph (13 x 90 x 768) and a long
+// corpus (4096 x 768). KSG: time per pair on one layer of the paragraph and on the corpus's first
+// 96 variables, and that rate extrapolated to every pair (said so). The filter runs the cases whose
+// name contains it. Data: standard normal draws (the default), or Student-t with 3 degrees of
+// freedom (heavy tails, as bench_python.py's default).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,11 +25,14 @@ struct Case {
   int bins;
 };
 
-std::vector<float> normal_data(std::size_t size) {
+bool student_t = false;  // the data: Student-t (3 d.o.f.) draws instead of standard normal ones
+
+std::vector<float> draw_data(std::size_t size) {
   std::mt19937_64 rng(42);
-  std::normal_distribution<float> dist;
+  std::normal_distribution<double> normal;
+  std::chi_squared_distribution<double> chi2(3);
   std::vector<float> x(size);
-  for (auto& v : x) v = dist(rng);
+  for (auto& v : x) v = float(student_t ? normal(rng) / std::sqrt(chi2(rng) / 3) : normal(rng));
   return x;
 }
 
@@ -45,7 +50,7 @@ double best_seconds(int repeats, F run) {
 double pairs_of(std::size_t d) { return double(d) * double(d - 1) / 2; }
 
 void binned_case(const Case& c, int threads, int repeats) {
-  const auto x = normal_data(c.layers * c.n * c.d);
+  const auto x = draw_data(c.layers * c.n * c.d);
   std::vector<double> edges(c.layers * c.d * (c.bins + 1)), entropy(c.layers * c.d);
   std::vector<std::uint8_t> codes(c.layers * c.d * c.n);
   std::vector<float> out(c.layers * c.d * c.d);
@@ -63,7 +68,7 @@ void binned_case(const Case& c, int threads, int repeats) {
 
 // KSG (k = 3) on c.layers x c.n x c.d; the time per pair is extrapolated to full_d variables.
 void ksg_case(const Case& c, std::size_t full_d, int threads, int repeats) {
-  const auto x = normal_data(c.layers * c.n * c.d);
+  const auto x = draw_data(c.layers * c.n * c.d);
   std::vector<float> out(c.layers * c.d * c.d);
   const double best = best_seconds(repeats, [&] {
     const auto sorted = pairmi::sort_columns(x.data(), c.layers, c.n, c.d, threads);
@@ -81,8 +86,15 @@ void ksg_case(const Case& c, std::size_t full_d, int threads, int repeats) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
-  std::printf("pairmi core benchmark (OpenMP %s)\n", pairmi::has_openmp() ? "on" : "off");
   const std::string only = argc > 3 ? argv[3] : "";
+  const std::string data = argc > 4 ? argv[4] : "normal";
+  if (data != "normal" && data != "student-t") {
+    std::fprintf(stderr, "usage: bench_core [threads] [repeats] [case filter] [normal|student-t]\n");
+    return 2;
+  }
+  student_t = data == "student-t";
+  std::printf("pairmi core benchmark (OpenMP %s, %s data)\n", pairmi::has_openmp() ? "on" : "off",
+              student_t ? "Student-t" : "normal");
   auto wanted = [&](const std::string& name) { return name.find(only) != std::string::npos; };
   if (wanted("binned paragraph")) binned_case({"gpt2-sized paragraph", 13, 90, 768, 15}, threads, repeats);
   if (wanted("binned corpus")) binned_case({"long corpus, one layer", 1, 4096, 768, 15}, threads, std::max(1, repeats / 2));
