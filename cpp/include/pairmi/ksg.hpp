@@ -25,7 +25,7 @@ namespace pairmi {
 // Neighbours offered on each side between two checks of whether the walk can stop.
 constexpr std::size_t kKsgChunk = 16;
 // Guard values beyond each end of a sorted column: a walk reads up to lanes + kKsgChunk - 1
-// positions past an end (lanes <= 8).
+// positions past an end (four lanes at most, with room to spare).
 constexpr std::size_t kKsgGuard = kKsgChunk + 8;
 
 // Each variable of `layers` stacked row-major (n, d) matrices, scaled to unit variance (population
@@ -117,11 +117,9 @@ template <int W>
 [[gnu::always_inline]] inline bool any_below(const typename DoubleLanes<W>::type& a,
                                              const typename DoubleLanes<W>::type& b) {
   const auto below = (typename DoubleLanes<W>::mask)(a < b);  // true lanes are -1
-  if constexpr (W == 4) {  // fold the halves first: one vector OR instead of two lane extractions
-    const auto half = __builtin_shufflevector(below, below, 0, 1) | __builtin_shufflevector(below, below, 2, 3);
-    return (half[0] | half[1]) != 0;
-  }
-  return (below[0] | below[1]) != 0;
+  long long any = 0;
+  for (int l = 0; l < W; ++l) any |= below[l];
+  return any != 0;
 }
 
 // Inserts distances d into each lane's ascending k best, without branches (whether a distance
