@@ -211,22 +211,29 @@ struct KsgScratch {
   }
 };
 
+// One pair's variables: the row variable x's sorted values (guarded), sample order and positions by
+// sample; the column variable y by sample, its sample order and sorted values (guarded).
+struct KsgPair {
+  const double* xs;
+  const std::uint32_t *xo, *xpos;
+  const double* yv;
+  const std::uint32_t* yo;
+  const double* ys;
+};
+
 // The body of one pair's KSG in W lanes (inlined into its callers, so that the AVX2 instantiation is
-// compiled for AVX2; so are its helpers). Returns the sum over
-// samples of psi(n_x + 1) + psi(n_y + 1). xs: the row variable's sorted values (guarded); xpos its
-// positions by sample; yv: the column variable by sample, yo its sample order, ys its sorted values
-// (guarded). K = k known at compile time, or 0. Needs n >= W.
+// compiled for AVX2; so are its helpers). Returns the sum over samples of psi(n_x + 1) + psi(n_y + 1).
+// K = k known at compile time, or 0. Needs n >= W.
 template <int W, int K>
-[[gnu::always_inline]] inline double ksg_pair_sum(const double* xs, const std::uint32_t* xo, const double* ys,
-                                                  const std::uint32_t* yo, const std::uint32_t* xpos,
-                                                  const double* yv, std::size_t n, int k, const double* psi,
+[[gnu::always_inline]] inline double ksg_pair_sum(const KsgPair& pair, std::size_t n, int k, const double* psi,
                                                   KsgScratch& scratch) {
+  const double *xs = pair.xs, *ys = pair.ys;
   using V = typename DoubleLanes<W>::type;
   using M = typename DoubleLanes<W>::mask;
   constexpr double inf = std::numeric_limits<double>::infinity();
   const int kk = K > 0 ? K : k;
   double* y_by_x = scratch.y_by_x.data() + kKsgGuard;
-  for (std::size_t p = 0; p < n; ++p) y_by_x[p] = yv[xo[p]];
+  for (std::size_t p = 0; p < n; ++p) y_by_x[p] = pair.yv[pair.xo[p]];
   // k-th neighbour distances and n_x: the samples at sorted positions p..p+W-1 walk outwards, kKsgChunk
   // neighbours at a time, each side keeping its own k best distances, until on both sides the next x
   // gap of every lane is at least its k-th distance over both sides (a neighbour that far cannot be
@@ -271,7 +278,7 @@ template <int W, int K>
 
   // n_y: in the column variable's order, each side on its own against the stored distances.
   double* eps_by_y = scratch.eps_by_y.data();
-  for (std::size_t q = 0; q < n; ++q) eps_by_y[q] = scratch.eps[xpos[yo[q]]];
+  for (std::size_t q = 0; q < n; ++q) eps_by_y[q] = scratch.eps[pair.xpos[pair.yo[q]]];
   for (std::size_t p0 = 0; p0 < n; p0 += W) {
     const std::size_t p = std::min(p0, n - W);
     V vp, r;
@@ -290,13 +297,17 @@ template <int W, int K>
   return total[0] + total[1];
 }
 
+// ksg_pair_sum with k = 3 compiled as a constant (the common case), else k as given.
+template <int W>
+[[gnu::always_inline]] inline double ksg_pair_sum_for_k(const KsgPair& pair, std::size_t n, int k,
+                                                        const double* psi, KsgScratch& scratch) {
+  return k == 3 ? ksg_pair_sum<W, 3>(pair, n, k, psi, scratch) : ksg_pair_sum<W, 0>(pair, n, k, psi, scratch);
+}
+
 #ifdef PAIRMI_KSG_AVX2
-[[gnu::target("avx2")]] inline double ksg_pair_sum_avx2(const double* xs, const std::uint32_t* xo, const double* ys,
-                                                         const std::uint32_t* yo, const std::uint32_t* xpos,
-                                                         const double* yv, std::size_t n, int k, const double* psi,
+[[gnu::target("avx2")]] inline double ksg_pair_sum_avx2(const KsgPair& pair, std::size_t n, int k, const double* psi,
                                                          KsgScratch& scratch) {
-  return k == 3 ? ksg_pair_sum<4, 3>(xs, xo, ys, yo, xpos, yv, n, k, psi, scratch)
-                : ksg_pair_sum<4, 0>(xs, xo, ys, yo, xpos, yv, n, k, psi, scratch);
+  return ksg_pair_sum_for_k<4>(pair, n, k, psi, scratch);
 }
 #endif
 
@@ -342,14 +353,11 @@ class KsgTileWorker {
 
  private:
   double pair_sum(std::size_t a, std::size_t b) {
-    const double *xs = x_.srt(a), *ys = y_.srt(b), *yv = y_.val(b);
-    const std::uint32_t *xo = x_.ord(a), *yo = y_.ord(b), *xpos = x_.pos(a);
-    const std::size_t n = x_.n;
+    const KsgPair pair{x_.srt(a), x_.ord(a), x_.pos(a), y_.val(b), y_.ord(b), y_.srt(b)};
 #ifdef PAIRMI_KSG_AVX2
-    if (lanes_ == 4) return ksg_pair_sum_avx2(xs, xo, ys, yo, xpos, yv, n, k_, psi_.data(), scratch_);
+    if (lanes_ == 4) return ksg_pair_sum_avx2(pair, x_.n, k_, psi_.data(), scratch_);
 #endif
-    return k_ == 3 ? ksg_pair_sum<2, 3>(xs, xo, ys, yo, xpos, yv, n, k_, psi_.data(), scratch_)
-                   : ksg_pair_sum<2, 0>(xs, xo, ys, yo, xpos, yv, n, k_, psi_.data(), scratch_);
+    return ksg_pair_sum_for_k<2>(pair, x_.n, k_, psi_.data(), scratch_);
   }
 
   const SortedColumns &x_, &y_;
