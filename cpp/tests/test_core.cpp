@@ -214,16 +214,30 @@ std::vector<double> scaled_column(const std::vector<double>& m, std::size_t n, s
   return v;
 }
 
-// All pairs (square: +inf diagonal; cross with layers) against ksg_direct, with ties (rounded
-// values), a constant column and a dependent pair; identical for 1 and 2 threads.
-void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy, int k, bool rounded) {
+// How test_ksg's values are drawn: normal; rounded to quarters (exact ties); quarters plus noise
+// at float32's resolution (near ties: the float32 walks must hand those samples to float64);
+// an offset of 1e12 (float64 distances coarse, so wide bands: most samples in float64).
+enum class KsgValues { plain, ties, near_ties, offset };
+
+// All pairs (square: +inf diagonal; cross with layers) against ksg_direct, with a constant column
+// and a dependent pair; identical for 1 and 2 threads and for four and the widest lanes.
+void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy, int k,
+              KsgValues values = KsgValues::plain) {
   std::mt19937 rng(static_cast<unsigned>(n * 7 + dx + k));
   std::normal_distribution<double> nd;
+  const auto value = [&](double v) {
+    switch (values) {
+      case KsgValues::ties: return std::round(4 * v) / 4;
+      case KsgValues::near_ties: return std::round(4 * v) / 4 + 3e-8 * nd(rng);
+      case KsgValues::offset: return 1e12 + v;
+      default: return v;
+    }
+  };
   auto draw = [&](std::size_t d) {
     std::vector<double> m(layers * n * d);
     for (std::size_t i = 0; i < m.size(); ++i) {
       const double v = (i % d == 1) ? m[i - 1] + 0.3 * nd(rng) : nd(rng);  // column 1 depends on 0
-      m[i] = (i % d == 2) ? 1.5 : rounded ? std::round(4 * v) / 4 : v;      // column 2 constant
+      m[i] = (i % d == 2) ? 1.5 : value(v);                                  // column 2 constant
     }
     return m;
   };
@@ -235,7 +249,7 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
   std::vector<double> one(layers * dx * d2), two(layers * dx * d2), narrow(layers * dx * d2);
   pairmi::ksg_mi(sx, square ? nullptr : &sy, layers, k, 1.0, one.data(), 1);
   pairmi::ksg_mi(sx, square ? nullptr : &sy, layers, k, 1.0, two.data(), 2);
-  pairmi::ksg_mi(sx, square ? nullptr : &sy, layers, k, 1.0, narrow.data(), 2, {}, 2);
+  pairmi::ksg_mi(sx, square ? nullptr : &sy, layers, k, 1.0, narrow.data(), 2, {}, 4);
   CHECK(one == two);
   for (std::size_t l = 0; l < layers; ++l)
     for (std::size_t i = 0; i < dx; ++i)
@@ -249,7 +263,7 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
         const auto y = scaled_column(std::vector<double>(my.begin() + l * n * d2, my.begin() + (l + 1) * n * d2), n, d2, j);
         const bool constant = i == 2 || (j == 2 && d2 > 2);
         CHECK(near(got, constant ? 0.0 : ksg_direct(x, y, k), 1e-12));
-        CHECK(near(narrow[(l * dx + i) * d2 + j], got, 1e-12));  // two lanes against the widest
+        CHECK(near(narrow[(l * dx + i) * d2 + j], got, 1e-12));  // four lanes against the widest
       }
 }
 
@@ -269,15 +283,18 @@ int main() {
   test_cross_orientations();
   test_monitor_stops_run();
   test_bin_layers_matches_edges();
-  test_ksg(1, 90, 23, 0, 3, false);   // full and partial tiles; the last lane block repeats samples
-  test_ksg(1, 2, 4, 0, 1, false);     // fewer samples than four lanes
-  test_ksg(1, 3, 4, 0, 2, true);      // k = n - 1, blocks overlapping on two lanes
-  test_ksg(1, 4, 6, 0, 3, false);     // k = n - 1
-  test_ksg(1, 5, 6, 3, 2, false);     // cross, one sample past a block
-  test_ksg(2, 60, 5, 9, 1, true);     // cross, layers, ties
-  test_ksg(1, 300, 7, 0, 5, true);    // k other than 3
-  test_ksg(1, 200, 6, 0, 20, true);   // k larger than a chunk of neighbours
-  test_ksg(1, 2100, 5, 0, 3, false);  // walks of many chunks, the smaller tiles for long inputs
+  test_ksg(1, 90, 23, 0, 3);                    // full and partial tiles; the last lane block repeats samples
+  test_ksg(1, 2, 4, 0, 1);                      // fewer samples than four lanes: float64 throughout
+  test_ksg(1, 3, 4, 0, 2, KsgValues::ties);     // k = n - 1
+  test_ksg(1, 4, 6, 0, 3);                      // k = n - 1, one block of four lanes
+  test_ksg(1, 5, 6, 3, 2);                      // cross, one sample past a block of four
+  test_ksg(1, 9, 6, 3, 2);                      // cross, blocks of eight overlapping on seven lanes
+  test_ksg(2, 60, 5, 9, 1, KsgValues::ties);    // cross, layers, ties
+  test_ksg(1, 300, 7, 0, 5, KsgValues::ties);   // k other than 3
+  test_ksg(1, 200, 6, 0, 20, KsgValues::ties);  // k larger than a chunk of neighbours
+  test_ksg(1, 2100, 5, 0, 3);                   // walks of many chunks, the smaller tiles for long inputs
+  test_ksg(1, 500, 6, 0, 3, KsgValues::near_ties);
+  test_ksg(1, 300, 6, 0, 3, KsgValues::offset);
   if (failures == 0) std::printf("all core tests passed\n");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

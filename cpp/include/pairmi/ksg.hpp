@@ -7,6 +7,13 @@
 // costs about N * sqrt(k N) distance evaluations rather than N^2. Consecutive samples of that order
 // walk together, one per vector lane, a fixed chunk of neighbours at a time: the loads are
 // contiguous and the only branches are the checks between chunks.
+//
+// The walks run in float32, twice the lanes of float64, and the counts stay exact: each sample's
+// float32 distances are within a bound e of the float64 ones, so its counts also tally the
+// distances within 4e of its float32 eps (its band). In exact arithmetic one distance lies there:
+// the k-th neighbour's, in the variable where its max-norm distance is attained, and that one is
+// not counted (the counts are strict). A sample whose two bands hold anything else (a near tie) is
+// recomputed in float64 on its own, so the results equal the float64 definition exactly.
 #pragma once
 
 #include <algorithm>
@@ -25,7 +32,7 @@ namespace pairmi {
 // Neighbours offered on each side between two checks of whether the walk can stop.
 constexpr std::size_t kKsgChunk = 16;
 // Guard values beyond each end of a sorted column: a walk reads up to lanes + kKsgChunk - 1
-// positions past an end (four lanes at most, with room to spare).
+// positions past an end (eight lanes at most).
 constexpr std::size_t kKsgGuard = kKsgChunk + 8;
 
 // Each variable of `layers` stacked row-major (n, d) matrices, scaled to unit variance (population
@@ -34,6 +41,7 @@ struct SortedColumns {
   std::size_t cols = 0, n = 0;           // cols = layers * d, indexed l * d + c
   std::vector<double> value;             // [col * n + t]: scaled value of sample t
   std::vector<double> sorted;            // srt(col)[p]: p-th smallest scaled value, -inf / +inf guards
+  std::vector<float> sorted32;           // srt32(col)[p]: the same minus the column's median, float32
   std::vector<std::uint32_t> order;      // [col * n + p]: sample at sorted position p
   std::vector<std::uint32_t> position;   // [col * n + t]: sorted position of sample t
   std::vector<std::uint8_t> constant;    // [col]: all values equal
@@ -41,17 +49,27 @@ struct SortedColumns {
   std::size_t stride() const { return n + 2 * kKsgGuard; }
   const double* val(std::size_t c) const { return &value[c * n]; }
   const double* srt(std::size_t c) const { return &sorted[c * stride() + kKsgGuard]; }
+  const float* srt32(std::size_t c) const { return &sorted32[c * stride() + kKsgGuard]; }
   const std::uint32_t* ord(std::size_t c) const { return &order[c * n]; }
   const std::uint32_t* pos(std::size_t c) const { return &position[c * n]; }
 };
 
+// Band half-width around the float32 eps of a sample whose centred float32 values reach a (the
+// larger of its two), per unit of a + eps: 4e, where e bounds |float32 - float64| of its distances
+// d <= eps + band. The float64 centring and subtraction err by 2^-53 of |value| and of d, the float32
+// conversions and subtraction by 2^-24 of them: together at most 2^-23 (a + d). e here is twice
+// that, which also covers rounding the band and its ends in float32.
+constexpr float kBandPerValue = 0x1p-21f;
+
 template <class T>
 SortedColumns sort_columns(const T* x, std::size_t layers, std::size_t n, std::size_t d, int threads = 1) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
   SortedColumns s;
   s.cols = layers * d;
   s.n = n;
   s.value.resize(s.cols * n);
   s.sorted.resize(s.cols * s.stride());
+  s.sorted32.resize(s.cols * s.stride());
   s.order.resize(s.cols * n);
   s.position.resize(s.cols * n);
   s.constant.resize(s.cols);
@@ -71,12 +89,19 @@ SortedColumns sort_columns(const T* x, std::size_t layers, std::size_t n, std::s
     std::iota(o, o + n, std::uint32_t{0});
     std::stable_sort(o, o + n, [v](std::uint32_t a, std::uint32_t b) { return v[a] < v[b]; });
     double* sorted = &s.sorted[c * s.stride()];
-    std::fill(sorted, sorted + kKsgGuard, -std::numeric_limits<double>::infinity());
-    std::fill(sorted + kKsgGuard + n, sorted + s.stride(), std::numeric_limits<double>::infinity());
+    float* sorted32 = &s.sorted32[c * s.stride()];
+    std::fill(sorted, sorted + kKsgGuard, -inf);
+    std::fill(sorted + kKsgGuard + n, sorted + s.stride(), inf);
+    std::fill(sorted32, sorted32 + kKsgGuard, -float(inf));
+    std::fill(sorted32 + kKsgGuard + n, sorted32 + s.stride(), float(inf));
     for (std::size_t p = 0; p < n; ++p) {
       sorted[kKsgGuard + p] = v[o[p]];
       s.position[c * n + o[p]] = static_cast<std::uint32_t>(p);
     }
+    // Centred on the median: the bulk of the values, and so of the float32 errors, stays small.
+    // (Unit variance keeps the values far inside float32's range.)
+    const double mid = sorted[kKsgGuard + n / 2];
+    for (std::size_t p = 0; p < n; ++p) sorted32[kKsgGuard + p] = static_cast<float>(sorted[kKsgGuard + p] - mid);
     s.constant[c] = sorted[kKsgGuard] == sorted[kKsgGuard + n - 1];
   }
   (void)threads;
@@ -92,42 +117,48 @@ inline std::vector<double> digamma_table(std::size_t n) {
 }
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define PAIRMI_KSG_AVX2 1  // four lanes in one register where the CPU has AVX2
+#define PAIRMI_KSG_AVX2 1  // eight lanes in one register where the CPU has AVX2
 #endif
 
-// W doubles handled at once, and the comparison masks (a dependent vector_size is not applied in
-// templates, hence one per W). Two lanes are one SSE2 or NEON register.
+// W float32 lanes handled at once, and the comparison masks (a dependent vector_size is not
+// applied in templates, hence one per W). Four lanes are one SSE2 or NEON register.
 template <int W>
-struct DoubleLanes;
+struct FloatLanes;
 template <>
-struct DoubleLanes<2> {
-  using type = double __attribute__((vector_size(16)));
-  using mask = long long __attribute__((vector_size(16)));
+struct FloatLanes<4> {
+  using type = float __attribute__((vector_size(16)));
+  using mask = std::int32_t __attribute__((vector_size(16)));
 };
 template <>
-struct DoubleLanes<4> {
-  using type = double __attribute__((vector_size(32)));
-  using mask = long long __attribute__((vector_size(32)));
+struct FloatLanes<8> {
+  using type = float __attribute__((vector_size(32)));
+  using mask = std::int32_t __attribute__((vector_size(32)));
 };
 
 // Whether a < b in any lane. Helpers taking vectors are always inlined, so that they are compiled
 // for the instruction set of the kernel that calls them (and take no vector by value: that would
 // change the ABI between instruction sets).
 template <int W>
-[[gnu::always_inline]] inline bool any_below(const typename DoubleLanes<W>::type& a,
-                                             const typename DoubleLanes<W>::type& b) {
-  const auto below = (typename DoubleLanes<W>::mask)(a < b);  // true lanes are -1
-  long long any = 0;
-  for (int l = 0; l < W; ++l) any |= below[l];
-  return any != 0;
+[[gnu::always_inline]] inline bool any_below(const typename FloatLanes<W>::type& a,
+                                             const typename FloatLanes<W>::type& b) {
+  // The mask's 16-byte halves ORed, then its two 8-byte words: fewer extractions than lane by lane.
+  const auto below = (typename FloatLanes<W>::mask)(a < b);  // true lanes are -1
+  typename FloatLanes<4>::mask half, folded = {};
+  for (int h = 0; h < W / 4; ++h) {
+    std::memcpy(&half, reinterpret_cast<const char*>(&below) + 16 * h, sizeof half);
+    folded |= half;
+  }
+  std::uint64_t words[2];
+  std::memcpy(words, &folded, sizeof words);
+  return (words[0] | words[1]) != 0;
 }
 
 // Inserts distances d into each lane's ascending k best, without branches (whether a distance
 // enters is unpredictable): best[m] becomes min(best[m], max(best[m-1], d)).
 template <int W, int K>
-[[gnu::always_inline]] inline void offer(typename DoubleLanes<W>::type* best, int k,
-                                         const typename DoubleLanes<W>::type& d) {
-  using V = typename DoubleLanes<W>::type;
+[[gnu::always_inline]] inline void offer(typename FloatLanes<W>::type* best, int k,
+                                         const typename FloatLanes<W>::type& d) {
+  using V = typename FloatLanes<W>::type;
   for (int m = (K > 0 ? K : k) - 1; m > 0; --m) {
     const V up = best[m - 1] > d ? best[m - 1] : d;
     best[m] = best[m] < up ? best[m] : up;
@@ -135,109 +166,162 @@ template <int W, int K>
   best[0] = best[0] < d ? best[0] : d;
 }
 
-// gap = the x distance from W samples at xp to the W samples `offset` positions to the right
+// gap = the distance from W samples at xp to the W samples `offset` positions to the right
 // (Dir = 1) or left (Dir = -1) of position p in the sorted values v.
 template <int W, int Dir>
-[[gnu::always_inline]] inline void side_gap(const double* v, std::size_t p, std::size_t offset,
-                                            const typename DoubleLanes<W>::type& vp,
-                                            typename DoubleLanes<W>::type& gap) {
-  typename DoubleLanes<W>::type q;
+[[gnu::always_inline]] inline void side_gap(const float* v, std::size_t p, std::size_t offset,
+                                            const typename FloatLanes<W>::type& vp,
+                                            typename FloatLanes<W>::type& gap) {
+  typename FloatLanes<W>::type q;
   std::memcpy(&q, v + p + std::ptrdiff_t(offset) * Dir, sizeof q);
   gap = Dir > 0 ? q - vp : vp - q;  // >= 0: v is sorted
 }
 
 // Offers each lane's k best of one side the neighbours at offsets o..end - 1 (o ends at end).
 template <int W, int K, int Dir>
-[[gnu::always_inline]] inline void offer_side(const double* xs, const double* y_by_x, std::size_t p, std::size_t& o,
-                                              std::size_t end, const typename DoubleLanes<W>::type& xp,
-                                              const typename DoubleLanes<W>::type& yp,
-                                              typename DoubleLanes<W>::type* best, int k) {
-  using V = typename DoubleLanes<W>::type;
-  using M = typename DoubleLanes<W>::mask;
+[[gnu::always_inline]] inline void offer_side(const float* xs, const float* y_by_x, std::size_t p, std::size_t& o,
+                                              std::size_t end, const typename FloatLanes<W>::type& xp,
+                                              const typename FloatLanes<W>::type& yp,
+                                              typename FloatLanes<W>::type* best, int k) {
+  using V = typename FloatLanes<W>::type;
+  using M = typename FloatLanes<W>::mask;
   for (; o < end; ++o) {
     V gap, yq;
     side_gap<W, Dir>(xs, p, o, xp, gap);
     std::memcpy(&yq, y_by_x + p + std::ptrdiff_t(o) * Dir, sizeof yq);
-    const V dy = (V)((M)(yq - yp) & (M{} + 0x7fffffffffffffffLL));  // |dy|: the sign bit cleared
+    const V dy = (V)((M)(yq - yp) & (M{} + 0x7fffffff));  // |dy|: the sign bit cleared
     offer<W, K>(best, k, gap > dy ? gap : dy);
   }
 }
 
-// Adds to each lane's count the neighbours at offsets o..end - 1 of one side closer than r.
+// Each lane's tallies of the neighbours at offsets o..end - 1 of one side: `in` those closer than
+// lower, `below` those closer than upper.
 template <int W, int Dir>
-[[gnu::always_inline]] inline void count_side(const double* v, std::size_t p, std::size_t o, std::size_t end,
-                                              const typename DoubleLanes<W>::type& vp,
-                                              const typename DoubleLanes<W>::type& r,
-                                              typename DoubleLanes<W>::mask& count) {
+[[gnu::always_inline]] inline void count_side(const float* v, std::size_t p, std::size_t o, std::size_t end,
+                                              const typename FloatLanes<W>::type& vp,
+                                              const typename FloatLanes<W>::type& lower,
+                                              const typename FloatLanes<W>::type& upper,
+                                              typename FloatLanes<W>::mask& in, typename FloatLanes<W>::mask& below) {
+  using M = typename FloatLanes<W>::mask;
   for (; o < end; ++o) {
-    typename DoubleLanes<W>::type gap;
+    typename FloatLanes<W>::type gap;
     side_gap<W, Dir>(v, p, o, vp, gap);
-    count -= (typename DoubleLanes<W>::mask)(gap < r);  // true is -1
+    in -= (M)(gap < lower);  // true is -1
+    below -= (M)(gap < upper);
   }
 }
 
-// Adds to each lane's count its neighbours on one side closer than r: chunks of kKsgChunk offsets
-// until the next gap of every lane reaches r.
+// count_side over one whole side: chunks of kKsgChunk offsets until every lane's next gap reaches upper.
 template <int W, int Dir>
-[[gnu::always_inline]] inline void count_within(const double* v, std::size_t p,
-                                                const typename DoubleLanes<W>::type& vp,
-                                                const typename DoubleLanes<W>::type& r,
-                                                typename DoubleLanes<W>::mask& count) {
-  typename DoubleLanes<W>::type gap;
+[[gnu::always_inline]] inline void count_within(const float* v, std::size_t p, const typename FloatLanes<W>::type& vp,
+                                                const typename FloatLanes<W>::type& lower,
+                                                const typename FloatLanes<W>::type& upper,
+                                                typename FloatLanes<W>::mask& in, typename FloatLanes<W>::mask& below) {
+  typename FloatLanes<W>::type gap;
   std::size_t o = 1;
   do {
-    count_side<W, Dir>(v, p, o, o + kKsgChunk, vp, r, count);
+    count_side<W, Dir>(v, p, o, o + kKsgChunk, vp, lower, upper, in, below);
     o += kKsgChunk;
     side_gap<W, Dir>(v, p, o, vp, gap);
-  } while (any_below<W>(gap, r));
+  } while (any_below<W>(gap, upper));
 }
 
 // Per thread: one pair's arrays.
 struct KsgScratch {
-  std::vector<double> y_by_x;    // the column variable at the row variable's sorted positions, guarded
-  std::vector<double> eps;       // k-th neighbour distance by row variable position
-  std::vector<double> eps_by_y;  // the same by column variable position
-  std::vector<long long> nx, ny;  // marginal counts by row position and by column position
+  std::vector<float> y_by_x;          // the column variable at the row variable's sorted positions, guarded
+  std::vector<float> eps;             // float32 k-th neighbour distance by row variable position
+  std::vector<float> eps_by_y;        // the same by column variable position
+  std::vector<float> band;            // band half-width by row variable position
+  std::vector<float> band_by_y;       // the same by column variable position
+  std::vector<std::int32_t> nx, ny;   // certain marginal counts by row position and by column position
+  std::vector<std::int32_t> near_x, near_y;  // distances within the band, by row and by column position
+  std::vector<double> exact_best;     // k best distances of a sample recomputed in float64
   // The k best distances of each side when k is not 3 (bytes, aligned by hand: a heap array of a
   // 32-byte vector type is only 16-byte aligned in code compiled without AVX).
   std::vector<unsigned char> best_bytes;
   KsgScratch(std::size_t n, int k)
-      : y_by_x(n + 2 * kKsgGuard, 0.0), eps(n), eps_by_y(n), nx(n), ny(n), best_bytes(2 * std::size_t(k) * 32 + 32) {}
+      : y_by_x(n + 2 * kKsgGuard, 0.0f), eps(n), eps_by_y(n), band(n), band_by_y(n), nx(n), ny(n), near_x(n), near_y(n),
+        exact_best(std::size_t(k)), best_bytes(2 * std::size_t(k) * 32 + 32) {}
 
   template <int W>
-  typename DoubleLanes<W>::type* best() {
+  typename FloatLanes<W>::type* best() {
     const auto at = reinterpret_cast<std::uintptr_t>(best_bytes.data());
-    return reinterpret_cast<typename DoubleLanes<W>::type*>((at + 31) & ~std::uintptr_t(31));
+    return reinterpret_cast<typename FloatLanes<W>::type*>((at + 31) & ~std::uintptr_t(31));
   }
 };
 
-// One pair's variables: the row variable x's sorted values (guarded), sample order and positions by
-// sample; the column variable y by sample, its sample order and sorted values (guarded).
+// One pair's variables: the row variable x's sorted values (float64 and float32, guarded), sample
+// order and positions by sample; the column variable y's values by sample, sample order, positions
+// and sorted values (both, guarded).
 struct KsgPair {
   const double* xs;
+  const float* xs32;
   const std::uint32_t *xo, *xpos;
   const double* yv;
-  const std::uint32_t* yo;
+  const std::uint32_t *yo, *ypos;
   const double* ys;
+  const float* ys32;
 };
 
-// The body of one pair's KSG in W lanes (inlined into its callers, so that the AVX2 instantiation is
-// compiled for AVX2; so are its helpers). Returns the sum over samples of psi(n_x + 1) + psi(n_y + 1).
-// K = k known at compile time, or 0. Needs n >= W.
+// psi(n_x + 1) + psi(n_y + 1) of the sample at x position p, all in float64 as the definition
+// reads: its neighbours outwards in x on each side until the x gap reaches the k-th max-norm
+// distance so far; then the strict counts.
+inline double ksg_point_exact(const KsgPair& pair, std::size_t n, std::size_t p, int k, const double* psi, double* best) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  const double *xs = pair.xs, *ys = pair.ys;  // guarded: gaps past an end are infinite
+  const double xp = xs[p], yp = pair.yv[pair.xo[p]];
+  std::fill(best, best + k, inf);
+  for (const std::ptrdiff_t dir : {1, -1})  // one side, then the other: each loop's exit is predictable
+    for (std::ptrdiff_t j = std::ptrdiff_t(p) + dir;; j += dir) {
+      const double gap = dir > 0 ? xs[j] - xp : xp - xs[j];
+      if (!(gap < best[k - 1])) break;  // a farther x gap cannot be closer in max-norm
+      double d = std::max(gap, std::fabs(pair.yv[pair.xo[j]] - yp));
+      for (int m = 0; m < k && d < best[k - 1]; ++m)
+        if (d < best[m]) std::swap(d, best[m]);  // sorted insertion
+    }
+  const double eps = best[k - 1];
+  // Others strictly within eps on each side of position `at` of n sorted values: the gaps grow
+  // away from it (rounding is monotone), so a binary search finds the last one below eps.
+  const auto strictly_within = [eps, n = std::ptrdiff_t(n)](const double* v, std::ptrdiff_t at) {
+    std::ptrdiff_t count = 0;
+    for (const std::ptrdiff_t dir : {1, -1}) {
+      std::ptrdiff_t within = 0, beyond = dir > 0 ? n - at : at + 1;  // offsets: within < eps <= beyond
+      while (beyond - within > 1) {
+        const std::ptrdiff_t mid = within + (beyond - within) / 2;
+        const double gap = dir > 0 ? v[at + mid] - v[at] : v[at] - v[at - mid];
+        (gap < eps ? within : beyond) = mid;
+      }
+      count += within;
+    }
+    return std::size_t(count);
+  };
+  return psi[strictly_within(xs, std::ptrdiff_t(p)) + 1] + psi[strictly_within(ys, pair.ypos[pair.xo[p]]) + 1];
+}
+
+// The sum over samples of psi(n_x + 1) + psi(n_y + 1), every sample by ksg_point_exact.
+inline double ksg_pair_sum_exact(const KsgPair& pair, std::size_t n, int k, const double* psi, KsgScratch& scratch) {
+  double total = 0.0;
+  for (std::size_t p = 0; p < n; ++p) total += ksg_point_exact(pair, n, p, k, psi, scratch.exact_best.data());
+  return total;
+}
+
+// The body of one pair's KSG in W float32 lanes (inlined into its callers, so that the AVX2
+// instantiation is compiled for AVX2; so are its helpers). Returns the sum over samples of
+// psi(n_x + 1) + psi(n_y + 1). K = k known at compile time, or 0. Needs n >= W.
 template <int W, int K>
 [[gnu::always_inline]] inline double ksg_pair_sum(const KsgPair& pair, std::size_t n, int k, const double* psi,
                                                   KsgScratch& scratch) {
-  const double *xs = pair.xs, *ys = pair.ys;
-  using V = typename DoubleLanes<W>::type;
-  using M = typename DoubleLanes<W>::mask;
-  constexpr double inf = std::numeric_limits<double>::infinity();
+  const float *xs = pair.xs32, *ys = pair.ys32;
+  using V = typename FloatLanes<W>::type;
+  using M = typename FloatLanes<W>::mask;
+  constexpr float inf = std::numeric_limits<float>::infinity();
   const int kk = K > 0 ? K : k;
-  double* y_by_x = scratch.y_by_x.data() + kKsgGuard;
-  for (std::size_t p = 0; p < n; ++p) y_by_x[p] = pair.yv[pair.xo[p]];
+  float* y_by_x = scratch.y_by_x.data() + kKsgGuard;
+  for (std::size_t p = 0; p < n; ++p) y_by_x[p] = ys[pair.ypos[pair.xo[p]]];
   // k-th neighbour distances and n_x: the samples at sorted positions p..p+W-1 walk outwards, kKsgChunk
   // neighbours at a time, each side keeping its own k best distances, until on both sides the next x
-  // gap of every lane is at least its k-th distance over both sides (a neighbour that far cannot be
-  // closer). The last block starts at n - W and repeats some samples (with the same results).
+  // gap of every lane is beyond its band (a neighbour that far cannot be closer, nor in the band).
+  // The last block starts at n - W and repeats some samples (with the same results).
   V local[2 * (K > 0 ? K : 1)];
   V* right = local;
   V* left = local + (K > 0 ? K : 1);
@@ -247,9 +331,11 @@ template <int W, int K>
   }
   for (std::size_t p0 = 0; p0 < n; p0 += W) {
     const std::size_t p = std::min(p0, n - W);
-    V xp, yp, kth;
+    V xp, yp, kth, band, upper;
     std::memcpy(&xp, xs + p, sizeof xp);
     std::memcpy(&yp, y_by_x + p, sizeof yp);
+    const V xa = (V)((M)xp & (M{} + 0x7fffffff)), ya = (V)((M)yp & (M{} + 0x7fffffff));
+    const V magnitude = xa > ya ? xa : ya;
     for (int m = 0; m < kk; ++m) right[m] = left[m] = V{} + inf;
     std::size_t hi = 1, lo = 1;
     bool more_right = true, more_left = true;
@@ -262,39 +348,56 @@ template <int W, int K>
         const V m = right[i - 1] > left[kk - 1 - i] ? right[i - 1] : left[kk - 1 - i];
         kth = kth < m ? kth : m;
       }
+      band = (magnitude + kth) * kBandPerValue;
+      upper = kth + band;
       V gap;
       side_gap<W, 1>(xs, p, hi, xp, gap);
-      more_right = any_below<W>(gap, kth);
+      more_right = any_below<W>(gap, upper);
       side_gap<W, -1>(xs, p, lo, xp, gap);
-      more_left = any_below<W>(gap, kth);
+      more_left = any_below<W>(gap, upper);
     } while (more_right || more_left);
     std::memcpy(scratch.eps.data() + p, &kth, sizeof kth);
-    // Every sample with x gap below the k-th distance was walked.
-    M count = {};
-    count_side<W, 1>(xs, p, 1, hi, xp, kth, count);
-    count_side<W, -1>(xs, p, 1, lo, xp, kth, count);
-    std::memcpy(scratch.nx.data() + p, &count, sizeof count);
+    std::memcpy(scratch.band.data() + p, &band, sizeof band);
+    // Every sample with x gap below the band's upper end was walked.
+    const V lower = kth - band;
+    M in = {}, below = {};
+    count_side<W, 1>(xs, p, 1, hi, xp, lower, upper, in, below);
+    count_side<W, -1>(xs, p, 1, lo, xp, lower, upper, in, below);
+    below -= in;
+    std::memcpy(scratch.nx.data() + p, &in, sizeof in);
+    std::memcpy(scratch.near_x.data() + p, &below, sizeof below);
   }
 
   // n_y: in the column variable's order, each side on its own against the stored distances.
-  double* eps_by_y = scratch.eps_by_y.data();
-  for (std::size_t q = 0; q < n; ++q) eps_by_y[q] = scratch.eps[pair.xpos[pair.yo[q]]];
+  float *eps_by_y = scratch.eps_by_y.data(), *band_by_y = scratch.band_by_y.data();
+  for (std::size_t q = 0; q < n; ++q) {
+    const std::size_t p = pair.xpos[pair.yo[q]];
+    eps_by_y[q] = scratch.eps[p];
+    band_by_y[q] = scratch.band[p];
+  }
   for (std::size_t p0 = 0; p0 < n; p0 += W) {
     const std::size_t p = std::min(p0, n - W);
-    V vp, r;
+    V vp, r, band;
     std::memcpy(&vp, ys + p, sizeof vp);
     std::memcpy(&r, eps_by_y + p, sizeof r);
-    M count = {};
-    count_within<W, 1>(ys, p, vp, r, count);
-    count_within<W, -1>(ys, p, vp, r, count);
-    std::memcpy(scratch.ny.data() + p, &count, sizeof count);
+    std::memcpy(&band, band_by_y + p, sizeof band);
+    const V lower = r - band, upper = r + band;
+    M in = {}, below = {};
+    count_within<W, 1>(ys, p, vp, lower, upper, in, below);
+    count_within<W, -1>(ys, p, vp, lower, upper, in, below);
+    below -= in;
+    std::memcpy(scratch.ny.data() + p, &in, sizeof in);
+    std::memcpy(scratch.near_y.data() + p, &below, sizeof below);
   }
-  double total[2] = {};
-  for (std::size_t t = 0; t < n; ++t) {
-    total[0] += psi[scratch.nx[t] + 1];
-    total[1] += psi[scratch.ny[t] + 1];
+  double total = 0.0;
+  for (std::size_t p = 0; p < n; ++p) {
+    const std::size_t q = pair.ypos[pair.xo[p]];
+    if (scratch.near_x[p] + scratch.near_y[q] == 1)  // only the k-th neighbour: the counts are exact
+      total += psi[scratch.nx[p] + 1] + psi[scratch.ny[q] + 1];
+    else
+      total += ksg_point_exact(pair, n, p, k, psi, scratch.exact_best.data());
   }
-  return total[0] + total[1];
+  return total;
 }
 
 // ksg_pair_sum with k = 3 compiled as a constant (the common case), else k as given.
@@ -307,17 +410,17 @@ template <int W>
 #ifdef PAIRMI_KSG_AVX2
 [[gnu::target("avx2")]] inline double ksg_pair_sum_avx2(const KsgPair& pair, std::size_t n, int k, const double* psi,
                                                          KsgScratch& scratch) {
-  return ksg_pair_sum_for_k<4>(pair, n, k, psi, scratch);
+  return ksg_pair_sum_for_k<8>(pair, n, k, psi, scratch);
 }
 #endif
 
-// Lanes the KSG kernel runs: 4 where the CPU has AVX2 (chosen at run time: wheels stay baseline
-// x86-64), else 2.
+// Lanes the KSG kernel runs: 8 where the CPU has AVX2 (chosen at run time: wheels stay baseline
+// x86-64), else 4.
 inline int ksg_widest_lanes() {
 #ifdef PAIRMI_KSG_AVX2
-  if (__builtin_cpu_supports("avx2")) return 4;
+  if (__builtin_cpu_supports("avx2")) return 8;
 #endif
-  return 2;
+  return 4;
 }
 
 // Pairs per tile side (scheduling and progress granularity; pairs are computed one by one).
@@ -325,7 +428,7 @@ inline std::size_t ksg_tile_side(std::size_t n) { return n <= 2048 ? 16 : n <= 8
 
 // Bytes of scratch one thread's KSG worker allocates.
 inline std::size_t ksg_worker_bytes(std::size_t n, int k) {
-  return sizeof(double) * (5 * n + 2 * kKsgGuard + 8 * std::size_t(k) + 4);
+  return sizeof(float) * (9 * n + 2 * kKsgGuard) + (8 + 64) * std::size_t(k) + 32;
 }
 
 // One thread's KSG worker: each pair of a tile on its own (x's variables as rows).
@@ -335,7 +438,7 @@ class KsgTileWorker {
   KsgTileWorker(const SortedColumns& x, const SortedColumns& y, std::size_t d_x, std::size_t d_y, int k,
                 const std::vector<double>& psi, const PairWriter<Out>& write, int lanes)
       : x_(x), y_(y), dx_(d_x), dy_(d_y), k_(k), psi_(psi), write_(write),
-        lanes_(x.n >= 4 && lanes == 4 ? 4 : 2), scratch_(x.n, k) {}
+        lanes_(x.n >= 8 && lanes == 8 ? 8 : 4), scratch_(x.n, k) {}
 
   void operator()(const Tile& t) {
     const std::size_t n = x_.n;
@@ -353,11 +456,14 @@ class KsgTileWorker {
 
  private:
   double pair_sum(std::size_t a, std::size_t b) {
-    const KsgPair pair{x_.srt(a), x_.ord(a), x_.pos(a), y_.val(b), y_.ord(b), y_.srt(b)};
+    const KsgPair pair{x_.srt(a), x_.srt32(a), x_.ord(a), x_.pos(a), y_.val(b),
+                       y_.ord(b), y_.pos(b), y_.srt(b), y_.srt32(b)};
+    // Too few samples for a lane block: all in float64.
+    if (x_.n < std::size_t(lanes_)) return ksg_pair_sum_exact(pair, x_.n, k_, psi_.data(), scratch_);
 #ifdef PAIRMI_KSG_AVX2
-    if (lanes_ == 4) return ksg_pair_sum_avx2(pair, x_.n, k_, psi_.data(), scratch_);
+    if (lanes_ == 8) return ksg_pair_sum_avx2(pair, x_.n, k_, psi_.data(), scratch_);
 #endif
-    return ksg_pair_sum_for_k<2>(pair, x_.n, k_, psi_.data(), scratch_);
+    return ksg_pair_sum_for_k<4>(pair, x_.n, k_, psi_.data(), scratch_);
   }
 
   const SortedColumns &x_, &y_;
@@ -371,7 +477,7 @@ class KsgTileWorker {
 
 // KSG MI of every pair, every layer: x (layers x d_x variables) against itself (y null: symmetric,
 // +inf on the diagonal) or against y. out is layers x d_x x d_y, nats times `scale`. Needs k < n.
-// lanes: 2, or 0 for the widest the CPU runs (ksg_widest_lanes); the results are the same.
+// lanes: 4, or 0 for the widest the CPU runs (ksg_widest_lanes); the results are the same.
 template <class Out>
 bool ksg_mi(const SortedColumns& x, const SortedColumns* y, std::size_t layers, int k, double scale, Out* out,
             int threads = 1, const TileMonitor& monitor = {}, int lanes = 0) {
@@ -381,7 +487,7 @@ bool ksg_mi(const SortedColumns& x, const SortedColumns* y, std::size_t layers, 
   const auto tiles = make_tiles(layers, dx, dy, upper, ksg_tile_side(x.n));
   const auto psi = digamma_table(x.n);
   const PairWriter<Out> write{out, dx, dy, upper, scale};
-  const int w = lanes == 2 ? 2 : ksg_widest_lanes();
+  const int w = lanes == 4 ? 4 : ksg_widest_lanes();
   return for_each_tile(tiles, threads, monitor,
                        [&] { return KsgTileWorker<Out>(x, yy, dx, dy, k, psi, write, w); });
 }
