@@ -216,8 +216,9 @@ std::vector<double> scaled_column(const std::vector<double>& m, std::size_t n, s
 
 // How test_ksg's values are drawn: normal; rounded to quarters (exact ties); quarters plus noise
 // at float32's resolution (near ties: the float32 walks must hand those samples to float64);
-// an offset of 1e12 (float64 distances coarse, so wide bands: most samples in float64).
-enum class KsgValues { plain, ties, near_ties, offset };
+// an offset of 1e12 (float64 distances coarse, so wide bands: most samples in float64); quarters
+// whose zeros become draws of size 1e-39 (below float32's normal range, around the median).
+enum class KsgValues { plain, ties, near_ties, offset, tiny };
 
 // All pairs (square: +inf diagonal; cross with layers) against ksg_direct, with a constant column
 // and a dependent pair; identical for 1 and 2 threads and for four and the widest lanes.
@@ -230,6 +231,7 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
       case KsgValues::ties: return std::round(4 * v) / 4;
       case KsgValues::near_ties: return std::round(4 * v) / 4 + 3e-8 * nd(rng);
       case KsgValues::offset: return 1e12 + v;
+      case KsgValues::tiny: return std::round(4 * v) == 0 ? 1e-39 * nd(rng) : std::round(4 * v) / 4;
       default: return v;
     }
   };
@@ -295,6 +297,7 @@ int main() {
   test_ksg(1, 2100, 5, 0, 3);                   // walks of many chunks, the smaller tiles for long inputs
   test_ksg(1, 500, 6, 0, 3, KsgValues::near_ties);
   test_ksg(1, 300, 6, 0, 3, KsgValues::offset);
+  test_ksg(1, 300, 6, 0, 3, KsgValues::tiny);
   if (failures == 0) std::printf("all core tests passed\n");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -58,8 +58,10 @@ struct SortedColumns {
 // larger of its two), per unit of a + eps: 4e, where e bounds |float32 - float64| of its distances
 // d <= eps + band. The float64 centring and subtraction err by 2^-53 of |value| and of d, the float32
 // conversions and subtraction by 2^-24 of them: together at most 2^-23 (a + d). e here is twice
-// that, which also covers rounding the band and its ends in float32.
+// that, which also covers rounding the band and its ends in float32. Values below float32's normal
+// range (|value| < 2^-126) lose up to 2^-150 each instead: the floor covers those.
 constexpr float kBandPerValue = 0x1p-21f;
+constexpr float kBandFloor = 0x1p-146f;
 
 template <class T>
 SortedColumns sort_columns(const T* x, std::size_t layers, std::size_t n, std::size_t d, int threads = 1) {
@@ -348,7 +350,7 @@ template <int W, int K>
         const V m = right[i - 1] > left[kk - 1 - i] ? right[i - 1] : left[kk - 1 - i];
         kth = kth < m ? kth : m;
       }
-      band = (magnitude + kth) * kBandPerValue;
+      band = (magnitude + kth) * kBandPerValue + kBandFloor;
       upper = kth + band;
       V gap;
       side_gap<W, 1>(xs, p, hi, xp, gap);
