@@ -265,19 +265,26 @@ struct KsgPair {
   const float* ys32;
 };
 
+// The float64 distance from position at to at + offset of the sorted values v, computed as the
+// walks compute it (larger minus smaller).
+inline double sorted_gap(const double* v, std::ptrdiff_t at, std::ptrdiff_t offset) {
+  return offset > 0 ? v[at + offset] - v[at] : v[at] - v[at + offset];
+}
+
 // psi(n_x + 1) + psi(n_y + 1) of the sample at x position p, all in float64 as the definition
 // reads: its neighbours outwards in x on each side until the x gap reaches the k-th max-norm
 // distance so far; then the strict counts.
 inline double ksg_point_exact(const KsgPair& pair, std::size_t n, std::size_t p, int k, const double* psi, double* best) {
   constexpr double inf = std::numeric_limits<double>::infinity();
   const double *xs = pair.xs, *ys = pair.ys;  // guarded: gaps past an end are infinite
-  const double xp = xs[p], yp = pair.yv[pair.xo[p]];
+  const std::ptrdiff_t at = std::ptrdiff_t(p);
+  const double yp = pair.yv[pair.xo[p]];
   std::fill(best, best + k, inf);
   for (const std::ptrdiff_t dir : {1, -1})  // one side, then the other: each loop's exit is predictable
-    for (std::ptrdiff_t j = std::ptrdiff_t(p) + dir;; j += dir) {
-      const double gap = dir > 0 ? xs[j] - xp : xp - xs[j];
+    for (std::ptrdiff_t o = dir;; o += dir) {
+      const double gap = sorted_gap(xs, at, o);
       if (!(gap < best[k - 1])) break;  // a farther x gap cannot be closer in max-norm
-      double d = std::max(gap, std::fabs(pair.yv[pair.xo[j]] - yp));
+      double d = std::max(gap, std::fabs(pair.yv[pair.xo[at + o]] - yp));
       for (int m = 0; m < k && d < best[k - 1]; ++m)
         if (d < best[m]) std::swap(d, best[m]);  // sorted insertion
     }
@@ -290,14 +297,13 @@ inline double ksg_point_exact(const KsgPair& pair, std::size_t n, std::size_t p,
       std::ptrdiff_t within = 0, beyond = dir > 0 ? n - at : at + 1;  // offsets: within < eps <= beyond
       while (beyond - within > 1) {
         const std::ptrdiff_t mid = within + (beyond - within) / 2;
-        const double gap = dir > 0 ? v[at + mid] - v[at] : v[at] - v[at - mid];
-        (gap < eps ? within : beyond) = mid;
+        (sorted_gap(v, at, dir * mid) < eps ? within : beyond) = mid;
       }
       count += within;
     }
     return std::size_t(count);
   };
-  return psi[strictly_within(xs, std::ptrdiff_t(p)) + 1] + psi[strictly_within(ys, pair.ypos[pair.xo[p]]) + 1];
+  return psi[strictly_within(xs, at) + 1] + psi[strictly_within(ys, pair.ypos[pair.xo[p]]) + 1];
 }
 
 // The sum over samples of psi(n_x + 1) + psi(n_y + 1), every sample by ksg_point_exact.
