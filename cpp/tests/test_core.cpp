@@ -1,11 +1,15 @@
 // C++ unit tests of the core, independent of Python: edges, codes, entropies and all-pairs MI
 // against a direct computation with std::log; KSG against an all-distances computation.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <random>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "pairmi/ksg.hpp"
@@ -160,6 +164,35 @@ void test_monitor_stops_run() {
   CHECK(out[(d - 1) * d + d - 1] == -1.0);  // the last tile was never computed
 }
 
+// Threads in the current parallel region.
+int omp_threads() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+// The monitor's last call reports every tile done, even when the calling thread (the one that
+// calls it) finished its only tile before the others finished theirs.
+void test_monitor_reports_the_end() {
+  const std::vector<pairmi::Tile> tiles(8, pairmi::Tile{0, 0, 1, 0, 1});
+  std::atomic<int> others_done{0};
+  std::vector<std::pair<std::size_t, std::size_t>> calls;
+  const bool done = pairmi::for_each_tile(
+      tiles, 2, [&](std::size_t k, std::size_t total) { return calls.emplace_back(k, total), true; },
+      [&] {
+        return [&](const pairmi::Tile&) {
+          if (pairmi::thread_index() != 0) return void(++others_done);
+          // Thread 0 holds its first tile until the other thread has taken the rest (or 2 s pass).
+          for (int spin = 0; spin < 2000 && others_done < 7 && omp_threads() > 1; ++spin)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        };
+      });
+  CHECK(done && !calls.empty() && calls.back() == std::make_pair(std::size_t{8}, std::size_t{8}));
+  CHECK(std::count(calls.begin(), calls.end(), calls.back()) == 1);  // reported once
+}
+
 void test_bin_layers_matches_edges() {
   const std::size_t layers = 2, n = 33, d = 70;
   const int bins = 7;
@@ -284,6 +317,7 @@ int main() {
   test_cross_and_layers();
   test_cross_orientations();
   test_monitor_stops_run();
+  test_monitor_reports_the_end();
   test_bin_layers_matches_edges();
   test_ksg(1, 90, 23, 0, 3);                    // full and partial tiles; the last lane block repeats samples
   test_ksg(1, 2, 4, 0, 1);                      // fewer samples than four lanes: float64 throughout

@@ -33,11 +33,14 @@ inline std::vector<Tile> make_tiles(std::size_t layers, std::size_t rows, std::s
 
 // Runs make_worker()(tile) for every tile, each thread with its own worker (its scratch memory).
 // Tiles are fixed before threads start and each pair's value depends only on its tile, so results
-// are identical for any thread count. Returns false if the monitor stopped the run.
+// are identical for any thread count. The monitor runs on the calling thread: after each tile it
+// finishes, and once at the end if its last call did not report all tiles done (the other threads
+// may have taken every tile). Returns false if the monitor stopped the run.
 template <class MakeWorker>
 bool for_each_tile(const std::vector<Tile>& tiles, int threads, const TileMonitor& monitor, MakeWorker make_worker) {
   std::atomic<bool> stop{false};
   const long count = static_cast<long>(tiles.size());
+  std::size_t reported = 0;  // written by the calling thread (thread 0) only
 #pragma omp parallel num_threads(std::max(1, threads))
   {
     auto worker = make_worker();
@@ -47,11 +50,13 @@ bool for_each_tile(const std::vector<Tile>& tiles, int threads, const TileMonito
       worker(tiles[static_cast<std::size_t>(k)]);
       if (monitor && thread_index() == 0) {
         // Tiles are handed out in order, so k + 1 approximates the number finished.
-        if (!monitor(static_cast<std::size_t>(k) + 1, tiles.size())) stop.store(true, std::memory_order_relaxed);
+        reported = static_cast<std::size_t>(k) + 1;
+        if (!monitor(reported, tiles.size())) stop.store(true, std::memory_order_relaxed);
       }
     }
   }
   (void)threads;
+  if (monitor && !stop.load() && reported != tiles.size() && !monitor(tiles.size(), tiles.size())) stop.store(true);
   return !stop.load();
 }
 
