@@ -250,8 +250,9 @@ std::vector<double> scaled_column(const std::vector<double>& m, std::size_t n, s
 // How test_ksg's values are drawn: normal; rounded to quarters (exact ties); quarters plus noise
 // at float32's resolution (near ties: the float32 walks must hand those samples to float64);
 // an offset of 1e12 (float64 distances coarse, so wide bands: most samples in float64); quarters
-// whose zeros become draws of size 1e-39 (below float32's normal range, around the median).
-enum class KsgValues { plain, ties, near_ties, offset, tiny };
+// whose zeros become draws of size 1e-39 (below float32's normal range, around the median);
+// normal, with the first sample of every odd column 40 further (its distances span every sample).
+enum class KsgValues { plain, ties, near_ties, offset, tiny, outlier };
 
 // All pairs (square: +inf diagonal; cross with layers) against ksg_direct, with a constant column
 // and a dependent pair; identical for 1 and 2 threads and for four and the widest lanes.
@@ -273,6 +274,7 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
     for (std::size_t i = 0; i < m.size(); ++i) {
       const double v = (i % d == 1) ? m[i - 1] + 0.3 * nd(rng) : nd(rng);  // column 1 depends on 0
       m[i] = (i % d == 2) ? 1.5 : value(v);                                  // column 2 constant
+      if (values == KsgValues::outlier && i / d % n == 0 && i % d % 2 == 1) m[i] += 40;
     }
     return m;
   };
@@ -301,6 +303,30 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
         CHECK(near(narrow[(l * dx + i) * d2 + j], got, 1e-12));  // four lanes against the widest
       }
 }
+
+#ifdef PAIRMI_KSG_AVX2
+// The counts by binary search equal the walks' tallies sample by sample (the results alone would
+// not show a wrong `near`: any value other than 1 sends a sample to float64).
+void test_ksg_counts_by_search(std::size_t n, KsgValues values) {
+  if (!__builtin_cpu_supports("avx2")) return;
+  std::mt19937 rng(static_cast<unsigned>(n));
+  std::normal_distribution<double> nd;
+  std::vector<double> m(n * 2);
+  for (std::size_t t = 0; t < n; ++t) {
+    m[2 * t] = values == KsgValues::ties ? std::round(4 * nd(rng)) / 4 : nd(rng);
+    m[2 * t + 1] = (values == KsgValues::outlier && t == 0 ? 40 : 0) + m[2 * t] + nd(rng);
+  }
+  const auto s = pairmi::sort_columns(m.data(), 1, n, 2, 1);
+  const pairmi::KsgPair pair{s.srt(0), s.srt32(0), s.ord(0), s.pos(0), s.val(1), s.ord(1), s.pos(1), s.srt(1), s.srt32(1)};
+  const auto psi = pairmi::digamma_table(n);
+  pairmi::KsgScratch walked(n, 3), searched(n, 3);
+  const double a = pairmi::ksg_pair_sum_avx2(pair, n, 3, psi.data(), walked);
+  const double b = pairmi::ksg_pair_sum_search_avx2(pair, n, 3, psi.data(), searched);
+  CHECK(a == b);
+  CHECK(walked.nx == searched.nx && walked.near_x == searched.near_x);
+  CHECK(walked.ny == searched.ny && walked.near_y == searched.near_y);
+}
+#endif
 
 }  // namespace
 
@@ -332,6 +358,16 @@ int main() {
   test_ksg(1, 500, 6, 0, 3, KsgValues::near_ties);
   test_ksg(1, 300, 6, 0, 3, KsgValues::offset);
   test_ksg(1, 300, 6, 0, 3, KsgValues::tiny);
+  // From 512 samples the AVX2 kernel counts by binary search: against walks (four lanes) and direct
+  test_ksg(1, 531, 5, 4, 3, KsgValues::near_ties);  // cross; the last blocks of three overlap
+  test_ksg(1, 600, 6, 0, 5, KsgValues::ties);       // many distances within a band
+  test_ksg(1, 600, 6, 0, 3, KsgValues::offset);
+  test_ksg(1, 600, 6, 0, 3, KsgValues::tiny);
+  test_ksg(1, 1100, 6, 0, 3, KsgValues::outlier);  // counts of all the other samples
+#ifdef PAIRMI_KSG_AVX2
+  for (const auto values : {KsgValues::plain, KsgValues::ties, KsgValues::outlier})
+    for (const std::size_t n : {8, 9, 90, 531, 1100}) test_ksg_counts_by_search(n, values);
+#endif
   if (failures == 0) std::printf("all core tests passed\n");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

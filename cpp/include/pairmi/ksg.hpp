@@ -14,6 +14,10 @@
 // the k-th neighbour's, in the variable where its max-norm distance is attained, and that one is
 // not counted (the counts are strict). A sample whose two bands hold anything else (a near tie) is
 // recomputed in float64 on its own, so the results equal the float64 definition exactly.
+//
+// For long inputs the counts come from binary searches instead (count_by_search_avx2): the walks
+// that find the k-th neighbours are needed anyway, but counting a window that wide by walking it
+// again cost more than searching for its ends.
 #pragma once
 
 #include <algorithm>
@@ -26,6 +30,11 @@
 #include <vector>
 
 #include "pairmi/tiles.hpp"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define PAIRMI_KSG_AVX2 1  // eight lanes in one register, and gathers, where the CPU has AVX2
+#include <immintrin.h>
+#endif
 
 namespace pairmi {
 
@@ -117,10 +126,6 @@ inline std::vector<double> digamma_table(std::size_t n) {
   for (std::size_t m = 1; m < n; ++m) psi[m + 1] = psi[m] + 1.0 / double(m);
   return psi;
 }
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define PAIRMI_KSG_AVX2 1  // eight lanes in one register where the CPU has AVX2
-#endif
 
 // W float32 lanes handled at once, and the comparison masks (a dependent vector_size is not
 // applied in templates, hence one per W). Four lanes are one SSE2 or NEON register.
@@ -228,6 +233,79 @@ template <int W, int Dir>
   } while (any_below<W>(gap, upper));
 }
 
+#ifdef PAIRMI_KSG_AVX2
+// From this many samples on, with AVX2, the marginal counts come from count_by_search_avx2 rather
+// than from walks: a count walk costs about its window, a search about log2(n) gathers per side.
+// Measured per pair, one thread: at 512 samples 2 % slower on normal data, 12 % faster on
+// Student-t; at 4096, 1.2-1.3x and 1.45x faster (at 256, 12 % slower on normal data).
+constexpr std::size_t kKsgSearchFrom = 512;
+
+// The gaps from the samples at positions `at` (values vp) of the sorted values v to those `offset`
+// further right (or left), through a gather.
+[[gnu::target("avx2")]] [[gnu::always_inline]] inline __m256 gathered_gap(const float* v, __m256i at, __m256 vp,
+                                                                          __m256i offset, bool right) {
+  const __m256i pos = right ? _mm256_add_epi32(at, offset) : _mm256_sub_epi32(at, offset);
+  const __m256 q = _mm256_i32gather_ps(v, pos, 4);
+  return right ? _mm256_sub_ps(q, vp) : _mm256_sub_ps(vp, q);
+}
+
+// The tallies of the walks' counts for every sample, by binary search instead. For the sample at
+// each position p of the n sorted float32 values v (guarded), with distance eps[p] and band
+// band[p]: in[p] = the others closer than eps - band, near[p] = those closer than eps + band but
+// not eps - band. The gaps grow away from a sample (float32 subtraction is monotone), so the
+// closer ones are a prefix of the offsets on each side: a binary search finds where it ends for
+// eps - band, then a step at a time for eps + band (the band holds few). Eight samples search at
+// once; three blocks of them and both sides interleave, so the gathers' latency overlaps.
+[[gnu::target("avx2")]] inline void count_by_search_avx2(const float* v, std::size_t n, const float* eps,
+                                                         const float* band, std::int32_t* in, std::int32_t* near) {
+  constexpr int kBlocks = 3, kChains = 2 * kBlocks;  // chain 2b searches block b's right side, 2b + 1 its left
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
+  const std::size_t top_step = std::size_t{1} << (63 - __builtin_clzll(n));  // the steps add up to >= n
+  for (std::size_t b0 = 0; b0 < n; b0 += 8 * kBlocks) {
+    std::size_t p[kBlocks];  // a block past the end repeats the last eight samples
+    for (int b = 0; b < kBlocks; ++b) p[b] = std::min(b0 + 8 * std::size_t(b), n - 8);
+    __m256i at[kChains], guard[kChains], base[kChains], top[kChains];
+    __m256 vp[kChains], lower[kChains], upper[kChains];
+    for (int c = 0; c < kChains; ++c) {
+      at[c] = _mm256_add_epi32(_mm256_set1_epi32(std::int32_t(p[c / 2])), lane);
+      // The offset of the guard just past the end of this side: its gap is infinite.
+      guard[c] = c % 2 == 0 ? _mm256_sub_epi32(_mm256_set1_epi32(std::int32_t(n)), at[c]) : _mm256_add_epi32(at[c], one);
+      vp[c] = _mm256_loadu_ps(v + p[c / 2]);
+      const __m256 r = _mm256_loadu_ps(eps + p[c / 2]), w = _mm256_loadu_ps(band + p[c / 2]);
+      lower[c] = _mm256_sub_ps(r, w);  // as the walks compute them
+      upper[c] = _mm256_add_ps(r, w);
+      base[c] = _mm256_setzero_si256();
+    }
+    for (std::size_t step = top_step; step > 0; step >>= 1)  // offsets 1..base: below lower
+      for (int c = 0; c < kChains; ++c) {
+        const __m256i step_v = _mm256_set1_epi32(std::int32_t(step));
+        const __m256i cand = _mm256_min_epi32(_mm256_add_epi32(base[c], step_v), guard[c]);
+        const __m256 take = _mm256_cmp_ps(gathered_gap(v, at[c], vp[c], cand, c % 2 == 0), lower[c], _CMP_LT_OQ);
+        base[c] = _mm256_blendv_epi8(base[c], cand, _mm256_castps_si256(take));
+      }
+    for (int c = 0; c < kChains; ++c) top[c] = base[c];
+    // Offsets 1..top: below upper, a step at a time. (A guard's gap is infinite, so top stops
+    // before it; the bound on steps only makes termination plain.)
+    bool more = true;
+    for (std::size_t o = 0; more && o < n; ++o) {
+      more = false;
+      for (int c = 0; c < kChains; ++c) {
+        const __m256i cand = _mm256_min_epi32(_mm256_add_epi32(top[c], one), guard[c]);
+        const __m256 take = _mm256_cmp_ps(gathered_gap(v, at[c], vp[c], cand, c % 2 == 0), upper[c], _CMP_LT_OQ);
+        more |= _mm256_movemask_ps(take) != 0;
+        top[c] = _mm256_blendv_epi8(top[c], cand, _mm256_castps_si256(take));
+      }
+    }
+    for (int b = 0; b < kBlocks; ++b) {
+      const __m256i count = _mm256_add_epi32(base[2 * b], base[2 * b + 1]);
+      const __m256i below = _mm256_add_epi32(top[2 * b], top[2 * b + 1]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(in + p[b]), count);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(near + p[b]), _mm256_sub_epi32(below, count));
+    }
+  }
+}
+#endif
+
 // Per thread: one pair's arrays.
 struct KsgScratch {
   std::vector<float> y_by_x;          // the column variable at the row variable's sorted positions, guarded
@@ -315,8 +393,9 @@ inline double ksg_pair_sum_exact(const KsgPair& pair, std::size_t n, int k, cons
 
 // The body of one pair's KSG in W float32 lanes (inlined into its callers, so that the AVX2
 // instantiation is compiled for AVX2; so are its helpers). Returns the sum over samples of
-// psi(n_x + 1) + psi(n_y + 1). K = k known at compile time, or 0. Needs n >= W.
-template <int W, int K>
+// psi(n_x + 1) + psi(n_y + 1). K = k known at compile time, or 0. Search: the counts by
+// count_by_search_avx2 (W = 8 only), not by walks. Needs n >= W.
+template <int W, int K, bool Search>
 [[gnu::always_inline]] inline double ksg_pair_sum(const KsgPair& pair, std::size_t n, int k, const double* psi,
                                                   KsgScratch& scratch) {
   const float *xs = pair.xs32, *ys = pair.ys32;
@@ -366,6 +445,7 @@ template <int W, int K>
     } while (more_right || more_left);
     std::memcpy(scratch.eps.data() + p, &kth, sizeof kth);
     std::memcpy(scratch.band.data() + p, &band, sizeof band);
+    if (Search) continue;
     // Every sample with x gap below the band's upper end was walked.
     const V lower = kth - band;
     M in = {}, below = {};
@@ -376,6 +456,10 @@ template <int W, int K>
     std::memcpy(scratch.near_x.data() + p, &below, sizeof below);
   }
 
+#ifdef PAIRMI_KSG_AVX2
+  if (Search) count_by_search_avx2(xs, n, scratch.eps.data(), scratch.band.data(), scratch.nx.data(), scratch.near_x.data());
+#endif
+
   // n_y: in the column variable's order, each side on its own against the stored distances.
   float *eps_by_y = scratch.eps_by_y.data(), *band_by_y = scratch.band_by_y.data();
   for (std::size_t q = 0; q < n; ++q) {
@@ -383,7 +467,10 @@ template <int W, int K>
     eps_by_y[q] = scratch.eps[p];
     band_by_y[q] = scratch.band[p];
   }
-  for (std::size_t p0 = 0; p0 < n; p0 += W) {
+#ifdef PAIRMI_KSG_AVX2
+  if (Search) count_by_search_avx2(ys, n, eps_by_y, band_by_y, scratch.ny.data(), scratch.near_y.data());
+#endif
+  for (std::size_t p0 = 0; !Search && p0 < n; p0 += W) {
     const std::size_t p = std::min(p0, n - W);
     V vp, r, band;
     std::memcpy(&vp, ys + p, sizeof vp);
@@ -409,16 +496,22 @@ template <int W, int K>
 }
 
 // ksg_pair_sum with k = 3 compiled as a constant (the common case), else k as given.
-template <int W>
+template <int W, bool Search = false>
 [[gnu::always_inline]] inline double ksg_pair_sum_for_k(const KsgPair& pair, std::size_t n, int k,
                                                         const double* psi, KsgScratch& scratch) {
-  return k == 3 ? ksg_pair_sum<W, 3>(pair, n, k, psi, scratch) : ksg_pair_sum<W, 0>(pair, n, k, psi, scratch);
+  return k == 3 ? ksg_pair_sum<W, 3, Search>(pair, n, k, psi, scratch)
+                : ksg_pair_sum<W, 0, Search>(pair, n, k, psi, scratch);
 }
 
 #ifdef PAIRMI_KSG_AVX2
 [[gnu::target("avx2")]] inline double ksg_pair_sum_avx2(const KsgPair& pair, std::size_t n, int k, const double* psi,
                                                          KsgScratch& scratch) {
   return ksg_pair_sum_for_k<8>(pair, n, k, psi, scratch);
+}
+// The same, counting by search (for n >= kKsgSearchFrom).
+[[gnu::target("avx2")]] inline double ksg_pair_sum_search_avx2(const KsgPair& pair, std::size_t n, int k,
+                                                                const double* psi, KsgScratch& scratch) {
+  return ksg_pair_sum_for_k<8, true>(pair, n, k, psi, scratch);
 }
 #endif
 
@@ -469,6 +562,7 @@ class KsgTileWorker {
     // Too few samples for a lane block: all in float64.
     if (x_.n < std::size_t(lanes_)) return ksg_pair_sum_exact(pair, x_.n, k_, psi_.data(), scratch_);
 #ifdef PAIRMI_KSG_AVX2
+    if (lanes_ == 8 && x_.n >= kKsgSearchFrom) return ksg_pair_sum_search_avx2(pair, x_.n, k_, psi_.data(), scratch_);
     if (lanes_ == 8) return ksg_pair_sum_avx2(pair, x_.n, k_, psi_.data(), scratch_);
 #endif
     return ksg_pair_sum_for_k<4>(pair, x_.n, k_, psi_.data(), scratch_);
