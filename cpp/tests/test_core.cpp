@@ -305,8 +305,9 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
 }
 
 #ifdef PAIRMI_KSG_AVX2
-// The counts by binary search equal the walks' tallies sample by sample (the results alone would
-// not show a wrong `near`: any value other than 1 sends a sample to float64).
+// With Search (the counts by binary search, the tails' samples walking the column variable's
+// order), the k-th distances, bands and counts equal those of walks sample by sample (the results
+// alone would not show a wrong `near`: any value other than 1 sends a sample to float64).
 void test_ksg_counts_by_search(std::size_t n, KsgValues values) {
   if (!__builtin_cpu_supports("avx2")) return;
   std::mt19937 rng(static_cast<unsigned>(n));
@@ -323,6 +324,7 @@ void test_ksg_counts_by_search(std::size_t n, KsgValues values) {
   const double a = pairmi::ksg_pair_sum_avx2(pair, n, 3, psi.data(), walked);
   const double b = pairmi::ksg_pair_sum_search_avx2(pair, n, 3, psi.data(), searched);
   CHECK(a == b);
+  CHECK(walked.eps == searched.eps && walked.band == searched.band);  // tails walked the other order
   CHECK(walked.nx == searched.nx && walked.near_x == searched.near_x);
   CHECK(walked.ny == searched.ny && walked.near_y == searched.near_y);
 }
@@ -358,7 +360,9 @@ int main() {
   test_ksg(1, 500, 6, 0, 3, KsgValues::near_ties);
   test_ksg(1, 300, 6, 0, 3, KsgValues::offset);
   test_ksg(1, 300, 6, 0, 3, KsgValues::tiny);
-  // From 512 samples the AVX2 kernel counts by binary search: against walks (four lanes) and direct
+  // From 384 samples the AVX2 kernel counts by binary search, and the samples in the column
+  // variable's tails walk its order: against walks (four lanes) and direct
+  test_ksg(1, 400, 5, 4, 2, KsgValues::ties);       // cross; tails of two blocks
   test_ksg(1, 531, 5, 4, 3, KsgValues::near_ties);  // cross; the last blocks of three overlap
   test_ksg(1, 600, 6, 0, 5, KsgValues::ties);       // many distances within a band
   test_ksg(1, 600, 6, 0, 3, KsgValues::offset);
@@ -366,7 +370,7 @@ int main() {
   test_ksg(1, 1100, 6, 0, 3, KsgValues::outlier);  // counts of all the other samples
 #ifdef PAIRMI_KSG_AVX2
   for (const auto values : {KsgValues::plain, KsgValues::ties, KsgValues::outlier})
-    for (const std::size_t n : {8, 9, 90, 531, 1100}) test_ksg_counts_by_search(n, values);
+    for (const std::size_t n : {8, 9, 90, 170, 531, 1100}) test_ksg_counts_by_search(n, values);
 #endif
   if (failures == 0) std::printf("all core tests passed\n");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -15,9 +15,11 @@
 // not counted (the counts are strict). A sample whose two bands hold anything else (a near tie) is
 // recomputed in float64 on its own, so the results equal the float64 definition exactly.
 //
-// For long inputs the counts come from binary searches instead (count_by_search_avx2): the walks
-// that find the k-th neighbours are needed anyway, but counting a window that wide by walking it
-// again cost more than searching for its ends.
+// For long inputs (kKsgSearchFrom) the counts come from binary searches instead
+// (count_by_search_avx2): counting windows that wide by walking them again cost more than
+// searching for their ends. And the samples in the tails of the column variable walk in its order,
+// not the row variable's: far from the others in it, they had the widest windows in the other
+// order, and each block of eight walked as far as its widest lane.
 #pragma once
 
 #include <algorithm>
@@ -234,11 +236,12 @@ template <int W, int Dir>
 }
 
 #ifdef PAIRMI_KSG_AVX2
-// From this many samples on, with AVX2, the marginal counts come from count_by_search_avx2 rather
-// than from walks: a count walk costs about its window, a search about log2(n) gathers per side.
-// Measured per pair, one thread: at 512 samples 2 % slower on normal data, 12 % faster on
-// Student-t; at 4096, 1.2-1.3x and 1.45x faster (at 256, 12 % slower on normal data).
-constexpr std::size_t kKsgSearchFrom = 512;
+// From this many samples on, with AVX2, the kernel runs with Search (ksg_pair_sum): the marginal
+// counts come from count_by_search_avx2 rather than from walks (a count walk costs about its
+// window, a search about log2(n) gathers per side), and the samples in the column variable's tails
+// walk in its order. Per pair, one thread, against walks throughout: at 384 samples 2 % faster on
+// normal data and 24 % on Student-t; at 256, 10 % slower on normal data.
+constexpr std::size_t kKsgSearchFrom = 384;
 
 // The gaps from the samples at positions `at` (values vp) of the sorted values v to those `offset`
 // further right (or left), through a gather.
@@ -306,6 +309,52 @@ constexpr std::size_t kKsgSearchFrom = 512;
 }
 #endif
 
+// Samples at each end of the column variable's order that walk in that order (with Search): 5 %,
+// in whole blocks of eight (3 % and 8 % were slower on Student-t data at 4096 samples).
+inline std::size_t ksg_tail(std::size_t n) { return n / 20 / 8 * 8; }
+
+// The k-th neighbour distances of the W samples at positions p..p+W-1 of the sorted float32
+// values v (guarded), the other variable at the same positions in `other`, and their bands: they
+// walk outwards kKsgChunk neighbours at a time, each side keeping its own k best distances
+// (right, left), until on both sides the next gap of every lane is beyond its band (a neighbour
+// that far cannot be closer, nor in the band). With Skip, lanes set in `skip` do not hold the walk
+// up (their results are not used). hi, lo: the offsets each side walked to.
+template <int W, int K, bool Skip>
+[[gnu::always_inline]] inline void walk_block(const float* v, const float* other, std::size_t p, int kk,
+                                              typename FloatLanes<W>::type* right, typename FloatLanes<W>::type* left,
+                                              const typename FloatLanes<W>::mask& skip, typename FloatLanes<W>::type& kth,
+                                              typename FloatLanes<W>::type& band, std::size_t& hi, std::size_t& lo) {
+  using V = typename FloatLanes<W>::type;
+  using M = typename FloatLanes<W>::mask;
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  V vp, op;
+  std::memcpy(&vp, v + p, sizeof vp);
+  std::memcpy(&op, other + p, sizeof op);
+  const V va = (V)((M)vp & (M{} + 0x7fffffff)), oa = (V)((M)op & (M{} + 0x7fffffff));
+  const V magnitude = va > oa ? va : oa;
+  for (int m = 0; m < kk; ++m) right[m] = left[m] = V{} + inf;
+  hi = lo = 1;
+  bool more_right = true, more_left = true;
+  do {
+    if (more_right) offer_side<W, K, 1>(v, other, p, hi, hi + kKsgChunk, vp, op, right, kk);
+    if (more_left) offer_side<W, K, -1>(v, other, p, lo, lo + kKsgChunk, vp, op, left, kk);
+    // The k-th smallest of both sides' sorted k best: min over i of max(right[i-1], left[k-1-i]).
+    kth = right[kk - 1] < left[kk - 1] ? right[kk - 1] : left[kk - 1];
+    for (int i = 1; i < kk; ++i) {
+      const V m = right[i - 1] > left[kk - 1 - i] ? right[i - 1] : left[kk - 1 - i];
+      kth = kth < m ? kth : m;
+    }
+    band = (magnitude + kth) * kBandPerValue + kBandFloor;
+    V upper = kth + band;
+    if (Skip) upper = (V)((M)upper & ~skip);  // +0: no gap is below it
+    V gap;
+    side_gap<W, 1>(v, p, hi, vp, gap);
+    more_right = any_below<W>(gap, upper);
+    side_gap<W, -1>(v, p, lo, vp, gap);
+    more_left = any_below<W>(gap, upper);
+  } while (more_right || more_left);
+}
+
 // Per thread: one pair's arrays.
 struct KsgScratch {
   std::vector<float> y_by_x;          // the column variable at the row variable's sorted positions, guarded
@@ -316,12 +365,14 @@ struct KsgScratch {
   std::vector<std::int32_t> nx, ny;   // certain marginal counts by row position and by column position
   std::vector<std::int32_t> near_x, near_y;  // distances within the band, by row and by column position
   std::vector<double> exact_best;     // k best distances of a sample recomputed in float64
+  std::vector<float> x_by_y;          // the row variable at the column variable's sorted positions, guarded
+  std::vector<std::int32_t> skip;     // by row position: -1 for a sample in the column variable's tails
   // The k best distances of each side when k is not 3 (bytes, aligned by hand: a heap array of a
   // 32-byte vector type is only 16-byte aligned in code compiled without AVX).
   std::vector<unsigned char> best_bytes;
   KsgScratch(std::size_t n, int k)
       : y_by_x(n + 2 * kKsgGuard, 0.0f), eps(n), eps_by_y(n), band(n), band_by_y(n), nx(n), ny(n), near_x(n), near_y(n),
-        exact_best(std::size_t(k)), best_bytes(2 * std::size_t(k) * 32 + 32) {}
+        exact_best(std::size_t(k)), x_by_y(n + 2 * kKsgGuard, 0.0f), skip(n), best_bytes(2 * std::size_t(k) * 32 + 32) {}
 
   template <int W>
   typename FloatLanes<W>::type* best() {
@@ -401,14 +452,19 @@ template <int W, int K, bool Search>
   const float *xs = pair.xs32, *ys = pair.ys32;
   using V = typename FloatLanes<W>::type;
   using M = typename FloatLanes<W>::mask;
-  constexpr float inf = std::numeric_limits<float>::infinity();
   const int kk = K > 0 ? K : k;
+  // With Search, the samples in the column variable's tails (skip) walk in its order, after the
+  // others have walked in the row variable's.
+  const std::size_t tail = Search ? ksg_tail(n) : 0;
   float* y_by_x = scratch.y_by_x.data() + kKsgGuard;
-  for (std::size_t p = 0; p < n; ++p) y_by_x[p] = ys[pair.ypos[pair.xo[p]]];
-  // k-th neighbour distances and n_x: the samples at sorted positions p..p+W-1 walk outwards, kKsgChunk
-  // neighbours at a time, each side keeping its own k best distances, until on both sides the next x
-  // gap of every lane is beyond its band (a neighbour that far cannot be closer, nor in the band).
-  // The last block starts at n - W and repeats some samples (with the same results).
+  for (std::size_t p = 0; p < n; ++p) {
+    const std::size_t q = pair.ypos[pair.xo[p]];
+    y_by_x[p] = ys[q];
+    if (Search) scratch.skip[p] = q < tail || q >= n - tail ? -1 : 0;
+  }
+  // k-th neighbour distances (walk_block) in blocks of W consecutive row positions, and without
+  // Search n_x in each walked window. The last block starts at n - W and repeats some samples
+  // (with the same results).
   V local[2 * (K > 0 ? K : 1)];
   V* right = local;
   V* left = local + (K > 0 ? K : 1);
@@ -418,36 +474,18 @@ template <int W, int K, bool Search>
   }
   for (std::size_t p0 = 0; p0 < n; p0 += W) {
     const std::size_t p = std::min(p0, n - W);
-    V xp, yp, kth, band, upper;
-    std::memcpy(&xp, xs + p, sizeof xp);
-    std::memcpy(&yp, y_by_x + p, sizeof yp);
-    const V xa = (V)((M)xp & (M{} + 0x7fffffff)), ya = (V)((M)yp & (M{} + 0x7fffffff));
-    const V magnitude = xa > ya ? xa : ya;
-    for (int m = 0; m < kk; ++m) right[m] = left[m] = V{} + inf;
-    std::size_t hi = 1, lo = 1;
-    bool more_right = true, more_left = true;
-    do {
-      if (more_right) offer_side<W, K, 1>(xs, y_by_x, p, hi, hi + kKsgChunk, xp, yp, right, kk);
-      if (more_left) offer_side<W, K, -1>(xs, y_by_x, p, lo, lo + kKsgChunk, xp, yp, left, kk);
-      // The k-th smallest of both sides' sorted k best: min over i of max(right[i-1], left[k-1-i]).
-      kth = right[kk - 1] < left[kk - 1] ? right[kk - 1] : left[kk - 1];
-      for (int i = 1; i < kk; ++i) {
-        const V m = right[i - 1] > left[kk - 1 - i] ? right[i - 1] : left[kk - 1 - i];
-        kth = kth < m ? kth : m;
-      }
-      band = (magnitude + kth) * kBandPerValue + kBandFloor;
-      upper = kth + band;
-      V gap;
-      side_gap<W, 1>(xs, p, hi, xp, gap);
-      more_right = any_below<W>(gap, upper);
-      side_gap<W, -1>(xs, p, lo, xp, gap);
-      more_left = any_below<W>(gap, upper);
-    } while (more_right || more_left);
+    V kth, band;
+    M skipped = {};
+    if (Search) std::memcpy(&skipped, scratch.skip.data() + p, sizeof skipped);
+    std::size_t hi, lo;
+    walk_block<W, K, Search>(xs, y_by_x, p, kk, right, left, skipped, kth, band, hi, lo);
     std::memcpy(scratch.eps.data() + p, &kth, sizeof kth);
     std::memcpy(scratch.band.data() + p, &band, sizeof band);
     if (Search) continue;
     // Every sample with x gap below the band's upper end was walked.
-    const V lower = kth - band;
+    V xp;
+    std::memcpy(&xp, xs + p, sizeof xp);
+    const V lower = kth - band, upper = kth + band;
     M in = {}, below = {};
     count_side<W, 1>(xs, p, 1, hi, xp, lower, upper, in, below);
     count_side<W, -1>(xs, p, 1, lo, xp, lower, upper, in, below);
@@ -456,6 +494,21 @@ template <int W, int K, bool Search>
     std::memcpy(scratch.near_x.data() + p, &below, sizeof below);
   }
 
+  if (Search) {  // the tails' samples, walking the column variable's order (the same distances)
+    float* x_by_y = scratch.x_by_y.data() + kKsgGuard;
+    for (std::size_t q = 0; q < n; ++q) x_by_y[q] = xs[pair.xpos[pair.yo[q]]];
+    for (const std::size_t start : {std::size_t{0}, n - tail})
+      for (std::size_t q = start; q < start + tail; q += W) {
+        V kth, band;
+        std::size_t hi, lo;
+        walk_block<W, K, false>(ys, x_by_y, q, kk, right, left, M{}, kth, band, hi, lo);
+        for (int l = 0; l < W; ++l) {
+          const std::size_t p = pair.xpos[pair.yo[q + std::size_t(l)]];
+          scratch.eps[p] = kth[l];
+          scratch.band[p] = band[l];
+        }
+      }
+  }
 #ifdef PAIRMI_KSG_AVX2
   if (Search) count_by_search_avx2(xs, n, scratch.eps.data(), scratch.band.data(), scratch.nx.data(), scratch.near_x.data());
 #endif
@@ -529,7 +582,7 @@ inline std::size_t ksg_tile_side(std::size_t n) { return n <= 2048 ? 16 : n <= 8
 
 // Bytes of scratch one thread's KSG worker allocates.
 inline std::size_t ksg_worker_bytes(std::size_t n, int k) {
-  return sizeof(float) * (9 * n + 2 * kKsgGuard) + (8 + 64) * std::size_t(k) + 32;
+  return sizeof(float) * (11 * n + 4 * kKsgGuard) + (8 + 64) * std::size_t(k) + 32;
 }
 
 // One thread's KSG worker: each pair of a tile on its own (x's variables as rows).
