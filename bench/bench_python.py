@@ -4,8 +4,8 @@
 
 pairmi computes all pairs of a GPT-2-sized stack of hidden states (13 layers x 90 tokens x 768
 dims, 15 bins); the course's ``mutInfo_manual`` is timed on P random pairs and extrapolated to all
-pairs (said so in the output). Also one layer of a long corpus (4096 tokens x 768 dims, binned) and
-KSG against scikit-learn. Data (--data): Student-t (3 d.o.f.) float32, heavy-tailed like hidden
+pairs (said so in the output). Also one layer of a long corpus (4096 tokens x 768 dims, binned;
+KSG too with --ksg-corpus-dims 768) and KSG against scikit-learn. Data (--data): Student-t (3 d.o.f.) float32, heavy-tailed like hidden
 states (the default), or the hidden states of GPT-2's architecture with random weights
 (``GPT2LMHeadModel(GPT2Config())``, seed 0, 90 random token ids; needs torch and transformers), the
 shape of the course's analysis without a download. The long-corpus case is Student-t either way.
@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=300, help="pairs timed with the reference loop")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--corpus-tokens", type=int, default=4096, help="tokens of the one-layer corpus case (0: skip)")
+    parser.add_argument("--ksg-corpus-dims", type=int, default=0,
+                        help="also KSG on the corpus case's first D dims (768: all; about a minute on 2 cores; 0: skip)")
     parser.add_argument("--ksg-layers", type=int, default=13, help="layers for the KSG benchmark (0: skip)")
     parser.add_argument("--sklearn-columns", type=int, default=2, help="columns timed with mutual_info_regression")
     parser.add_argument("--shuffle-permutations", type=int, default=20,
@@ -106,7 +108,7 @@ def main() -> None:
     print(f"speed-up of pairmi (equal_width) over the course loop: {total / t_pairmi:,.0f}x")
 
     if args.corpus_tokens:
-        bench_corpus(args.corpus_tokens, args.threads, args.repeats, rng)
+        bench_corpus(args.corpus_tokens, args.threads, args.repeats, rng, args.ksg_corpus_dims)
     if args.ksg_layers:
         bench_ksg(H[: args.ksg_layers], args.threads, args.sklearn_columns, rng)
 
@@ -126,14 +128,19 @@ def bench_cross(H, threads, repeats):
         print(f"pairmi.mi_matrix(H[6], H[7]) {estimator:>15}: {t * 1e3:.1f} ms for {DIMS} x {DIMS} pairs")
 
 
-def bench_corpus(tokens, threads, repeats, rng):
-    """Both binned estimators on one layer of a long corpus: tokens x DIMS."""
+def bench_corpus(tokens, threads, repeats, rng, ksg_dims):
+    """Both binned estimators on one layer of a long corpus: tokens x DIMS; KSG on ksg_dims of them."""
     X = rng.standard_t(3, size=(tokens, DIMS)).astype(np.float32)
     incs = DIMS * (DIMS - 1) // 2 * tokens
     for estimator in ("equal_width", "equal_frequency"):
         t = best_of(lambda: pairmi.mi_matrix(X, estimator=estimator, bins=BINS, threads=threads), repeats)
         print(f"pairmi.mi_matrix {estimator:>15}: {t:.3f} s for all pairs of one {tokens} x {DIMS} layer "
               f"({incs / t / 1e9:.2f} G increments/s, best of {repeats})")
+    if ksg_dims:
+        t = best_of(lambda: pairmi.mi_matrix(X[:, :ksg_dims], estimator="ksg", threads=threads), 1)
+        pairs = ksg_dims * (ksg_dims - 1) // 2
+        print(f"pairmi.mi_matrix ksg (k=3): {t:.1f} s for all {pairs:,} pairs of {tokens} tokens x {ksg_dims} dims "
+              f"({t / pairs * 1e6:.0f} us per pair, one run)")
 
 
 def bench_ksg(H, threads, columns, rng):
