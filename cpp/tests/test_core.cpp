@@ -318,7 +318,7 @@ void test_ksg_counts_by_search(std::size_t n, KsgValues values) {
     m[2 * t + 1] = (values == KsgValues::outlier && t == 0 ? 40 : 0) + m[2 * t] + nd(rng);
   }
   const auto s = pairmi::sort_columns(m.data(), 1, n, 2, 1);
-  const pairmi::KsgPair pair{s.srt(0), s.srt32(0), s.ord(0), s.pos(0), s.val(1), s.ord(1), s.pos(1), s.srt(1), s.srt32(1)};
+  const pairmi::KsgPair pair = pairmi::ksg_pair(s, 0, s, 1);
   const auto psi = pairmi::digamma_table(n);
   pairmi::KsgScratch walked(n, 3), searched(n, 3);
   const double a = pairmi::ksg_pair_sum_avx2(pair, n, 3, psi.data(), walked);

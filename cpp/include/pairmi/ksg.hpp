@@ -394,6 +394,11 @@ struct KsgPair {
   const float* ys32;
 };
 
+// The pair of variable a of x (rows) and variable b of y (columns).
+inline KsgPair ksg_pair(const SortedColumns& x, std::size_t a, const SortedColumns& y, std::size_t b) {
+  return {x.srt(a), x.srt32(a), x.ord(a), x.pos(a), y.val(b), y.ord(b), y.pos(b), y.srt(b), y.srt32(b)};
+}
+
 // The float64 distance from position at to at + offset of the sorted values v, computed as the
 // walks compute it (larger minus smaller).
 inline double sorted_gap(const double* v, std::ptrdiff_t at, std::ptrdiff_t offset) {
@@ -444,8 +449,9 @@ inline double ksg_pair_sum_exact(const KsgPair& pair, std::size_t n, int k, cons
 
 // The body of one pair's KSG in W float32 lanes (inlined into its callers, so that the AVX2
 // instantiation is compiled for AVX2; so are its helpers). Returns the sum over samples of
-// psi(n_x + 1) + psi(n_y + 1). K = k known at compile time, or 0. Search: the counts by
-// count_by_search_avx2 (W = 8 only), not by walks. Needs n >= W.
+// psi(n_x + 1) + psi(n_y + 1). K = k known at compile time, or 0. Search (W = 8 only): the counts
+// by count_by_search_avx2, not by walks, and the column variable's tails walking its order.
+// Needs n >= W.
 template <int W, int K, bool Search>
 [[gnu::always_inline]] inline double ksg_pair_sum(const KsgPair& pair, std::size_t n, int k, const double* psi,
                                                   KsgScratch& scratch) {
@@ -610,8 +616,7 @@ class KsgTileWorker {
 
  private:
   double pair_sum(std::size_t a, std::size_t b) {
-    const KsgPair pair{x_.srt(a), x_.srt32(a), x_.ord(a), x_.pos(a), y_.val(b),
-                       y_.ord(b), y_.pos(b), y_.srt(b), y_.srt32(b)};
+    const KsgPair pair = ksg_pair(x_, a, y_, b);
     // Too few samples for a lane block: all in float64.
     if (x_.n < std::size_t(lanes_)) return ksg_pair_sum_exact(pair, x_.n, k_, psi_.data(), scratch_);
 #ifdef PAIRMI_KSG_AVX2
