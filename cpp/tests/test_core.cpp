@@ -327,6 +327,9 @@ void test_ksg_counts_by_search(std::size_t n, KsgValues values) {
   CHECK(walked.eps == searched.eps && walked.band == searched.band);  // tails walked the other order
   CHECK(walked.nx == searched.nx && walked.near_x == searched.near_x);
   CHECK(walked.ny == searched.ny && walked.near_y == searched.near_y);
+  // Each sample's bands hold its k-th neighbour's distance: ksg_pair_sum takes near counts adding
+  // up to n to mean that they hold nothing else.
+  for (std::size_t p = 0; p < n; ++p) CHECK(walked.near_x[p] + walked.near_y[pair.ypos[pair.xo[p]]] >= 1);
 }
 #endif
 
