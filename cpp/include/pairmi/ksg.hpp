@@ -546,9 +546,9 @@ template <int W, int K, bool Search>
   // Each sample's two bands hold its k-th neighbour's distance (in the variable where it is
   // attained, the same float32 gap as its eps), so the near counts add up to n exactly when they
   // hold nothing else. Then every count is exact, and the sums need no sample's other position.
-  std::int32_t near = 0;
-  for (std::size_t p = 0; p < n; ++p) near += scratch.near_x[p] + scratch.near_y[p];
-  if (std::size_t(near) == n) {
+  std::int64_t near = 0;  // up to 2 n^2 with many ties
+  for (std::size_t p = 0; p < n; ++p) near += std::int64_t{scratch.near_x[p]} + scratch.near_y[p];
+  if (near == std::int64_t(n)) {
     double part[4] = {};  // four sums: one would wait on each addition
     std::size_t p = 0;
     for (; p + 2 <= n; p += 2) {
