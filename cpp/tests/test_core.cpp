@@ -304,6 +304,30 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
       }
 }
 
+// A column holding +0 and then -0 at its median, the two samples with the same y (at distance 0
+// for k = 1). The walks order distances by their bit patterns; had the float32 values kept the
+// -0, the gap (-0) - (+0) = -0 would have counted as closer than eps - band < 0.
+void test_ksg_signed_zeros() {
+  const std::size_t n = 90;
+  std::mt19937 rng(5);
+  std::normal_distribution<double> nd;
+  std::vector<double> m(n * 2);
+  for (std::size_t t = 0; t < n; ++t) {
+    m[2 * t] = t < n / 2 ? -1 - std::fabs(nd(rng)) : 1 + std::fabs(nd(rng));
+    m[2 * t + 1] = nd(rng);
+  }
+  m[n] = 0.0;  // sample n / 2, then sample n / 2 + 1: sorted in that order, the median +0
+  m[n + 2] = -0.0;
+  m[n + 3] = m[n + 1];
+  const auto s = pairmi::sort_columns(m.data(), 1, n, 2, 1);
+  const auto x = scaled_column(m, n, 2, 0), y = scaled_column(m, n, 2, 1);
+  for (const int k : {1, 3}) {
+    std::vector<double> out(4);
+    pairmi::ksg_mi(s, nullptr, 1, k, 1.0, out.data(), 1);
+    CHECK(near(out[1], ksg_direct(x, y, k), 1e-12));
+  }
+}
+
 #ifdef PAIRMI_KSG_AVX2
 // With Search (the counts by binary search, the tails' samples walking the column variable's
 // order), the k-th distances, bands and counts equal those of walks sample by sample (the results
@@ -363,6 +387,7 @@ int main() {
   test_ksg(1, 500, 6, 0, 3, KsgValues::near_ties);
   test_ksg(1, 300, 6, 0, 3, KsgValues::offset);
   test_ksg(1, 300, 6, 0, 3, KsgValues::tiny);
+  test_ksg_signed_zeros();
   // From 384 samples the AVX2 kernel counts by binary search, and the samples in the column
   // variable's tails walk its order: against walks (four lanes) and direct
   test_ksg(1, 400, 5, 4, 2, KsgValues::ties);       // cross; tails of two blocks
