@@ -94,7 +94,9 @@ def _check_ranges(x: np.ndarray, y: np.ndarray | None, name: str = "X") -> None:
 def _bytes_needed(x: np.ndarray, y: np.ndarray | None, s: _Settings, shape: tuple[int, int, int]) -> int:
     """Rough peak of what one call allocates: output, codes or sorted copies, products, scratch."""
     values = x.size + (0 if y is None else y.size)
-    per_value = {"ksg": 28, "gaussian_copula": 16}.get(s.estimator, 1)
+    # Binned: codes, and for the rank kernel (n <= 255) the samples grouped by bin and the columns
+    # laid out for its lanes.
+    per_value = {"ksg": 28, "gaussian_copula": 16}.get(s.estimator, 3)
     # The copula's correlation products; the shuffle correction's null buffer and running total.
     arrays = 1 if s.estimator == "gaussian_copula" else 2 if s.correction == "shuffle" else 0
     products = 8 * int(np.prod(shape)) * arrays

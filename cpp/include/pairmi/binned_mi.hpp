@@ -233,17 +233,8 @@ class RankCounter {
 
   int lanes() const { return lanes_; }
 
-  // block[t * lanes() + l] = y[l][t]: the codes of m <= lanes() columns, sample by sample (0 in
-  // unused lanes).
-  void transpose(const std::uint8_t* const* y, int m, std::uint8_t* block) const {
-    const std::size_t w = std::size_t(lanes_);
-    std::fill(block, block + n_ * w, std::uint8_t{0});
-    for (int l = 0; l < m; ++l)
-      for (std::size_t t = 0; t < n_; ++t) block[t * w + std::size_t(l)] = y[l][t];
-  }
-
   // s[l] = sum over cells of f[c] in the joint histogram of row variable v of `rows` against lane l
-  // of `block`.
+  // of `block` (a ColumnLanes block of lanes() columns).
   void sums(const BinGroups& rows, std::size_t v, const std::uint8_t* block, double* s) {
     sample_ = rows.samples(v);
     start_ = rows.start(v);
@@ -292,7 +283,6 @@ class RankCounter {
     const std::size_t ranks = std::max(largest_, kLow);
     std::uint8_t* __restrict tally = tally_.data();  // tally[r][l]: samples of rank r in lane l
     std::uint8_t* __restrict earlier = earlier_.data();
-    std::fill(tally + kLow * W, tally + ranks * W, std::uint8_t{0});
     // Ranks 1..kLow - 1 in registers; higher ranks need a cell of more than kLow samples in some
     // lane, and are rare. Rank 0 is not tallied: it is every sample of no higher rank.
     V low[kLow] = {};
@@ -331,10 +321,12 @@ class RankCounter {
     // lanes (-8 % for the whole kernel on Student-t data, one thread).
     double sum[W] = {};
     // Ranks are contiguous (a sample of rank r has one of rank r - 1 in its cell): stop at the first
-    // rank no lane reached.
+    // rank no lane reached. Tallies from kLow up start the next call at zero: those read here are
+    // cleared, and those past the first rank no lane reached were never raised.
     for (std::size_t r = 0; r < ranks && any_bits(tally + r * W, W, ~0ULL); ++r) {
       const double step = steps_[r];
       for (int l = 0; l < W; ++l) sum[l] += double(tally[r * W + std::size_t(l)]) * step;
+      if (r >= kLow) std::memset(tally + r * W, 0, W);
     }
     std::copy(sum, sum + W, s);
   }
@@ -366,13 +358,54 @@ struct CodedLayers {
   std::size_t cols;
 };
 
-// Which variable each tile row and column stands for, per layer, and the row variables' groups
-// (where n <= RankCounter::kMaxSamples). Each side's variables run in order of ranking cost, so
-// cheap variables share tiles: for a set against itself, each pair's row is then the cheaper of its
-// two variables; X against Y gives each tile the cheaper side as rows (CrossTileWorker).
+// Every layer's variables in a given order, in blocks of `lanes` variables laid out sample by
+// sample, as RankCounter reads them (0 in a last block's unused lanes). Built once per call and
+// shared by all tiles: transposed per tile in each worker, they cost 5 % more time (13 x 90 x 768,
+// Student-t data, one thread).
+class ColumnLanes {
+ public:
+  ColumnLanes() = default;
+  // order[l * c.cols + i]: the variable in position i of layer l.
+  ColumnLanes(const CodedLayers& c, const std::vector<std::uint32_t>& order, std::size_t layers, std::size_t n,
+              int lanes, int threads)
+      : n_(n), lanes_(std::size_t(lanes)), blocks_((c.cols + lanes_ - 1) / lanes_),
+        data_(layers * blocks_ * lanes_ * n, 0) {
+#pragma omp parallel for schedule(static) num_threads(std::max(1, threads))
+    for (long b = 0; b < static_cast<long>(layers * blocks_); ++b) {
+      const std::size_t l = std::size_t(b) / blocks_, i0 = std::size_t(b) % blocks_ * lanes_;
+      const std::size_t m = std::min(lanes_, c.cols - i0);
+      std::uint8_t* out = &data_[std::size_t(b) * lanes_ * n];
+      for (std::size_t k = 0; k < m; ++k) {
+        const std::uint8_t* codes = c.codes + (l * c.cols + order[l * c.cols + i0 + k]) * n;
+        for (std::size_t t = 0; t < n; ++t) out[t * lanes_ + k] = codes[t];
+      }
+    }
+    (void)threads;
+  }
+
+  // The block of layer l starting at position i (a multiple of the lanes).
+  const std::uint8_t* block(std::size_t l, std::size_t i) const {
+    return &data_[(l * blocks_ + i / lanes_) * lanes_ * n_];
+  }
+
+ private:
+  std::size_t n_ = 0, lanes_ = 1, blocks_ = 0;
+  std::vector<std::uint8_t> data_;
+};
+
+// Which variable each tile row and column stands for, per layer, and, where n <=
+// RankCounter::kMaxSamples, the row variables' groups and the columns in the rank kernel's lanes.
+// Each side's variables run in order of ranking cost, so cheap variables share tiles: for a set
+// against itself, each pair's row is then the cheaper of its two variables; X against Y gives each
+// tile the cheaper side as rows (CrossTileWorker).
 struct PairPlan {
   BinGroups groups;                             // of the row variables
   std::vector<std::uint32_t> x_order, y_order;  // [l * cols + i]: variable of row (column) i of layer l
+  ColumnLanes columns;                          // the column variables, in y_order
+
+  void lay_out_columns(const CodedLayers& y, std::size_t layers, std::size_t n, int lanes, int threads) {
+    if (!groups.empty()) columns = ColumnLanes(y, y_order, layers, n, lanes, threads);
+  }
 };
 
 inline BinGroups groups_of(const CodedLayers& c, std::size_t layers, std::size_t n, int bins, int threads) {
@@ -392,21 +425,27 @@ inline std::vector<std::uint32_t> cost_order(const BinGroups& groups, std::size_
   return order;
 }
 
-// x against itself: rows and columns in the same order.
-inline PairPlan square_plan(const CodedLayers& x, std::size_t layers, std::size_t n, int bins, int threads) {
-  PairPlan plan{groups_of(x, layers, n, bins, threads), {}, {}};
+// x against itself: rows and columns in the same order. lanes: the rank kernel's.
+inline PairPlan square_plan(const CodedLayers& x, std::size_t layers, std::size_t n, int bins, int lanes,
+                            int threads) {
+  PairPlan plan{groups_of(x, layers, n, bins, threads), {}, {}, {}};
   plan.x_order = cost_order(plan.groups, layers, x.cols);
   plan.y_order = plan.x_order;
+  plan.lay_out_columns(x, layers, n, lanes, threads);
   return plan;
 }
 
 // x against y, as tiles of x rows (by_x) and, transposed, of y rows (by_y).
 struct CrossPlans {
   PairPlan by_x, by_y;
-  CrossPlans(const CodedLayers& x, const CodedLayers& y, std::size_t layers, std::size_t n, int bins, int threads)
-      : by_x{groups_of(x, layers, n, bins, threads), {}, {}}, by_y{groups_of(y, layers, n, bins, threads), {}, {}} {
+  CrossPlans(const CodedLayers& x, const CodedLayers& y, std::size_t layers, std::size_t n, int bins, int lanes,
+             int threads)
+      : by_x{groups_of(x, layers, n, bins, threads), {}, {}, {}},
+        by_y{groups_of(y, layers, n, bins, threads), {}, {}, {}} {
     by_x.x_order = by_y.y_order = cost_order(by_x.groups, layers, x.cols);
     by_x.y_order = by_y.x_order = cost_order(by_y.groups, layers, y.cols);
+    by_x.lay_out_columns(y, layers, n, lanes, threads);
+    by_y.lay_out_columns(x, layers, n, lanes, threads);
   }
 };
 
@@ -422,7 +461,6 @@ class BinnedTileWorker {
         ranks_(n, bins, f, rank_lanes) {}
 
   void operator()(const Tile& t) {
-    lanes_ready_ = false;
     for (std::size_t i = t.r0; i < t.r1; ++i) {
       const std::size_t a = row_var(t, i);
       std::size_t j = t.c0;
@@ -469,32 +507,16 @@ class BinnedTileWorker {
     }
   }
 
-  // Row variable a against the variables of columns j0..t.c1, ranks_.lanes() at a time.
+  // Row variable a against the variables of columns j0..t.c1, ranks_.lanes() at a time (tiles start
+  // at multiples of the lanes, see binned_tile_size).
   void rank_row(const Tile& t, std::size_t a, std::size_t j0) {
     const std::size_t w = std::size_t(ranks_.lanes());
-    if (!lanes_ready_) transpose_columns(t);
     double s[RankCounter::kMaxLanes];
-    for (std::size_t b = (j0 - t.c0) / w; t.c0 + b * w < t.c1; ++b) {
-      ranks_.sums(plan_.groups, x_index(t, a), &lanes_[b * n_ * w], s);
-      const std::size_t jb = t.c0 + b * w;
+    for (std::size_t jb = j0 / w * w; jb < t.c1; jb += w) {
+      ranks_.sums(plan_.groups, x_index(t, a), plan_.columns.block(t.layer, jb), s);
       for (std::size_t j = std::max(jb, j0); j < std::min(jb + w, t.c1); ++j)
         write_pair(t, a, col_var(t, j), s[j - jb]);
     }
-  }
-
-  // The tile's columns in blocks of ranks_.lanes(), sample by sample (once per tile, when a row
-  // needs them).
-  void transpose_columns(const Tile& t) {
-    const std::size_t w = std::size_t(ranks_.lanes());
-    const std::uint8_t* yc = y_.codes + t.layer * y_.cols * n_;
-    lanes_.resize((t.c1 - t.c0 + w - 1) / w * n_ * w);
-    const std::uint8_t* cols[RankCounter::kMaxLanes];
-    for (std::size_t jb = t.c0, b = 0; jb < t.c1; jb += w, ++b) {
-      const int m = static_cast<int>(std::min(w, t.c1 - jb));
-      for (int l = 0; l < m; ++l) cols[l] = yc + col_var(t, jb + std::size_t(l)) * n_;
-      ranks_.transpose(cols, m, &lanes_[b * n_ * w]);
-    }
-    lanes_ready_ = true;
   }
 
   // Variables a (of x) and b (of y); sum_f: sum over their joint-histogram cells of f[c].
@@ -513,8 +535,6 @@ class BinnedTileWorker {
   const PairPlan& plan_;
   PairCounter<Count> counter_;
   RankCounter ranks_;
-  std::vector<std::uint8_t> lanes_;  // the tile's columns for ranks_, in blocks of ranks_.lanes()
-  bool lanes_ready_ = false;
 };
 
 // X against Y: each tile runs with x's variables as rows, or transposed with y's, whichever side's
@@ -548,17 +568,26 @@ class CrossTileWorker {
   std::size_t dx_, dy_;
 };
 
+// A tile's row and column codes (2 * size * n bytes) stay well inside a core's L2 cache. For the
+// rank kernel's n this is 64, so tiles start at multiples of its lanes (ColumnLanes' blocks).
+inline std::size_t binned_tile_size(std::size_t n) {
+  static_assert(64 % RankCounter::kMaxLanes == 0, "tiles must start at multiples of the rank kernel's lanes");
+  if (n <= RankCounter::kMaxSamples) return 64;
+  return std::clamp<std::size_t>((std::size_t{64} << 10) / n / 4 * 4, 4, 64);
+}
+
 template <class Count, class Out>
 bool run_binned(const std::vector<Tile>& tiles, const CodedLayers& x, const CodedLayers* y, std::size_t layers,
                 std::size_t n, int bins, const XLogXTable& f, bool clamp, const PairWriter<Out>& write, int threads,
                 const TileMonitor& monitor, int rank_lanes) {
   using Worker = BinnedTileWorker<Count, Out>;
+  rank_lanes = rank_lanes == 16 ? 16 : RankCounter::widest_lanes();
   if (!y) {
-    const PairPlan plan = square_plan(x, layers, n, bins, threads);
+    const PairPlan plan = square_plan(x, layers, n, bins, rank_lanes, threads);
     return for_each_tile(tiles, threads, monitor,
                          [&] { return Worker(x, x, n, bins, f, clamp, write, plan, rank_lanes); });
   }
-  const CrossPlans plans(x, *y, layers, n, bins, threads);
+  const CrossPlans plans(x, *y, layers, n, bins, rank_lanes, threads);
   PairWriter<Out> transposed = write;
   transposed.transposed = true;
   return for_each_tile(tiles, threads, monitor, [&] {
@@ -580,10 +609,7 @@ bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, s
                bool miller_madow = false, int rank_lanes = 0) {
   const bool upper = (y == nullptr);
   const CodedLayers& yy = upper ? x : *y;
-  // A tile's row and column codes (2 * size * n bytes) stay well inside a core's L2 cache.
-  const std::size_t tile_size =
-      std::clamp<std::size_t>((std::size_t{64} << 10) / std::max<std::size_t>(n, 1) / 4 * 4, 4, 64);
-  const auto tiles = make_tiles(layers, x.cols, yy.cols, upper, tile_size);
+  const auto tiles = make_tiles(layers, x.cols, yy.cols, upper, binned_tile_size(n));
   const XLogXTable f(n, miller_madow);
   const PairWriter<Out> write{out, x.cols, yy.cols, upper, scale};
   const bool clamp = !miller_madow;
