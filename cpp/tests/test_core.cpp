@@ -47,11 +47,12 @@ void test_codes_follow_numpy_rules() {
   for (int t = 0; t < 7; ++t) CHECK(codes[t] == want[t]);
 }
 
-double entropy_direct(const std::vector<int>& counts, std::size_t n) {
+double entropy_direct(const std::vector<int>& counts, std::size_t n, bool miller_madow = false) {
   double h = 0;
+  int filled = 0;
   for (int c : counts)
-    if (c > 0) h -= double(c) / n * std::log(double(c) / n);
-  return h;
+    if (c > 0) h -= double(c) / n * std::log(double(c) / n), ++filled;
+  return miller_madow ? h + (filled - 1) / (2.0 * n) : h;
 }
 
 // All-pairs MI of random codes against per-pair histograms and std::log, for n hitting both
@@ -114,8 +115,10 @@ void test_cross_and_layers() {
 
 // X against Y with variables of very different ranking costs on both sides (two, five or fifteen
 // codes used), so that some tiles run with x's variables as rows and some, transposed, with y's;
-// rows with two codes take the counting kernel. Every pair against a direct count.
-void test_cross_orientations() {
+// rows with two codes take the counting kernel, and cells of more than 16 samples make the rank
+// kernel sum ranks one by one. Every pair against a direct count, plug-in and Miller-Madow (where
+// rank 0 weighs too).
+void test_cross_orientations(bool miller_madow) {
   const std::size_t n = 90, layers = 2, dx = 150, dy = 130;
   const int bins = 15;
   std::mt19937 rng(11);
@@ -129,12 +132,12 @@ void test_cross_orientations() {
   };
   const auto cx = make(dx, 4), cy = make(dy, 3);
   std::vector<double> hx(layers * dx), hy(layers * dy);
-  pairmi::column_entropies(cx.data(), layers * dx, n, bins, hx.data());
-  pairmi::column_entropies(cy.data(), layers * dy, n, bins, hy.data());
+  pairmi::column_entropies(cx.data(), layers * dx, n, bins, hx.data(), 1, miller_madow);
+  pairmi::column_entropies(cy.data(), layers * dy, n, bins, hy.data(), 1, miller_madow);
   const pairmi::CodedLayers x{cx.data(), hx.data(), dx}, y{cy.data(), hy.data(), dy};
   std::vector<double> out(layers * dx * dy), out1(layers * dx * dy);
-  pairmi::binned_mi(x, &y, layers, n, bins, 1.0, out.data(), 3);
-  pairmi::binned_mi(x, &y, layers, n, bins, 1.0, out1.data(), 1);
+  pairmi::binned_mi(x, &y, layers, n, bins, 1.0, out.data(), 3, {}, miller_madow);
+  pairmi::binned_mi(x, &y, layers, n, bins, 1.0, out1.data(), 1, {}, miller_madow);
   CHECK(out == out1);
   int wrong = 0;
   for (std::size_t l = 0; l < layers; ++l)
@@ -145,8 +148,9 @@ void test_cross_orientations() {
           const int u = cx[(l * dx + i) * n + t], v = cy[(l * dy + j) * n + t];
           ++a[u], ++b[v], ++ab[u * bins + v];
         }
-        const double mi = entropy_direct(a, n) + entropy_direct(b, n) - entropy_direct(ab, n);
-        wrong += !near(out[(l * dx + i) * dy + j], std::max(0.0, mi), 1e-11);
+        const double mi = entropy_direct(a, n, miller_madow) + entropy_direct(b, n, miller_madow) -
+                          entropy_direct(ab, n, miller_madow);
+        wrong += !near(out[(l * dx + i) * dy + j], miller_madow ? mi : std::max(0.0, mi), 1e-11);
       }
   CHECK(wrong == 0);
 }
@@ -371,7 +375,8 @@ int main() {
   test_binned_mi(40, 7, 64);
   test_binned_mi(300, 6, 20);  // sums while counting, with four-byte counts
   test_cross_and_layers();
-  test_cross_orientations();
+  test_cross_orientations(false);
+  test_cross_orientations(true);
   test_monitor_stops_run();
   test_monitor_reports_the_end();
   test_bin_layers_matches_edges();
