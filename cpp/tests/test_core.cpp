@@ -368,7 +368,7 @@ int main() {
   test_codes_follow_numpy_rules();
   test_binned_mi(90, 13, 15);
   test_binned_mi(90, 40, 15);  // rows on both kernels; three 16-column blocks across the diagonal
-  test_binned_mi(90, 100, 15);  // two tiles a side: column blocks laid out once, read from both
+  test_binned_mi(90, 100, 15);  // tiles of 16 whole rows, all reading the column blocks laid out once
   test_binned_mi(700, 9, 6);
   test_binned_mi(1003, 10, 5);  // counts four samples per load, then a tail of three
   test_binned_mi(70000, 6, 4);

@@ -544,7 +544,7 @@ class BinnedTileWorker {
   }
 
   // Row variable a against the variables of columns j0..t.c1, ranks_.lanes() at a time (tiles start
-  // at multiples of the lanes, see binned_tile_size).
+  // at multiples of the lanes, see binned_tiles).
   void rank_row(const Tile& t, std::size_t a, std::size_t j0) {
     const std::size_t w = std::size_t(ranks_.lanes());
     double s[RankCounter::kMaxLanes];
@@ -604,12 +604,20 @@ class CrossTileWorker {
   std::size_t dx_, dy_;
 };
 
-// A tile's row and column codes (2 * size * n bytes) stay well inside a core's L2 cache. For the
-// rank kernel's n this is 64, so tiles start at multiples of its lanes (ColumnLanes' blocks).
-inline std::size_t binned_tile_size(std::size_t n) {
-  static_assert(64 % RankCounter::kMaxLanes == 0, "tiles must start at multiples of the rank kernel's lanes");
-  if (n <= RankCounter::kMaxSamples) return 64;
-  return std::clamp<std::size_t>((std::size_t{64} << 10) / n / 4 * 4, 4, 64);
+// Tiles start at multiples of the rank kernel's lanes (ColumnLanes' blocks). With few samples (the
+// rank kernel's n), a set against itself takes whole rows, 16 a tile: each row's outputs then land
+// in one stretch of memory while it runs, instead of a 64-column piece of it per tile (13 x 90 x 768,
+// two threads: 40.1 -> 37.6 ms on Student-t data, 29.5 -> 27.5 ms on normal data). Otherwise tiles
+// are square, their row and column codes (2 * size * n bytes) well inside a core's L2 cache; X
+// against Y keeps them so, as it picks each tile's rows side by side.
+inline std::vector<Tile> binned_tiles(std::size_t layers, std::size_t rows, std::size_t cols, bool upper,
+                                      std::size_t n) {
+  constexpr std::size_t lanes = RankCounter::kMaxLanes;
+  static_assert(64 % lanes == 0, "tiles must start at multiples of the rank kernel's lanes");
+  const bool few = n <= RankCounter::kMaxSamples;
+  if (upper && few) return make_tiles(layers, rows, cols, upper, 16, (cols + lanes - 1) / lanes * lanes);
+  const std::size_t size = few ? 64 : std::clamp<std::size_t>((std::size_t{64} << 10) / n / 4 * 4, 4, 64);
+  return make_tiles(layers, rows, cols, upper, size);
 }
 
 template <class Count, class Out>
@@ -645,7 +653,7 @@ bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, s
                bool miller_madow = false, int rank_lanes = 0) {
   const bool upper = (y == nullptr);
   const CodedLayers& yy = upper ? x : *y;
-  const auto tiles = make_tiles(layers, x.cols, yy.cols, upper, binned_tile_size(n));
+  const auto tiles = binned_tiles(layers, x.cols, yy.cols, upper, n);
   const XLogXTable f(n, miller_madow);
   const PairWriter<Out> write{out, x.cols, yy.cols, upper, scale};
   const bool clamp = !miller_madow;

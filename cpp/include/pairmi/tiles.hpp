@@ -20,14 +20,16 @@ struct Tile {
   std::size_t layer, r0, r1, c0, c1;
 };
 
-// Tiles covering every layer's rows x cols pairs; with `upper`, only tiles touching j >= i.
+// Tiles of size x width pairs (width: size unless given) covering every layer's rows x cols pairs;
+// with `upper`, only tiles touching j >= i. Tiles start at columns that are multiples of width.
 inline std::vector<Tile> make_tiles(std::size_t layers, std::size_t rows, std::size_t cols, bool upper,
-                                    std::size_t size) {
+                                    std::size_t size, std::size_t width = 0) {
+  if (width == 0) width = size;
   std::vector<Tile> tiles;
   for (std::size_t l = 0; l < layers; ++l)
     for (std::size_t r0 = 0; r0 < rows; r0 += size)
-      for (std::size_t c0 = upper ? r0 : 0; c0 < cols; c0 += size)
-        tiles.push_back({l, r0, std::min(rows, r0 + size), c0, std::min(cols, c0 + size)});
+      for (std::size_t c0 = upper ? r0 / width * width : 0; c0 < cols; c0 += width)
+        tiles.push_back({l, r0, std::min(rows, r0 + size), c0, std::min(cols, c0 + width)});
   return tiles;
 }
 
