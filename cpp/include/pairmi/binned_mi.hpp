@@ -303,8 +303,8 @@ class RankCounter {
 #pragma GCC unroll 8
         for (std::size_t r = 1; r < kLow; ++r) low[r] -= (V)(rank == V{} + std::uint8_t(r));
         // Kept for later if a lane reached kLow: always stored, kept by counting it. Tallied here,
-        // behind a branch that resolved late and often mispredicted, such ranks took 10 % more time
-        // (13 x 90 x 768 Student-t data, one thread, 84 against 75 ms).
+        // behind a branch that resolved late and was often mispredicted, such ranks cost 10 % more
+        // time (bench_core, 13 x 90 x 768 Student-t, two threads: 0.044 against 0.040 s).
         std::memcpy(pending + held * W, &rank, W);
         held += any_bits(&rank, W, kHigh);
       }
@@ -382,8 +382,8 @@ class RankCounter {
   const double* steps_;
   const std::uint8_t *sample_ = nullptr, *start_ = nullptr;  // the row's groups (BinGroups)
   std::vector<std::uint8_t> earlier_, pending_, tally_;  // [position in group, sample or rank][lane]
-  std::vector<double> high_;                             // add_high's sums and counts, per lane
-  std::vector<std::uint8_t> highs_;
+  std::vector<double> high_;                             // add_high's sums per lane
+  std::vector<std::uint8_t> highs_;                      // and counts
 };
 
 // Codes of `layers` stacked sets of `cols` variables: codes[(l * cols + c) * n + t], with each
@@ -396,8 +396,8 @@ struct CodedLayers {
 
 // Every layer's variables in a given order, in blocks of `lanes` variables laid out sample by
 // sample, as RankCounter reads them (0 in a last block's unused lanes). Built once per call and
-// shared by all tiles: transposed per tile in each worker, they cost 5 % more time (13 x 90 x 768,
-// Student-t data, one thread).
+// shared by all tiles: transposed per tile in each worker, they cost 6 % more time (bench_core,
+// 13 x 90 x 768 Student-t, two threads: 0.0465 against 0.0440 s).
 class ColumnLanes {
  public:
   ColumnLanes() = default;
@@ -606,10 +606,10 @@ class CrossTileWorker {
 
 // Tiles start at multiples of the rank kernel's lanes (ColumnLanes' blocks). With few samples (the
 // rank kernel's n), a set against itself takes whole rows, 16 a tile: each row's outputs then land
-// in one stretch of memory while it runs, instead of a 64-column piece of it per tile (13 x 90 x 768,
-// two threads: 40.1 -> 37.6 ms on Student-t data, 29.5 -> 27.5 ms on normal data). Otherwise tiles
-// are square, their row and column codes (2 * size * n bytes) well inside a core's L2 cache; X
-// against Y keeps them so, as it picks each tile's rows side by side.
+// in one stretch of memory while it runs, instead of a 64-column piece of it per tile (bench_core,
+// 13 x 90 x 768, two threads: 0.040 -> 0.038 s on Student-t data, 0.030 -> 0.028 s on normal data).
+// Otherwise tiles are square, their row and column codes (2 * size * n bytes) well inside a core's L2
+// cache; X against Y keeps them so, as it picks each tile's rows side by side.
 inline std::vector<Tile> binned_tiles(std::size_t layers, std::size_t rows, std::size_t cols, bool upper,
                                       std::size_t n) {
   constexpr std::size_t lanes = RankCounter::kMaxLanes;
