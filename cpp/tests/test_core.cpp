@@ -197,6 +197,51 @@ void test_monitor_reports_the_end() {
   CHECK(std::count(calls.begin(), calls.end(), calls.back()) == 1);  // reported once
 }
 
+// KSG asks the monitor inside one long pair (every kKsgPollEvery samples), and a refusal stops it.
+void test_ksg_monitor_inside_a_pair() {
+  const std::size_t n = 3 * pairmi::kKsgPollEvery;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> g;
+  std::vector<double> x(2 * n);
+  for (auto& v : x) v = g(rng);
+  const auto sx = pairmi::sort_columns(x.data(), 1, n, 2);
+  std::vector<double> out(4, -1.0);
+  std::vector<std::size_t> seen;
+  const bool done = pairmi::ksg_mi(sx, nullptr, 1, 3, 1.0, out.data(), 1, [&](std::size_t k, std::size_t total) {
+    seen.push_back(k * 100 + total);
+    return false;
+  });
+  CHECK(!done && seen.size() == 1 && seen[0] == 1);  // asked with 0 of 1 tile done, inside the pair
+}
+
+// No layers: nothing to do, and no division by the layer count.
+void test_ksg_no_layers() {
+  const pairmi::SortedColumns none = pairmi::sort_columns(static_cast<const double*>(nullptr), 0, 5, 3);
+  double out = -1.0;
+  CHECK(pairmi::ksg_mi(none, nullptr, 0, 3, 1.0, &out) && out == -1.0);
+}
+
+// Unit-variance scaling at magnitudes whose squares over- or underflow: the same scaled values,
+// up to rounding, as at magnitude 1.
+void test_ksg_scaling_extreme_magnitudes() {
+  const std::size_t n = 50;
+  std::mt19937_64 rng(6);
+  std::normal_distribution<double> g;
+  std::vector<double> x(n);
+  for (auto& v : x) v = g(rng);
+  const auto plain = pairmi::sort_columns(x.data(), 1, n, 1);
+  for (const double factor : {1e160, 1e-160, 1e300, 1e-300}) {
+    std::vector<double> scaled(x);
+    for (auto& v : scaled) v *= factor;
+    const auto s = pairmi::sort_columns(scaled.data(), 1, n, 1);
+    bool same = !s.constant[0];
+    for (std::size_t t = 0; t < n; ++t) same = same && near(s.value[t], plain.value[t], 1e-13);
+    CHECK(same);
+  }
+  std::vector<double> constant(n, 1e-300);
+  CHECK(pairmi::population_sd(constant.data(), n) == 0.0);
+}
+
 void test_bin_layers_matches_edges() {
   const std::size_t layers = 2, n = 33, d = 70;
   const int bins = 7;
@@ -394,6 +439,9 @@ int main() {
   test_ksg(1, 300, 6, 0, 3, KsgValues::offset);
   test_ksg(1, 300, 6, 0, 3, KsgValues::tiny);
   test_ksg_signed_zeros();
+  test_ksg_monitor_inside_a_pair();
+  test_ksg_no_layers();
+  test_ksg_scaling_extreme_magnitudes();
   // From 384 samples the AVX2 kernel counts by binary search, and the samples in the column
   // variable's tails walk its order: against walks (four lanes) and direct
   test_ksg(1, 400, 5, 4, 2, KsgValues::ties);       // cross; tails of two blocks

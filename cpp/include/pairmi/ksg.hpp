@@ -42,6 +42,9 @@ namespace pairmi {
 
 // Neighbours offered on each side between two checks of whether the walk can stop.
 constexpr std::size_t kKsgChunk = 16;
+// Samples walked between two checks for Ctrl-C inside one pair (a power of two): a pair of 10^6
+// samples takes seconds, a check about a millisecond's work, or 0.1 % of it.
+constexpr std::size_t kKsgPollEvery = std::size_t{1} << 16;
 // Guard values beyond each end of a sorted column: a walk reads up to lanes + kKsgChunk - 1
 // positions past an end (eight lanes at most).
 constexpr std::size_t kKsgGuard = kKsgChunk + 8;
@@ -74,6 +77,26 @@ struct SortedColumns {
 constexpr float kBandPerValue = 0x1p-21f;
 constexpr float kBandFloor = 0x1p-146f;
 
+// Population standard deviation of v[0..n). Squares of deviations beyond about 1e154 overflow and
+// below about 1e-154 lose their digits in float64: such columns are summed relative to their
+// largest magnitude instead (other columns keep the plain sums, so their results do not change).
+inline double population_sd(const double* v, std::size_t n) {
+  double mean = 0.0, var = 0.0;
+  for (std::size_t t = 0; t < n; ++t) mean += v[t];
+  mean /= double(n);
+  for (std::size_t t = 0; t < n; ++t) var += (v[t] - mean) * (v[t] - mean);
+  const double sd = std::sqrt(var / double(n));
+  if (std::isfinite(sd) && sd > 1e-140) return sd;
+  const auto [lo, hi] = std::minmax_element(v, v + n);
+  if (*lo == *hi) return 0.0;  // constant
+  const double big = std::max(std::abs(*lo), std::abs(*hi));
+  double m = 0.0, s2 = 0.0;
+  for (std::size_t t = 0; t < n; ++t) m += v[t] / big;
+  m /= double(n);
+  for (std::size_t t = 0; t < n; ++t) s2 += (v[t] / big - m) * (v[t] / big - m);
+  return big * std::sqrt(s2 / double(n));
+}
+
 template <class T>
 SortedColumns sort_columns(const T* x, std::size_t layers, std::size_t n, std::size_t d, int threads = 1) {
   constexpr double inf = std::numeric_limits<double>::infinity();
@@ -91,11 +114,7 @@ SortedColumns sort_columns(const T* x, std::size_t layers, std::size_t n, std::s
     const std::size_t c = std::size_t(col), l = c / d, k = c % d;
     double* v = &s.value[c * n];
     for (std::size_t t = 0; t < n; ++t) v[t] = static_cast<double>(x[(l * n + t) * d + k]);
-    double mean = 0.0, var = 0.0;
-    for (std::size_t t = 0; t < n; ++t) mean += v[t];
-    mean /= double(n);
-    for (std::size_t t = 0; t < n; ++t) var += (v[t] - mean) * (v[t] - mean);
-    const double sd = std::sqrt(var / double(n));
+    const double sd = population_sd(v, n);
     if (sd > 0)
       for (std::size_t t = 0; t < n; ++t) v[t] /= sd;
     std::uint32_t* o = &s.order[c * n];
@@ -418,6 +437,7 @@ struct KsgScratch {
   // The k best distances of each side when k is not 3 (bytes, aligned by hand: a heap array of a
   // 32-byte vector type is only 16-byte aligned in code compiled without AVX).
   std::vector<unsigned char> best_bytes;
+  StopCheck should_stop;  // asked every kKsgPollEvery samples of a pair's walks
   KsgScratch(std::size_t n, int k)
       : y_by_x(n + 2 * kKsgGuard, 0.0f), eps(n), eps_by_y(n), band(n), band_by_y(n), nx(n), ny(n), near_x(n), near_y(n),
         exact_best(std::size_t(k)), x_by_y(n + 2 * kKsgGuard, 0.0f), skip(n), best_bytes(2 * std::size_t(k) * 32 + 32) {}
@@ -491,7 +511,10 @@ inline double ksg_point_exact(const KsgPair& pair, std::size_t n, std::size_t p,
 // The sum over samples of psi(n_x + 1) + psi(n_y + 1), every sample by ksg_point_exact.
 inline double ksg_pair_sum_exact(const KsgPair& pair, std::size_t n, int k, const double* psi, KsgScratch& scratch) {
   double total = 0.0;
-  for (std::size_t p = 0; p < n; ++p) total += ksg_point_exact(pair, n, p, k, psi, scratch.exact_best.data());
+  for (std::size_t p = 0; p < n; ++p) {
+    if (p % kKsgPollEvery == kKsgPollEvery - 1 && scratch.should_stop()) return 0.0;  // discarded
+    total += ksg_point_exact(pair, n, p, k, psi, scratch.exact_best.data());
+  }
   return total;
 }
 
@@ -527,6 +550,7 @@ template <int W, int K, bool Search>
     left = right + kk;
   }
   for (std::size_t p0 = 0; p0 < n; p0 += W) {
+    if (p0 % kKsgPollEvery == kKsgPollEvery - W && scratch.should_stop()) return 0.0;  // the run's results are discarded
     const std::size_t p = std::min(p0, n - W);
     V kth, band;
     M skipped = {};
@@ -661,9 +685,11 @@ template <class Out>
 class KsgTileWorker {
  public:
   KsgTileWorker(const SortedColumns& x, const SortedColumns& y, std::size_t d_x, std::size_t d_y, int k,
-                const std::vector<double>& psi, const PairWriter<Out>& write, int lanes)
+                const std::vector<double>& psi, const PairWriter<Out>& write, int lanes, const StopCheck& stop = {})
       : x_(x), y_(y), dx_(d_x), dy_(d_y), k_(k), psi_(psi), write_(write),
-        lanes_(x.n >= 8 && lanes == 8 ? 8 : 4), scratch_(x.n, k) {}
+        lanes_(x.n >= 8 && lanes == 8 ? 8 : 4), scratch_(x.n, k) {
+    scratch_.should_stop = stop;
+  }
 
   void operator()(const Tile& t) {
     const std::size_t n = x_.n;
@@ -706,6 +732,7 @@ class KsgTileWorker {
 template <class Out>
 bool ksg_mi(const SortedColumns& x, const SortedColumns* y, std::size_t layers, int k, double scale, Out* out,
             int threads = 1, const TileMonitor& monitor = {}, int lanes = 0) {
+  if (layers == 0) return true;  // nothing to compute (and no variables per layer to divide by)
   const bool upper = (y == nullptr);
   const SortedColumns& yy = upper ? x : *y;
   const std::size_t dx = x.cols / layers, dy = yy.cols / layers;
@@ -714,7 +741,7 @@ bool ksg_mi(const SortedColumns& x, const SortedColumns* y, std::size_t layers, 
   const PairWriter<Out> write{out, dx, dy, upper, scale};
   const int w = lanes == 4 ? 4 : ksg_widest_lanes();
   return for_each_tile(tiles, threads, monitor,
-                       [&] { return KsgTileWorker<Out>(x, yy, dx, dy, k, psi, write, w); });
+                       [&](const StopCheck& stop) { return KsgTileWorker<Out>(x, yy, dx, dy, k, psi, write, w, stop); });
 }
 
 }  // namespace pairmi

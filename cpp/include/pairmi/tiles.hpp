@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -33,11 +34,34 @@ inline std::vector<Tile> make_tiles(std::size_t layers, std::size_t rows, std::s
   return tiles;
 }
 
+// Asks, from inside a long piece of work in a tile (one KSG pair of a million samples takes
+// seconds), whether the run should stop: the calling thread runs the monitor, as between tiles,
+// and every thread reads the flag the monitor's answer sets.
+class StopCheck {
+ public:
+  StopCheck() = default;
+  StopCheck(std::atomic<bool>* stop, const TileMonitor* monitor, const std::size_t* reported, std::size_t total)
+      : stop_(stop), monitor_(monitor), reported_(reported), total_(total) {}
+
+  bool operator()() const {
+    if (stop_ == nullptr) return false;
+    if (*monitor_ && thread_index() == 0 && !(*monitor_)(*reported_, total_)) stop_->store(true);
+    return stop_->load(std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<bool>* stop_ = nullptr;
+  const TileMonitor* monitor_ = nullptr;
+  const std::size_t* reported_ = nullptr;
+  std::size_t total_ = 0;
+};
+
 // Runs make_worker()(tile) for every tile, each thread with its own worker (its scratch memory).
 // Tiles are fixed before threads start and each pair's value depends only on its tile, so results
 // are identical for any thread count. The monitor runs on the calling thread: after each tile it
 // finishes, and once at the end if its last call did not report all tiles done (the other threads
-// may have taken every tile). Returns false if the monitor stopped the run.
+// may have taken every tile). Returns false if the monitor stopped the run. make_worker may take
+// a StopCheck, for workers whose tiles hold long pieces of work.
 template <class MakeWorker>
 bool for_each_tile(const std::vector<Tile>& tiles, int threads, const TileMonitor& monitor, MakeWorker make_worker) {
   std::atomic<bool> stop{false};
@@ -45,12 +69,17 @@ bool for_each_tile(const std::vector<Tile>& tiles, int threads, const TileMonito
   std::size_t reported = 0;  // written by the calling thread (thread 0) only
 #pragma omp parallel num_threads(std::max(1, threads))
   {
-    auto worker = make_worker();
+    auto worker = [&] {
+      if constexpr (std::is_invocable_v<MakeWorker, const StopCheck&>)
+        return make_worker(StopCheck(&stop, &monitor, &reported, tiles.size()));
+      else
+        return make_worker();
+    }();
 #pragma omp for schedule(dynamic, 1)
     for (long k = 0; k < count; ++k) {
       if (stop.load(std::memory_order_relaxed)) continue;
       worker(tiles[static_cast<std::size_t>(k)]);
-      if (monitor && thread_index() == 0) {
+      if (monitor && thread_index() == 0 && !stop.load(std::memory_order_relaxed)) {
         // Tiles are handed out in order, so k + 1 approximates the number finished.
         reported = static_cast<std::size_t>(k) + 1;
         if (!monitor(reported, tiles.size())) stop.store(true, std::memory_order_relaxed);
