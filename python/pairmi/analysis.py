@@ -7,6 +7,9 @@ import csv
 import io
 import json
 import os
+import re
+import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -81,17 +84,17 @@ def analyze(
     values = np.asarray(hs.values)
     n_layers, _, d = values.shape
     dim_idx = np.arange(d) if dims is None else np.arange(d)[_dims_index(dims, d)]  # checked, non-negative
+    if dim_idx.size < 2:
+        raise ValueError(f"dims selects {dim_idx.size} unit(s) of {d}: pairwise MI needs at least 2")
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
     mis, nulls = [], []
     for k in range(n_layers):
         path = ckpt / f"layer{k:04d}.npz" if ckpt is not None else None
-        resumed = path is not None and path.is_file()
-        if resumed:
-            with np.load(path) as z:
-                layer = {name: z[name] for name in z.files}
-        else:
+        layer = _load_checkpoint(path, (dim_idx.size, dim_idx.size), null)
+        resumed = layer is not None
+        if layer is None:
             layer = _analyze_layer(values[k][:, dim_idx], threads, null, options)
             if path is not None:
                 buf = io.BytesIO()
@@ -108,6 +111,23 @@ def analyze(
     return Analysis(np.stack(mis), list(hs.layer_names), list(hs.tokens), dim_idx, settings, values, extra)
 
 
+def _load_checkpoint(path: Path | None, shape: tuple[int, int], null: bool) -> dict[str, np.ndarray] | None:
+    """A finished layer saved by an earlier run, or None if there is none or it is unreadable (a
+    damaged file is reported on stderr and removed, and the layer is computed again)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        layer = read_npz(path)
+        names = {"mi", "null"} if null else {"mi"}
+        if set(layer) != names or any(layer[k].shape != shape for k in names):
+            raise ValueError(f"holds {sorted(layer)} instead of {sorted(names)} of shape {shape}")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        print(f"pairmi: the checkpoint {path} is damaged ({exc}); computing that layer again", file=sys.stderr)
+        path.unlink(missing_ok=True)
+        return None
+    return layer
+
+
 def _analyze_layer(x: np.ndarray, threads: int | None, null: bool, options: dict[str, Any]) -> dict[str, np.ndarray]:
     layer = {"mi": mi_layers(x[None], threads=threads, **options)[0]}
     if null:
@@ -119,17 +139,22 @@ def _analyze_layer(x: np.ndarray, threads: int | None, null: bool, options: dict
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename: a killed run leaves no truncated file."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, Ctrl-C: no temporary file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def save_npy(path: Path, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, array)
-    atomic_write_bytes(path, buf.getvalue())
+def safe_name(name: str) -> str:
+    """`name` as one file-name component: anything but letters, digits, '-', '_' and '.' becomes
+    '_', and no leading dot (names come from files that anyone may have written)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".")
+    return cleaned or "_"
 
 
 def save(analysis: Analysis, out: str | os.PathLike) -> Path:
@@ -160,17 +185,48 @@ def load(path: str | os.PathLike) -> Analysis:
         path = path / "mi.npz"
     if not path.is_file():
         raise FileNotFoundError(f"no saved analysis at {path} (expected the mi.npz of `pairmi analyze`)")
-    with np.load(path, allow_pickle=False) as z:
-        known = {"mi", "layer_names", "tokens", "dims", "params", "hidden_states"}
-        return Analysis(
-            mi=z["mi"],
-            layer_names=[str(s) for s in z["layer_names"]],
-            tokens=[str(s) for s in z["tokens"]],
-            dims=z["dims"],
-            params=json.loads(str(z["params"])),
-            hidden_states=z["hidden_states"] if "hidden_states" in z.files else None,
-            extra={k: z[k] for k in z.files if k not in known},
-        )
+    try:
+        return _analysis_from(read_npz(path))
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        problem = f"missing array {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+        raise ValueError(f"{path} is not a readable pairmi analysis: {problem}") from None
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz archive, read without pickles; ValueError (or OSError, BadZipFile) if
+    the file is anything else. The file is closed whatever it holds."""
+    with open(path, "rb") as fh:
+        z = np.load(fh, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("it is a single .npy array, not an .npz archive")
+        with z:
+            return {k: z[k] for k in z.files}
+
+
+def _analysis_from(z: dict[str, np.ndarray]) -> Analysis:
+    """An Analysis from the arrays of an mi.npz, each checked for its type and shape."""
+    mi, names, dims = z["mi"], z["layer_names"], z["dims"]
+    if mi.ndim != 3 or mi.shape[1] != mi.shape[2] or mi.dtype.kind != "f":
+        raise ValueError(f"'mi' must be a float (layers, d, d) array, got {mi.dtype} {mi.shape}")
+    if names.shape != (mi.shape[0],) or names.dtype.kind != "U":
+        raise ValueError(f"'layer_names' must hold {mi.shape[0]} strings, got {names.dtype} {names.shape}")
+    if dims.shape != (mi.shape[1],) or dims.dtype.kind not in "iu" or (dims.size and dims.min() < 0):
+        raise ValueError(f"'dims' must hold {mi.shape[1]} non-negative unit indices, got {dims.dtype} {dims.shape}")
+    params = json.loads(str(z["params"]))
+    if not isinstance(params, dict):
+        raise ValueError("'params' must be a JSON object")
+    states = z.get("hidden_states")
+    if states is not None and (states.ndim != 3 or states.shape[0] != mi.shape[0] or states.dtype.kind != "f"
+                               or (dims.size and dims.max() >= states.shape[2])):
+        raise ValueError(f"'hidden_states' must be a float ({mi.shape[0]}, tokens, units) array covering dims, "
+                         f"got {states.dtype} {states.shape}")
+    known = {"mi", "layer_names", "tokens", "dims", "params", "hidden_states"}
+    extra = {k: v for k, v in z.items() if k not in known}
+    null = extra.get("null")
+    if null is not None and null.shape != mi.shape:
+        raise ValueError(f"'null' must have the shape of 'mi' {mi.shape}, got {null.shape}")
+    return Analysis(mi=mi, layer_names=[str(s) for s in names], tokens=[str(s) for s in z["tokens"]], dims=dims,
+                    params=params, hidden_states=states, extra=extra)
 
 
 def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
@@ -211,7 +267,7 @@ def save_figures(analysis: Analysis, out: str | os.PathLike) -> list[Path]:
     pooled = None if null is None else null[(slice(None), *iu)]
     figs = {"layers.png": plot.layers(analysis.mi, names=analysis.layer_names, units=units, null=pooled)}
     for k in sorted({0, len(analysis.layer_names) - 1}):
-        figs[f"layer_{analysis.layer_names[k]}.png"] = plot.layer(
+        figs[f"layer_{safe_name(analysis.layer_names[k])}.png"] = plot.layer(
             analysis.mi, k, units=units, name=analysis.layer_names[k], null=None if null is None else null[k][iu]
         )
     if analysis.hidden_states is not None and analysis.mi.shape[-1] > 1:

@@ -3,7 +3,10 @@ with every estimator, bias corrections and permutation tests."""
 
 from __future__ import annotations
 
+import errno
 import mmap
+import os
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Union
 
@@ -12,12 +15,14 @@ import numpy.typing as npt
 
 from . import _arrays, _core
 from .binned import BINNED_ESTIMATORS, Coded, auto_bins, binned_mi, code_layers, permutation_nulls
-from .copula import copula_mi
+from .copula import copula_mi, copula_working_bytes
 
 ESTIMATORS = BINNED_ESTIMATORS + ("ksg", "gaussian_copula")
 CORRECTIONS = (None, "miller_madow", "shuffle")
 Progress = Optional[Callable[[int, int], None]]
 Bins = Union[int, str]
+# Bytes of out= that one block of rows fills (the working memory of a memmapped run).
+OUT_BLOCK_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,21 @@ def _compute(
     if s.estimator != "gaussian_copula":  # ranks need no finite range
         _check_ranges(x, y, name)
     shape = (x.shape[0], x.shape[2], x.shape[2] if y is None else y.shape[2])
+    if out is not None:
+        _check_out(out, shape)
+        # Blocks of out are written while x and y are read: an overlapping input is copied first.
+        x = x.copy() if np.may_share_memory(out, x) else x
+        y = y.copy() if y is not None and np.may_share_memory(out, y) else y
+    if shape[0] == 0:  # no layers: nothing to compute
+        return np.empty(shape, dtype=s.dtype) if out is None else out
     if out is None:
         _arrays.check_memory(_bytes_needed(x, y, s, shape), f"the MI of {shape[1]:,} x {shape[2]:,} pairs", max_bytes)
         out = np.empty(shape, dtype=s.dtype)
         _fill(x, y, s, progress, out)
         return out
+    if s.estimator == "gaussian_copula":  # already fills out a block of rows at a time
+        _reserve_file(out)
+        return copula_mi(x, y, s.scale, out, progress, after_block=lambda: _release(out))
     if s.correction == "shuffle":
         raise ValueError("correction='shuffle' is not supported with out=: use null_mi on a selection of dims")
     _fill_rows(x, y, s, progress, out, shape)
@@ -92,34 +107,97 @@ def _check_ranges(x: np.ndarray, y: np.ndarray | None, name: str = "X") -> None:
 
 
 def _bytes_needed(x: np.ndarray, y: np.ndarray | None, s: _Settings, shape: tuple[int, int, int]) -> int:
-    """Rough peak of what one call allocates: output, codes or sorted copies, products, scratch."""
+    """Peak of what one call allocates beside its inputs, from what each path allocates."""
+    pairs = int(np.prod(shape))
     values = x.size + (0 if y is None else y.size)
-    # Binned: codes, and for the rank kernel (n <= 255) the samples grouped by bin and the columns
-    # laid out for its lanes.
-    per_value = {"ksg": 28, "gaussian_copula": 16}.get(s.estimator, 3)
-    # The copula's correlation products; the shuffle correction's null buffer and running total.
-    arrays = 1 if s.estimator == "gaussian_copula" else 2 if s.correction == "shuffle" else 0
-    products = 8 * int(np.prod(shape)) * arrays
-    scratch = s.threads * _core.ksg_worker_bytes(x.shape[1], s.k) if s.estimator == "ksg" else 0
-    return int(np.prod(shape)) * s.dtype.itemsize + per_value * values + products + scratch
+    result = pairs * s.dtype.itemsize
+    if s.estimator == "gaussian_copula":
+        return result + copula_working_bytes(x.shape[1], x.shape[2], None if y is None else y.shape[2])
+    if s.estimator == "ksg":
+        # The core's sorted copies (SortedColumns: 28 bytes a value) and each thread's scratch; the
+        # tie check afterwards sorts a copy of the values (at most as much).
+        return result + 28 * values + s.threads * _core.ksg_worker_bytes(x.shape[1], s.k)
+    # Binned: codes, and for the rank kernel the samples grouped by bin and the columns laid out
+    # for its lanes (3 bytes a value); the shuffle correction adds its float64 running mean, one
+    # float64 pass's buffer and the shuffled codes.
+    binned = result + 3 * values
+    if s.correction == "shuffle":
+        binned += 16 * pairs + 2 * (x.size if y is None else y.size)
+    return binned
+
+
+def _test_bytes(cx: Coded, cy: Coded | None, shape: tuple[int, int, int]) -> int:
+    """Peak of mi_test: observed, threshold, total and a pass's buffer (float64), the exceedance counts
+    (int32) and one pass's comparison (bool), and the shuffled codes of a pass."""
+    return 37 * int(np.prod(shape)) + 2 * (cx if cy is None else cy).codes.size
 
 
 def _fill(x: np.ndarray, y: np.ndarray | None, s: _Settings, progress: Progress, out: np.ndarray) -> None:
     """Write the MI of x against itself (y None) or y into the C-contiguous out (layers, dx, dy)."""
     if s.estimator == "gaussian_copula":
-        out[...] = copula_mi(x.astype(np.float64), None if y is None else y.astype(np.float64)) * s.scale
+        copula_mi(x, y, s.scale, out, progress)
         return
     if s.estimator == "ksg":
         if y is not None and y.dtype != x.dtype:
             x, y = x.astype(np.float64), y.astype(np.float64)
         _core.ksg_mi(x, y, s.k, s.scale, out, s.threads, progress)
+        _clip_tied(x, y, s.scale, out)
         return
     mm = s.correction == "miller_madow"
     cx = code_layers(x, s.estimator, s.bins, s.threads, mm)
     cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads, mm)
     binned_mi(cx, cy, s.scale, out, s.threads, progress, mm)
     if s.correction == "shuffle":
-        out -= _null_mean(cx, cy, s)
+        out -= _null_mean(cx, cy, s)  # float64 into out's dtype, in place: no full-size copy
+
+
+def _clip_tied(x: np.ndarray, y: np.ndarray | None, scale: float, out: np.ndarray) -> None:
+    """Clip KSG values to min(H(X), H(Y)) of the tied values, with a warning when any was above.
+
+    With many tied values the k-th neighbour distance is 0 and KSG's counts collapse, giving values
+    no data allow (two independent binary variables: 15 bits). The entropies of the variables'
+    empirical distributions bound the MI of any estimate of their joint law. A variable without
+    ties has entropy ln n, above anything KSG returns, so only the rows and columns of variables
+    with repeated values are checked, and untied data are left exactly as computed.
+    """
+    n = x.shape[1]
+    hx = _discrete_entropy(x)
+    hy = hx if y is None else _discrete_entropy(y)
+    untied = np.log(n) * (1.0 - 1e-12)
+    tied_variables = 0
+    for l in range(out.shape[0]):
+        # Rows of tied x variables, then columns of tied y variables (rows of the transpose).
+        for h_rows, h_cols, view in ((hx[l], hy[l], out[l]), (hy[l], hx[l], out[l].T)):
+            rows = np.flatnonzero(h_rows < untied)
+            if rows.size == 0:
+                continue
+            bound = np.minimum(h_rows[rows, None], h_cols[None, :]) * scale
+            if y is None:
+                bound[np.arange(rows.size), rows] = np.inf  # the diagonal stays +inf
+            block = view[rows]
+            over = block > bound
+            if over.any():
+                tied_variables += int(over.any(axis=1).sum())
+                view[rows] = np.minimum(block, bound)
+    if tied_variables:
+        warnings.warn(f"KSG: pairs of {tied_variables:,} heavily tied variable(s) scored above min(H(X), H(Y)) of "
+                      "their tied values (the k-th neighbour distance was 0) and were clipped to that bound; KSG is "
+                      "unreliable on such data: add small noise to break the ties, or use a binned estimator",
+                      RuntimeWarning, stacklevel=4)
+
+
+def _discrete_entropy(x: np.ndarray) -> np.ndarray:
+    """Entropy in nats, (layers, variables), of each variable's values as a discrete distribution:
+    ln n for a variable without repeated values. One layer's sorted copy at a time."""
+    layers, n, d = x.shape
+    h = np.full((layers, d), np.log(n))
+    for l in range(layers):
+        srt = np.sort(x[l], axis=0)
+        for c in np.flatnonzero((srt[1:] == srt[:-1]).any(axis=0)):
+            starts = np.flatnonzero(np.r_[True, srt[1:, c] != srt[:-1, c]])
+            p = np.diff(np.r_[starts, n]) / n
+            h[l, c] = -(p * np.log(p)).sum()
+    return h
 
 
 def _fill_rows(
@@ -127,11 +205,9 @@ def _fill_rows(
 ) -> None:
     """Fill a user's out (e.g. an np.memmap) a block of rows at a time, each block x-rows against
     all of y (or x), so memory holds one block; written blocks of a memmap are flushed and released."""
-    if out.shape != shape or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"out must be a writeable C-contiguous float32/float64 array of shape {shape}, "
-                         f"got {out.dtype} {out.shape}")
+    _reserve_file(out)
     layers, dx, dy = shape
-    rows = int(max(1, min(dx, (64 << 20) // (dy * out.dtype.itemsize))))
+    rows = int(max(1, min(dx, OUT_BLOCK_BYTES // (dy * out.dtype.itemsize))))
     other = x if y is None else y
     diagonal = _diagonal(x, s) if y is None else None
     s_block = replace(s, dtype=out.dtype)
@@ -148,6 +224,47 @@ def _fill_rows(
                 progress(l * blocks + b + 1, layers * blocks)
 
 
+def _check_out(out: np.ndarray, shape: tuple[int, int, int]) -> None:
+    if out.shape != shape or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"out must be a writeable C-contiguous float32/float64 array of shape {shape}, "
+                         f"got {out.dtype} {out.shape}")
+
+
+def _memmap_file(out: np.ndarray) -> tuple[mmap.mmap, str] | None:
+    """The mmap under a memmap that writes through to its file (mode r+ or w+), and the file's name."""
+    if not isinstance(out, np.memmap) or getattr(out, "mode", None) not in ("r+", "w+"):
+        return None  # copy-on-write ('c') pages live only in memory: never drop them
+    base: Any = out
+    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is None or getattr(base, "filename", None) is None:
+        return None
+    return base._mmap, base.filename
+
+
+def _reserve_file(out: np.ndarray) -> None:
+    """Allocate a file-backed out's blocks before filling it: writing a page that the full file
+    system cannot hold kills the process with SIGBUS, where this raises OSError naming the file."""
+    mapped = _memmap_file(out)
+    if mapped is None or not hasattr(os, "posix_fallocate"):
+        return
+    _, filename = mapped
+    offset = int(getattr(out, "offset", 0))
+    try:
+        fd = os.open(filename, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, offset, out.nbytes)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(exc.errno, f"no room for the {out.nbytes / 2**20:,.1f} MiB result in {filename} "
+                          f"({os.strerror(exc.errno)}): free space or choose another file system") from None
+        # EINVAL/EOPNOTSUPP: a file system without fallocate; fill as before
+    finally:
+        os.close(fd)
+
+
 def _out_array(out: Any) -> np.ndarray:
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array (or np.memmap), got {type(out).__name__}")
@@ -162,15 +279,14 @@ def _diagonal(x: np.ndarray, s: _Settings) -> np.ndarray:
 
 
 def _release(out: np.ndarray) -> None:
-    """Flush a memmap's written pages to its file and drop them from memory (they are re-read on use)."""
-    if not isinstance(out, np.memmap):
+    """Flush a memmap's written pages to its file and drop them from memory (they are re-read on use).
+    Only for memmaps that write through to their file: a copy-on-write map would lose its pages."""
+    mapped = _memmap_file(out)
+    if mapped is None:
         return
     out.flush()
-    base = out
-    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
-        base = getattr(base, "base", None)
-    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
-        base._mmap.madvise(mmap.MADV_DONTNEED)
+    if hasattr(mmap, "MADV_DONTNEED"):
+        mapped[0].madvise(mmap.MADV_DONTNEED)
 
 
 def _null_mean(cx: Coded, cy: Coded | None, s: _Settings) -> np.ndarray:
@@ -183,7 +299,7 @@ def _null_mean(cx: Coded, cy: Coded | None, s: _Settings) -> np.ndarray:
     if cy is None:
         idx = np.arange(mean.shape[-1])
         mean[..., idx, idx] = 0.0
-    return mean.astype(s.dtype)
+    return mean
 
 
 def _inputs(X: Any, Y: Any, nan_policy: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -235,7 +351,9 @@ def mi_matrix(
         neighbours strictly inside the k-th distance, clipped at 0). Unlike scikit-learn, pairmi
         adds no random noise: results are deterministic, and tied values are counted as they are
         (with many duplicates the k-th distance can be 0 and the estimate is unreliable: jitter
-        such data yourself). ``'gaussian_copula'``: ranks (ties averaged) mapped to normal scores,
+        such data yourself). A pair scoring above min(H(X), H(Y)) of its variables' values as
+        discrete distributions (possible only with ties) is clipped to that bound, with a
+        RuntimeWarning. Columns are scaled robustly: any magnitude float64 holds gives the same MI. ``'gaussian_copula'``: ranks (ties averaged) mapped to normal scores,
         MI = -½ log(1 - ρ²) of their correlation; exact for Gaussian dependence, a lower bound
         otherwise.
     bins : int or 'auto'
@@ -258,7 +376,11 @@ def mi_matrix(
         Units of the result (log base 2 or e).
     threads : int, optional
         Threads for the core; default: OMP_NUM_THREADS if set, else all usable cores. Results are
-        identical for any thread count.
+        identical for any thread count. At most 4 per usable core (at least 64): more is a
+        ValueError (a larger OMP_NUM_THREADS is capped with a warning). In a process forked after
+        pairmi was imported (multiprocessing's default on Linux) calls run on one thread, with a
+        one-time RuntimeWarning: OpenMP's thread pool does not survive fork, and a multithreaded
+        call there would hang. Use the 'spawn' or 'forkserver' start method for parallel workers.
     dtype : {float64, float32}
         dtype of the result; the core always accumulates in float64.
     progress : callable(done, total), optional
@@ -269,7 +391,11 @@ def mi_matrix(
     out : ndarray, optional
         Preallocated C-contiguous float32/float64 array of the result's shape, e.g. an
         ``np.memmap`` for results larger than memory: it is filled a block of rows at a time and a
-        memmap's finished blocks are flushed and released. Not with ``correction='shuffle'``.
+        memmap's finished blocks are flushed and released. A memmap that writes to its file
+        (mode 'r+' or 'w+') gets its file's blocks reserved first (``posix_fallocate``), so a full
+        file system raises OSError instead of killing the process with SIGBUS mid-way (plain numpy
+        writes to such a memmap die that way). ``out`` may overlap X or Y (they are copied first).
+        Not with ``correction='shuffle'``.
     max_bytes : int, optional
         Refuse (MemoryError) to allocate a result that, with its working memory, exceeds this many
         bytes; default: the memory available now. Not applied to ``out``.
@@ -401,7 +527,9 @@ def null_mi(
     """
     s, cx, cy = _coded_inputs("null_mi", X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads, dtype)
     shape = (s.n_permutations, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
-    _arrays.check_memory(int(np.prod(shape)) * s.dtype.itemsize, f"{s.n_permutations} null matrices", max_bytes)
+    # The nulls, one kernel pass's buffer, and the shuffled codes of each pass.
+    nbytes = (int(np.prod(shape)) + int(np.prod(shape[1:]))) * s.dtype.itemsize + 2 * (cx if cy is None else cy).codes.size
+    _arrays.check_memory(nbytes, f"{s.n_permutations} null matrices", max_bytes)
     nulls = np.empty(shape, dtype=s.dtype)
     buffer = np.empty((1,) + shape[1:], dtype=s.dtype)
     for k, null in enumerate(permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, buffer)):
@@ -460,18 +588,24 @@ def mi_test(
     s, cx, cy = _coded_inputs("mi_test", X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads,
                               np.float64)
     shape = (1, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
-    _arrays.check_memory(5 * 8 * int(np.prod(shape)), "a permutation test of that many pairs", max_bytes)
+    _arrays.check_memory(_test_bytes(cx, cy, shape), "a permutation test of that many pairs", max_bytes)
     observed = binned_mi(cx, cy, s.scale, np.empty(shape), s.threads)[0]
-    total = np.zeros_like(observed)
-    exceed = np.zeros(observed.shape, dtype=np.int64)
     tol = 1e-12 * max(1.0, s.scale)  # equal histograms give equal MI up to summation order
-    for null in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, np.empty(shape)):
+    threshold = observed - tol
+    total = np.zeros_like(observed)
+    exceed = np.zeros(observed.shape, dtype=np.int32)  # n_permutations < 2**31
+    hit = np.empty(observed.shape, dtype=bool)
+    buffer = np.empty(shape)
+    for null in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, buffer):
         total += null[0]
-        exceed += null[0] >= observed - tol
-    p = (1.0 + exceed) / (1.0 + s.n_permutations)
+        exceed += np.greater_equal(null[0], threshold, out=hit)
+    del threshold, hit, buffer
+    p = exceed + 1.0
+    p /= 1.0 + s.n_permutations
     if cy is None:
         np.fill_diagonal(p, np.nan)
-    return MITest(observed, total / s.n_permutations, p, s.n_permutations, units)
+    total /= s.n_permutations
+    return MITest(observed, total, p, s.n_permutations, units)
 
 
 def _dims_index(dims: Any, d: int) -> slice | np.ndarray:

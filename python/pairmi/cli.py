@@ -47,14 +47,24 @@ def _parse_dims(spec: str) -> Any:
     try:
         if ":" in spec:
             parts = [int(p) if p.strip() else None for p in spec.split(":")]
-            if len(parts) > 3:
+            if len(parts) > 3 or (len(parts) == 3 and parts[2] == 0):
                 raise ValueError
-            return slice(*parts)
-        return [int(s) for s in spec.split(",") if s.strip()]
+            dims: Any = slice(*parts)
+            # Without negative ends the count is known before the model is loaded.
+            if dims.stop is not None and min(dims.start or 0, dims.stop) >= 0:
+                count = len(range(dims.start or 0, dims.stop, dims.step or 1))
+            else:
+                count = 2
+        else:
+            dims = [int(s) for s in spec.split(",") if s.strip()]
+            count = len(set(dims))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"--dims must be 'all', a slice 'start:stop:step' or comma-separated integers, got {spec!r}"
         ) from None
+    if count < 2:
+        raise argparse.ArgumentTypeError(f"--dims {spec!r} selects {count} unit(s): pairwise MI needs at least 2")
+    return dims
 
 
 def _positive(text: str) -> int:
@@ -64,6 +74,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _threads(text: str) -> int:
+    from ._arrays import max_threads
+
+    value = _positive(text)
+    if value > max_threads():
+        raise argparse.ArgumentTypeError(f"--threads {value} exceeds the limit of {max_threads()} "
+                                         "(4 per usable core, at least 64)")
     return value
 
 
@@ -85,7 +105,7 @@ def _add_estimator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-permutations", type=_positive, default=20, help="shufflings for --correction shuffle")
     p.add_argument("--seed", type=int, default=0, help="seed of the shufflings (default: %(default)s)")
     p.add_argument("--units", choices=("bits", "nats"), default="bits", help="(default: %(default)s)")
-    p.add_argument("--threads", type=_positive, default=None, help="threads (default: OMP_NUM_THREADS or all cores)")
+    p.add_argument("--threads", type=_threads, default=None, help="threads (default: OMP_NUM_THREADS or all cores)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Turkish coffee, every layer, every unit, every estimator (equal-width and equal-frequency "
                        "bins with their shuffled-token null, KSG, Gaussian copula).")
     d.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default: %(default)s)")
-    d.add_argument("--threads", type=_positive, default=None, help="threads (default: OMP_NUM_THREADS or all cores)")
+    d.add_argument("--threads", type=_threads, default=None, help="threads (default: OMP_NUM_THREADS or all cores)")
     return parser
 
 

@@ -7,51 +7,113 @@ the true MI that is exact for Gaussian dependence, and it is robust to outliers 
 from __future__ import annotations
 
 from statistics import NormalDist
+from typing import Callable
 
 import numpy as np
 
+# Bytes of one block of correlations (float64): the working memory beside the result.
+BLOCK_BYTES = 16 << 20
+
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n along axis -2, ties sharing their average rank (as scipy.stats.rankdata)."""
-    n = x.shape[-2]
-    order = np.argsort(x, axis=-2, kind="stable")
-    xs = np.take_along_axis(x, order, axis=-2)
-    pos = np.arange(n).reshape((n, 1))
+    """Ranks 1..n along the last axis, ties sharing their average rank (as scipy.stats.rankdata)."""
+    n = x.shape[-1]
+    order = np.argsort(x, axis=-1, kind="stable")
+    xs = np.take_along_axis(x, order, axis=-1)
+    pos = np.arange(n)
     starts = np.ones(xs.shape, dtype=bool)
-    starts[..., 1:, :] = xs[..., 1:, :] != xs[..., :-1, :]
+    starts[..., 1:] = xs[..., 1:] != xs[..., :-1]
     ends = np.ones(xs.shape, dtype=bool)
-    ends[..., :-1, :] = starts[..., 1:, :]
-    first = np.maximum.accumulate(np.where(starts, pos, 0), axis=-2)
-    last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, pos, n), axis=-2), axis=-2), axis=-2)
+    ends[..., :-1] = starts[..., 1:]
+    first = np.maximum.accumulate(np.where(starts, pos, 0), axis=-1)
+    last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, pos, n), axis=-1), axis=-1), axis=-1)
     ranks = np.empty(x.shape, dtype=np.float64)
-    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-2)
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-1)
     return ranks
 
 
 def normal_scores(x: np.ndarray) -> np.ndarray:
-    """Columns (axis -2 = samples) mapped to Phi^-1(rank / (n + 1)), centred and scaled to unit norm.
+    """Variables in rows (the last axis = samples) mapped to Phi^-1(rank / (n + 1)), centred and
+    scaled to unit norm, float64: the rows' dot products are the copula's correlations.
 
-    A constant column becomes all zeros, so its correlation (and MI) with anything is 0.
+    A constant variable becomes all zeros, so its correlation (and MI) with anything is 0.
     """
-    n = x.shape[-2]
+    n = x.shape[-1]
     ranks = average_ranks(x)
     # Average ranks are multiples of 1/2: tabulate Phi^-1 at each half-integer once.
     inv = NormalDist().inv_cdf
     table = np.array([0.0, 0.0] + [inv(m / 2.0 / (n + 1)) for m in range(2, 2 * n + 1)])
     z = table[np.rint(2 * ranks).astype(np.intp)]
-    z -= z.mean(axis=-2, keepdims=True)
-    norm = np.sqrt(np.einsum("...ij,...ij->...j", z, z))[..., None, :]
+    z -= z.mean(axis=-1, keepdims=True)
+    norm = np.sqrt(np.einsum("...j,...j->...", z, z))[..., None]
     return np.divide(z, norm, out=np.zeros_like(z), where=norm > 0)
 
 
-def copula_mi(x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-    """MI (nats) of every pair: x (layers, n, dx) against itself (y None; +inf diagonal) or y."""
-    zx = normal_scores(x)
-    zy = zx if y is None else normal_scores(y)
-    rho = np.clip(np.matmul(np.swapaxes(zx, -1, -2), zy), -1.0, 1.0)
+def copula_mi(
+    x: np.ndarray,
+    y: np.ndarray | None,
+    scale: float,
+    out: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
+    after_block: Callable[[], None] | None = None,
+) -> np.ndarray:
+    """MI of every pair into out (layers, dx, dy), in nats times `scale`: x (layers, n, dx) against
+    itself (y None; symmetric, +inf diagonal) or y.
+
+    One layer's normal scores at a time (variables in rows, so every product reads contiguous
+    rows), then blocks of rows of the correlation matrix, each turned into MI in place and written
+    into out in its dtype: the working memory is one layer's scores and one block, never a float64
+    copy of the whole result. Against itself only the blocks on and right of the diagonal are
+    multiplied (each pair once); out's lower triangle is mirrored from its upper one.
+    """
+    layers, dx = x.shape[0], x.shape[2]
+    dy = dx if y is None else y.shape[2]
+    rows = block_rows(dx, dy)
+    blocks = -(-dx // rows)
+    lower = np.tri(rows, k=-1, dtype=bool) if y is None else None
+    factor = -0.5 * scale
+    for l in range(layers):
+        zx = normal_scores(x[l].T)
+        zy = zx if y is None else normal_scores(y[l].T)
+        for b, r0 in enumerate(range(0, dx, rows)):
+            r1 = min(dx, r0 + rows)
+            c0 = r0 if y is None else 0
+            logs = _log_one_minus_squares(zx[r0:r1] @ zy[c0:].T)
+            np.multiply(logs, factor, out=out[l, r0:r1, c0:], casting="same_kind")
+            if lower is not None:  # the lower triangle from the same values: exactly symmetric
+                size = r1 - r0
+                square = out[l, r0:r1, r0:r1]
+                np.multiply(logs[:, :size].T, factor, out=square, where=lower[:size, :size], casting="same_kind")
+                np.fill_diagonal(square, np.inf)  # a continuous variable with itself
+                np.multiply(logs[:, size:].T, factor, out=out[l, r1:, r0:r1], casting="same_kind")
+            del logs  # before the next block's product is allocated
+            if after_block is not None:
+                after_block()
+            if progress is not None:
+                progress(l * blocks + b + 1, layers * blocks)
+    return out
+
+
+def block_rows(dx: int, dy: int) -> int:
+    """Rows of the correlation matrix computed at once: BLOCK_BYTES of float64 values."""
+    return int(max(1, min(dx, BLOCK_BYTES // (8 * max(1, dy)))))
+
+
+def copula_working_bytes(n: int, dx: int, dy: int | None) -> int:
+    """Peak memory of copula_mi beside its output: one layer's normal scores (ranking takes up to 72
+    bytes a value while it runs, the scores keep 8), then one block of correlations and the mask
+    that mirrors its square."""
+    rows = block_rows(dx, dx if dy is None else dy)
+    if dy is None:
+        return max(72 * n * dx, 8 * n * dx + 8 * rows * dx) + rows * rows
+    return max(8 * n * dx + 72 * n * dy, 8 * n * (dx + dy) + 8 * rows * dy)
+
+
+def _log_one_minus_squares(rho: np.ndarray) -> np.ndarray:
+    """ln(1 - min(rho^2, 1)), in place in rho (MI is -1/2 of it): -inf where |rho| reaches 1."""
+    np.multiply(rho, rho, out=rho)
+    np.minimum(rho, 1.0, out=rho)
+    np.negative(rho, out=rho)
     with np.errstate(divide="ignore"):
-        mi = -0.5 * np.log1p(-rho * rho)
-    if y is None:
-        idx = np.arange(mi.shape[-1])
-        mi[..., idx, idx] = np.inf  # a continuous variable with itself
-    return mi
+        np.log1p(rho, out=rho)
+    return rho

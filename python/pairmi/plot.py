@@ -105,6 +105,8 @@ def layers(mi: np.ndarray, *, names: Sequence[str] | None = None, units: str = "
     mi = np.asarray(mi)
     n_layers = mi.shape[0]
     names = list(names) if names is not None else [f"L{k}" for k in range(n_layers)]
+    if len(names) != n_layers:
+        raise ValueError(f"names has {len(names)} entries for {n_layers} layers")
     upper = [_upper(m) for m in mi]
     lo = min(float(v.min()) for v in upper)
     hi = max(float(v.max()) for v in upper)
