@@ -27,7 +27,7 @@ BAD_INPUTS = [
     ("NaN", lambda: pairmi.mi_matrix(NAN), ValueError, "NaN or Inf values in 1 variable(s) (columns 2)"),
     ("Inf", lambda: pairmi.mi_layers(INF[None]), ValueError, "columns 1"),
     ("NaN in Y", lambda: pairmi.mi_matrix(GOOD, NAN), ValueError, "Y has NaN"),
-    ("one sample", lambda: pairmi.mi_matrix(GOOD[:1]), ValueError, "at least 2 samples"),
+    ("one sample", lambda: pairmi.mi_matrix(GOOD[:1]), ValueError, "at least 2 sample(s)"),
     ("no variables", lambda: pairmi.mi_matrix(GOOD[:, :0]), ValueError, "at least 1 variable"),
     ("bins 1", lambda: pairmi.mi_matrix(GOOD, bins=1), ValueError, "bins must be in [2, 255]"),
     ("bins 256", lambda: pairmi.mi_matrix(make("normal", 300, 2, 0), bins=256), ValueError, "[2, 255]"),

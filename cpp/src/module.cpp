@@ -7,6 +7,7 @@ namespace py = pybind11;
 
 void register_binned(py::module_& m);
 void register_ksg(py::module_& m);
+void register_stream(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pairmi's compiled core (private: use the pairmi package)";
@@ -14,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = PAIRMI_VERSION;
   register_binned(m);
   register_ksg(m);
+  register_stream(m);
 }

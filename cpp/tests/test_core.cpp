@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "pairmi/accumulate.hpp"
 #include "pairmi/ksg.hpp"
 #include "pairmi/pipeline.hpp"
 
@@ -242,6 +243,51 @@ void test_ksg_scaling_extreme_magnitudes() {
   CHECK(pairmi::population_sd(constant.data(), n) == 0.0);
 }
 
+// Streamed counts: any split into chunks gives the same totals as direct counting, and MI from the
+// totals equals binned_mi on all the samples (bit for bit when both sum the cells in order, n > 4 b^2).
+void test_accumulated_counts(bool cross) {
+  const std::size_t layers = 2, dx = 9, dy = cross ? 5 : 9, n = 1000;
+  const int bins = 6;
+  std::mt19937_64 rng(7);
+  std::vector<std::uint8_t> cx(layers * dx * n), cy(layers * dy * n);
+  for (auto& c : cx) c = std::uint8_t(rng() % bins);
+  for (auto& c : cy) c = std::uint8_t(rng() % bins);
+  const pairmi::PairSlots slots{dx, dy, !cross};
+  const std::size_t cells = std::size_t(bins * bins);
+  std::vector<std::uint64_t> counts(layers * slots.count() * cells, 0), mx(layers * dx * bins, 0),
+      my(layers * dy * bins, 0);
+  // Chunks of 1, 299 and 700 samples: each chunk's codes laid out (layers, d, chunk).
+  std::size_t t0 = 0;
+  for (const std::size_t size : {std::size_t{1}, std::size_t{299}, std::size_t{700}}) {
+    std::vector<std::uint8_t> px(layers * dx * size), py(layers * dy * size);
+    for (std::size_t v = 0; v < layers * dx; ++v) std::copy_n(&cx[v * n + t0], size, &px[v * size]);
+    for (std::size_t v = 0; v < layers * dy; ++v) std::copy_n(&cy[v * n + t0], size, &py[v * size]);
+    pairmi::add_pair_counts(px.data(), dx, cross ? py.data() : nullptr, dy, layers, size, bins, counts.data(),
+                            mx.data(), cross ? my.data() : nullptr, 2);
+    t0 += size;
+  }
+  const std::uint8_t* yy = cross ? cy.data() : cx.data();
+  std::size_t wrong = 0;
+  for (std::size_t l = 0; l < layers; ++l)
+    for (std::size_t i = 0; i < dx; ++i)
+      for (std::size_t j = cross ? 0 : i + 1; j < dy; ++j) {
+        std::vector<std::uint64_t> direct(cells, 0);
+        for (std::size_t t = 0; t < n; ++t) ++direct[cx[(l * dx + i) * n + t] * bins + yy[(l * dy + j) * n + t]];
+        wrong += !std::equal(direct.begin(), direct.end(), &counts[(l * slots.count() + slots(i, j)) * cells]);
+      }
+  CHECK(wrong == 0);
+  std::vector<double> hx(layers * dx), hy(layers * dy), want(layers * dx * dy), got(layers * dx * dy);
+  pairmi::column_entropies(cx.data(), layers * dx, n, bins, hx.data());
+  pairmi::column_entropies(cy.data(), layers * dy, n, bins, hy.data());
+  const pairmi::CodedLayers x{cx.data(), hx.data(), dx}, y{cy.data(), hy.data(), dy};
+  pairmi::binned_mi(x, cross ? &y : nullptr, layers, n, bins, 1.0, want.data());
+  pairmi::mi_from_counts(counts.data(), mx.data(), cross ? my.data() : nullptr, layers, dx, dy, bins, n, false, 1.0,
+                         got.data(), 2);
+  std::size_t off = 0;
+  for (std::size_t k = 0; k < got.size(); ++k) off += !near(got[k], want[k], 1e-13);
+  CHECK(off == 0);
+}
+
 void test_bin_layers_matches_edges() {
   const std::size_t layers = 2, n = 33, d = 70;
   const int bins = 7;
@@ -439,6 +485,8 @@ int main() {
   test_ksg(1, 300, 6, 0, 3, KsgValues::offset);
   test_ksg(1, 300, 6, 0, 3, KsgValues::tiny);
   test_ksg_signed_zeros();
+  test_accumulated_counts(false);
+  test_accumulated_counts(true);
   test_ksg_monitor_inside_a_pair();
   test_ksg_no_layers();
   test_ksg_scaling_extreme_magnitudes();

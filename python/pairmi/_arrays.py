@@ -50,7 +50,8 @@ def samples(data: Any, name: str, ndim: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def apply_nan_policy(arrays: list[np.ndarray], names: list[str], nan_policy: str) -> list[np.ndarray]:
+def apply_nan_policy(arrays: list[np.ndarray], names: list[str], nan_policy: str, min_samples: int = 2
+                     ) -> list[np.ndarray]:
     """Check arrays sharing their samples (axis -2) for NaN/Inf, then for enough samples.
 
     ``nan_policy='raise'``: ValueError naming the first offending variables. ``'omit'``: drop every
@@ -76,9 +77,9 @@ def apply_nan_policy(arrays: list[np.ndarray], names: list[str], nan_policy: str
         arrays = [np.ascontiguousarray(arr[..., ~bad_rows, :]) for arr in arrays]
     for arr, name in zip(arrays, names):
         n_left, d = arr.shape[-2], arr.shape[-1]
-        if n_left < 2:
+        if n_left < min_samples:
             omitted = f" after omitting {int(bad_rows.sum())} with NaN/Inf" if bad_rows.any() else ""
-            raise ValueError(f"{name} needs at least 2 samples (rows){omitted}, got {n_left}")
+            raise ValueError(f"{name} needs at least {min_samples} sample(s) (rows){omitted}, got {n_left}")
         if d < 1:
             raise ValueError(f"{name} needs at least 1 variable (column), got {d}")
     return arrays
@@ -207,3 +208,26 @@ def check_memory(nbytes: int, what: str, max_bytes: int | None) -> None:
             "select fewer variables with dims=, use dtype=float32, or pass out= (a preallocated or "
             "np.memmap array that pairmi fills in blocks of rows)"
         )
+
+
+def check_edges(edges: Any, layers: int, d: int, name: str, binned: bool) -> np.ndarray:
+    """Fixed edges (binned: bins + 1 per variable; copula: the knots of its normal-score map) as a
+    float64 (layers, d, k) array: (d, k) is taken for every layer. ValueError naming the problem."""
+    arr = np.asarray(to_numpy(edges, name), dtype=np.float64)
+    if arr.ndim == 2:
+        arr = np.broadcast_to(arr, (layers,) + arr.shape)
+    if arr.ndim != 3 or arr.shape[:2] != (layers, d):
+        raise ValueError(f"{name} must be ({d}, k) or ({layers}, {d}, k) for {layers} layer(s) of {d} variables, "
+                         f"got shape {np.shape(edges)}")
+    k = arr.shape[2]
+    if binned and not 3 <= k <= 256:
+        raise ValueError(f"{name} must hold bins + 1 edges per variable, bins in [2, 255]; got {k} edges")
+    if not binned and k < 2:
+        raise ValueError(f"{name} must hold at least 2 knots per variable, got {k}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite")
+    unsorted = np.flatnonzero((np.diff(arr, axis=2) < 0).reshape(-1, k - 1).any(axis=1))
+    if unsorted.size:
+        raise ValueError(f"{name} must be sorted (non-decreasing) for every variable; not for "
+                         f"{unsorted.size} (flat layer * d + variable indices {unsorted[:10].tolist()})")
+    return np.ascontiguousarray(arr)

@@ -36,3 +36,23 @@ def ksg_mi(
     progress: Callable[[int, int], None] | None = None,
 ) -> None: ...
 def ksg_worker_bytes(samples: int, k: int) -> int: ...
+def add_pair_counts(
+    codes_x: npt.NDArray[np.uint8],
+    codes_y: npt.NDArray[np.uint8] | None,
+    bins: int,
+    counts: npt.NDArray[np.uint64],
+    marginal_x: npt.NDArray[np.uint64],
+    marginal_y: npt.NDArray[np.uint64] | None,
+    threads: int,
+) -> None: ...
+def mi_from_counts(
+    counts: npt.NDArray[np.uint64],
+    marginal_x: npt.NDArray[np.uint64],
+    marginal_y: npt.NDArray[np.uint64] | None,
+    bins: int,
+    n: int,
+    miller_madow: bool,
+    scale: float,
+    out: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    threads: int,
+) -> None: ...

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._core import __version__
+from ._files import atomic_write_bytes
 from .api import _dims_index, mi_layers, null_mi
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -134,20 +135,6 @@ def _analyze_layer(x: np.ndarray, threads: int | None, null: bool, options: dict
         keep = {k: v for k, v in options.items() if k in ("estimator", "bins", "units", "seed")}
         layer["null"] = null_mi(x, n_permutations=1, threads=threads, **keep)[0]
     return layer
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: a killed run leaves no truncated file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, Ctrl-C: no temporary file is left behind
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def safe_name(name: str) -> str:

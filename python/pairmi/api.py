@@ -38,9 +38,13 @@ class _Settings:
     scale: float
     threads: int
     dtype: np.dtype
+    # Fixed edges (binned) or normal-score knots (copula) of x and of y, (layers, d, k), or None:
+    # from the data (the default).
+    edges: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
 
-def _settings(n, estimator, bins, k, correction, n_permutations, seed, units, threads, dtype) -> _Settings:
+def _settings(n, estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, edges=(None, None)
+              ) -> _Settings:
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if correction not in CORRECTIONS:
@@ -50,7 +54,10 @@ def _settings(n, estimator, bins, k, correction, n_permutations, seed, units, th
         raise ValueError(f"correction={correction!r} applies to the binned estimators {BINNED_ESTIMATORS}, "
                          f"not {estimator!r}")
     if binned:
-        bins = auto_bins(n) if bins == "auto" else _arrays.check_bins(bins, n)
+        if edges[0] is not None:  # fixed edges: bins from them, and they may exceed these samples
+            bins = edges[0].shape[2] - 1
+        else:
+            bins = auto_bins(n) if bins == "auto" else _arrays.check_bins(bins, n)
     if estimator == "ksg":
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
             raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {n - 1}], got {k!r}")
@@ -62,7 +69,7 @@ def _settings(n, estimator, bins, k, correction, n_permutations, seed, units, th
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     return _Settings(estimator, bins if binned else 0, int(k), correction, int(n_permutations), seed,
-                     _arrays.unit_scale(units), _arrays.resolve_threads(threads), dtype)
+                     _arrays.unit_scale(units), _arrays.resolve_threads(threads), dtype, edges)
 
 
 def _compute(
@@ -92,7 +99,7 @@ def _compute(
         return out
     if s.estimator == "gaussian_copula":  # already fills out a block of rows at a time
         _reserve_file(out)
-        return copula_mi(x, y, s.scale, out, progress, after_block=lambda: _release(out))
+        return copula_mi(x, y, s.scale, out, progress, after_block=lambda: _release(out), knots=s.edges)
     if s.correction == "shuffle":
         raise ValueError("correction='shuffle' is not supported with out=: use null_mi on a selection of dims")
     _fill_rows(x, y, s, progress, out, shape)
@@ -135,7 +142,7 @@ def _test_bytes(cx: Coded, cy: Coded | None, shape: tuple[int, int, int]) -> int
 def _fill(x: np.ndarray, y: np.ndarray | None, s: _Settings, progress: Progress, out: np.ndarray) -> None:
     """Write the MI of x against itself (y None) or y into the C-contiguous out (layers, dx, dy)."""
     if s.estimator == "gaussian_copula":
-        copula_mi(x, y, s.scale, out, progress)
+        copula_mi(x, y, s.scale, out, progress, knots=s.edges)
         return
     if s.estimator == "ksg":
         if y is not None and y.dtype != x.dtype:
@@ -144,8 +151,8 @@ def _fill(x: np.ndarray, y: np.ndarray | None, s: _Settings, progress: Progress,
         _clip_tied(x, y, s.scale, out)
         return
     mm = s.correction == "miller_madow"
-    cx = code_layers(x, s.estimator, s.bins, s.threads, mm)
-    cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads, mm)
+    cx = code_layers(x, s.estimator, s.bins, s.threads, mm, s.edges[0])
+    cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads, mm, s.edges[1])
     binned_mi(cx, cy, s.scale, out, s.threads, progress, mm)
     if s.correction == "shuffle":
         out -= _null_mean(cx, cy, s)  # float64 into out's dtype, in place: no full-size copy
@@ -208,14 +215,17 @@ def _fill_rows(
     _reserve_file(out)
     layers, dx, dy = shape
     rows = int(max(1, min(dx, OUT_BLOCK_BYTES // (dy * out.dtype.itemsize))))
-    other = x if y is None else y
+    other, other_edges = (x, s.edges[0]) if y is None else (y, s.edges[1])
     diagonal = _diagonal(x, s) if y is None else None
-    s_block = replace(s, dtype=out.dtype)
     blocks = -(-dx // rows)
     for l in range(layers):
         for b, r0 in enumerate(range(0, dx, rows)):
             r1 = min(dx, r0 + rows)
             block = out[l, r0:r1]
+            # The block's rows against all of other: x's edges of those rows, other's of that layer.
+            edges = (None if s.edges[0] is None else s.edges[0][l : l + 1, r0:r1],
+                     None if other_edges is None else other_edges[l : l + 1])
+            s_block = replace(s, dtype=out.dtype, edges=edges)
             _fill(np.ascontiguousarray(x[l : l + 1, :, r0:r1]), other[l : l + 1], s_block, None, block[None])
             if diagonal is not None:
                 block[np.arange(r1 - r0), np.arange(r0, r1)] = diagonal[l, r0:r1]
@@ -274,7 +284,8 @@ def _out_array(out: Any) -> np.ndarray:
 def _diagonal(x: np.ndarray, s: _Settings) -> np.ndarray:
     """What mi_matrix(X) puts on its diagonal: entropies (binned) or +inf (continuous estimators)."""
     if s.estimator in BINNED_ESTIMATORS:
-        return code_layers(x, s.estimator, s.bins, s.threads, s.correction == "miller_madow").entropy * s.scale
+        mm = s.correction == "miller_madow"
+        return code_layers(x, s.estimator, s.bins, s.threads, mm, s.edges[0]).entropy * s.scale
     return np.full((x.shape[0], x.shape[2]), np.inf)
 
 
@@ -330,6 +341,8 @@ def mi_matrix(
     nan_policy: str = "raise",
     out: np.ndarray | None = None,
     max_bytes: int | None = None,
+    edges: Any = None,
+    edges_y: Any = None,
 ) -> np.ndarray:
     """Mutual information between every pair of columns.
 
@@ -399,6 +412,13 @@ def mi_matrix(
     max_bytes : int, optional
         Refuse (MemoryError) to allocate a result that, with its working memory, exceeds this many
         bytes; default: the memory available now. Not applied to ``out``.
+    edges, edges_y : array_like, shape (n_x, bins + 1) and (n_y, bins + 1), optional
+        Fixed bin edges of X's (and Y's) variables, e.g. from :func:`pairmi.fit_edges` on a
+        calibration sample, instead of edges from the data: values outside them fall in the end
+        bins, and ``bins`` is taken from them. These are the edges a streaming
+        :class:`pairmi.Accumulator` counts with, so its result equals this one on the same data.
+        For ``'gaussian_copula'``: the knots of each variable's normal-score map
+        (``fit_edges(..., 'gaussian_copula')``) instead of ranks. Not for ``'ksg'``.
 
     Returns
     -------
@@ -423,8 +443,28 @@ def mi_matrix(
     (4, 4)
     """
     x, y = _inputs(X, Y, nan_policy)
-    s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype)
+    fixed = _fixed_edges(estimator, x, y, edges, edges_y)
+    s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed)
     return _compute(x, y, s, progress, None if out is None else _out_array(out)[None], max_bytes)[0]
+
+
+def _fixed_edges(estimator: str, x: np.ndarray, y: np.ndarray | None, edges: Any, edges_y: Any
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Checked fixed edges (or knots) of x and y, (layers, d, k) float64, or None where not given."""
+    if edges is None and edges_y is None:
+        return None, None
+    if estimator not in BINNED_ESTIMATORS + ("gaussian_copula",):
+        raise ValueError(f"edges apply to the binned estimators and the Gaussian copula, not {estimator!r}")
+    if edges is None or (y is not None and edges_y is None):
+        raise ValueError("pass edges for X" + (" and edges_y for Y" if y is not None else ""))
+    if y is None and edges_y is not None:
+        raise ValueError("edges_y applies only with Y")
+    binned = estimator in BINNED_ESTIMATORS
+    ex = _arrays.check_edges(edges, x.shape[0], x.shape[2], "edges", binned)
+    ey = None if y is None else _arrays.check_edges(edges_y, y.shape[0], y.shape[2], "edges_y", binned)
+    if ey is not None and binned and ey.shape[2] != ex.shape[2]:
+        raise ValueError(f"edges and edges_y must have the same number of bins, got {ex.shape[2] - 1} and {ey.shape[2] - 1}")
+    return ex, ey
 
 
 def mi_layers(
@@ -444,6 +484,7 @@ def mi_layers(
     nan_policy: str = "raise",
     out: np.ndarray | None = None,
     max_bytes: int | None = None,
+    edges: Any = None,
 ) -> np.ndarray:
     """Mutual information between every pair of variables, for every layer, in one call.
 
@@ -462,6 +503,9 @@ def mi_layers(
         As in :func:`mi_matrix`.
     dtype : {float32, float64}
         dtype of the result (float32 by default: 13 x 768 x 768 is 30 MB).
+    edges : array_like, shape (n_layers, n_variables, bins + 1) or (n_variables, bins + 1), optional
+        Fixed edges (or the copula's knots) of every variable of H, as in :func:`mi_matrix`
+        (e.g. ``pairmi.fit_edges(calibration)``); ``dims`` selects from them too.
 
     Returns
     -------
@@ -471,10 +515,16 @@ def mi_layers(
     h = _arrays.to_numpy(H, "H")
     if h.ndim != 3:
         raise ValueError(f"H must be 3-d (layers, samples, variables), got shape {h.shape}")
+    d_all = h.shape[2]
+    fixed: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    if edges is not None:
+        fixed = _fixed_edges(estimator, h, None, edges, None)
     if dims is not None:
-        h = h[:, :, _dims_index(dims, h.shape[2])]
+        index = _dims_index(dims, d_all)
+        h = h[:, :, index]
+        fixed = (None if fixed[0] is None else np.ascontiguousarray(fixed[0][:, index]), None)
     h = _arrays.apply_nan_policy([_arrays.samples(h, "H", 3)], ["H"], nan_policy)[0]
-    s = _settings(h.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype)
+    s = _settings(h.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed)
     return _compute(h, None, s, progress, None if out is None else _out_array(out), max_bytes, "H")
 
 

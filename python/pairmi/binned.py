@@ -59,9 +59,14 @@ def auto_bins(n: int) -> int:
     return max(2, min(255, n, b))
 
 
-def code_layers(x: np.ndarray, estimator: str, bins: int, threads: int, miller_madow: bool = False) -> Coded:
-    """Bin every variable of x (layers, samples, variables, float32/float64, finite) once."""
-    edges = bin_edges(x, estimator, bins, threads)
+def code_layers(
+    x: np.ndarray, estimator: str, bins: int, threads: int, miller_madow: bool = False, edges: np.ndarray | None = None
+) -> Coded:
+    """Bin every variable of x (layers, samples, variables, float32/float64, finite) once: by its own
+    edges, or by the fixed `edges` (layers, variables, bins + 1), values outside them falling in
+    the end bins."""
+    if edges is None:
+        edges = bin_edges(x, estimator, bins, threads)
     codes = _core.bin_codes(x, edges, threads)
     return Coded(codes, _core.entropies(codes, bins, threads, miller_madow), bins)
 

@@ -32,21 +32,60 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def rank_scores(ranks: np.ndarray, n: int) -> np.ndarray:
+    """Phi^-1(rank / (n + 1)) of average ranks 1..n (multiples of 1/2: Phi^-1 is tabulated at each
+    half-integer once)."""
+    inv = NormalDist().inv_cdf
+    table = np.array([0.0, 0.0] + [inv(m / 2.0 / (n + 1)) for m in range(2, 2 * n + 1)])
+    return table[np.rint(2 * ranks).astype(np.intp)]
+
+
+def unit_rows(z: np.ndarray) -> np.ndarray:
+    """Rows centred and scaled to unit norm (all zeros for a constant row): their dot products are
+    correlations."""
+    z = z - z.mean(axis=-1, keepdims=True)
+    norm = np.sqrt(np.einsum("...j,...j->...", z, z))[..., None]
+    return np.divide(z, norm, out=np.zeros_like(z), where=norm > 0)
+
+
 def normal_scores(x: np.ndarray) -> np.ndarray:
     """Variables in rows (the last axis = samples) mapped to Phi^-1(rank / (n + 1)), centred and
     scaled to unit norm, float64: the rows' dot products are the copula's correlations.
 
     A constant variable becomes all zeros, so its correlation (and MI) with anything is 0.
     """
-    n = x.shape[-1]
-    ranks = average_ranks(x)
-    # Average ranks are multiples of 1/2: tabulate Phi^-1 at each half-integer once.
-    inv = NormalDist().inv_cdf
-    table = np.array([0.0, 0.0] + [inv(m / 2.0 / (n + 1)) for m in range(2, 2 * n + 1)])
-    z = table[np.rint(2 * ranks).astype(np.intp)]
-    z -= z.mean(axis=-1, keepdims=True)
-    norm = np.sqrt(np.einsum("...j,...j->...", z, z))[..., None]
-    return np.divide(z, norm, out=np.zeros_like(z), where=norm > 0)
+    return unit_rows(rank_scores(average_ranks(x), x.shape[-1]))
+
+
+def fit_knots(x: np.ndarray, knots: int) -> np.ndarray:
+    """Knots of the fixed normal-score map of each variable of x (layers, n, d): its quantiles at
+    probabilities k / (knots + 1), k = 1..knots, interpolated between order statistics as numpy's
+    'weibull' method does (the quantile at k / (n + 1) is the k-th smallest value; the ends clamp),
+    shape (layers, d, knots). Positions are computed in integers, so with knots = n they are
+    exactly the sorted sample."""
+    n = x.shape[1]
+    srt = np.sort(np.asarray(x, dtype=np.float64), axis=1)
+    # 1-based position k (n + 1) / (knots + 1) = q + r / (knots + 1), in integers: exact positions.
+    q, r = np.divmod(np.arange(1, knots + 1) * (n + 1), knots + 1)
+    below = srt[:, np.clip(q - 1, 0, n - 1)]
+    above = srt[:, np.clip(q, 0, n - 1)]
+    t = np.where((q >= 1) & (q < n), r / (knots + 1), 0.0)[None, :, None]
+    return np.ascontiguousarray(np.moveaxis(below + t * (above - below), 1, 2))
+
+
+def knot_scores(knots: np.ndarray) -> np.ndarray:
+    """Normal scores at the knots (..., K): Phi^-1(k / (K + 1)), tied knots sharing the score of
+    their average position (as tied values share their average rank)."""
+    return rank_scores(average_ranks(knots), knots.shape[-1])
+
+
+def mapped_scores(x: np.ndarray, knots: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Normal scores of x (d, n), variables in rows, by the fixed map of each variable: its knots
+    (d, K) and their scores (d, K), linear between knots, the end scores beyond them."""
+    z = np.empty(x.shape, dtype=np.float64)
+    for v in range(x.shape[0]):
+        z[v] = np.interp(x[v], knots[v], scores[v])
+    return z
 
 
 def copula_mi(
@@ -56,9 +95,11 @@ def copula_mi(
     out: np.ndarray,
     progress: Callable[[int, int], None] | None = None,
     after_block: Callable[[], None] | None = None,
+    knots: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> np.ndarray:
     """MI of every pair into out (layers, dx, dy), in nats times `scale`: x (layers, n, dx) against
-    itself (y None; symmetric, +inf diagonal) or y.
+    itself (y None; symmetric, +inf diagonal) or y. Normal scores from ranks, or from the fixed maps
+    of `knots` (layers, d, K) of x and of y (see :func:`fit_knots`), the streaming accumulators' maps.
 
     One layer's normal scores at a time (variables in rows, so every product reads contiguous
     rows), then blocks of rows of the correlation matrix, each turned into MI in place and written
@@ -72,9 +113,14 @@ def copula_mi(
     blocks = -(-dx // rows)
     lower = np.tri(rows, k=-1, dtype=bool) if y is None else None
     factor = -0.5 * scale
+    def scores(v: np.ndarray, kv: np.ndarray | None) -> np.ndarray:
+        if kv is None:
+            return normal_scores(v.T)
+        return unit_rows(mapped_scores(v.T, kv, knot_scores(kv)))
+
     for l in range(layers):
-        zx = normal_scores(x[l].T)
-        zy = zx if y is None else normal_scores(y[l].T)
+        zx = scores(x[l], None if knots[0] is None else knots[0][l])
+        zy = zx if y is None else scores(y[l], None if knots[1] is None else knots[1][l])
         for b, r0 in enumerate(range(0, dx, rows)):
             r1 = min(dx, r0 + rows)
             c0 = r0 if y is None else 0

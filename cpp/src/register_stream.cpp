@@ -1,0 +1,107 @@
+// Bindings of the streaming accumulators' core: joint counts added chunk by chunk, MI from counts.
+// Argument checks a user can trip live in python/pairmi/stream.py; these guard the core.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "pairmi/accumulate.hpp"
+#include "pairmi/binning.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+using Totals = py::array_t<std::uint64_t, py::array::c_style>;
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+bool shape_is(const py::array& a, std::initializer_list<std::size_t> shape) {
+  if (a.ndim() != py::ssize_t(shape.size())) return false;
+  std::size_t k = 0;
+  for (const std::size_t s : shape)
+    if (a.shape(k++) != py::ssize_t(s)) return false;
+  return true;
+}
+
+// Codes (layers, d, n) whose values are below bins (they index histograms unchecked).
+void check_codes(const Array<std::uint8_t>& codes, int bins, const char* name) {
+  require(codes.ndim() == 3, std::string(name) + " codes must be (layers, variables, samples)");
+  const std::uint8_t* p = codes.data();
+  require(codes.size() == 0 || *std::max_element(p, p + codes.size()) < bins, std::string(name) + " codes must be below bins");
+}
+
+void add_pair_counts(const Array<std::uint8_t>& cx, const py::object& cy_obj, int bins, Totals counts,
+                     Totals marginal_x, const py::object& marginal_y_obj, int threads) {
+  require(bins >= 2 && bins <= pairmi::kMaxBins, "bins must be in [2, 255]");
+  check_codes(cx, bins, "x");
+  const bool square = cy_obj.is_none();
+  const std::size_t layers = cx.shape(0), dx = cx.shape(1), n = cx.shape(2);
+  require(n < (std::size_t{1} << 32), "a chunk must have fewer than 2^32 samples");
+  Array<std::uint8_t> cy = square ? cx : cy_obj.cast<Array<std::uint8_t>>();
+  if (!square) {
+    check_codes(cy, bins, "y");
+    require(cy.shape(0) == cx.shape(0) && cy.shape(2) == cx.shape(2), "x and y codes must share layers and samples");
+  }
+  const std::size_t dy = cy.shape(1), b = std::size_t(bins);
+  const pairmi::PairSlots slots{dx, dy, square};
+  require(shape_is(counts, {layers, slots.count(), b, b}) && counts.writeable(),
+          "counts must be a writeable (layers, pairs, bins, bins) uint64 array");
+  require(shape_is(marginal_x, {layers, dx, b}) && marginal_x.writeable(),
+          "marginal_x must be a writeable (layers, dx, bins) uint64 array");
+  std::uint64_t* pmy = nullptr;
+  Totals marginal_y;
+  if (!square) {
+    marginal_y = marginal_y_obj.cast<Totals>();
+    require(shape_is(marginal_y, {layers, dy, b}) && marginal_y.writeable(),
+            "marginal_y must be a writeable (layers, dy, bins) uint64 array");
+    pmy = marginal_y.mutable_data();
+  }
+  const std::uint8_t *px = cx.data(), *py_ = square ? nullptr : cy.data();
+  std::uint64_t *pc = counts.mutable_data(), *pmx = marginal_x.mutable_data();
+  py::gil_scoped_release release;
+  pairmi::add_pair_counts(px, dx, py_, dy, layers, n, bins, pc, pmx, pmy, threads);
+}
+
+template <class Out>
+void mi_from_counts(const Totals& counts, const Totals& marginal_x, const py::object& marginal_y_obj, int bins,
+                    std::uint64_t n, bool miller_madow, double scale, py::array_t<Out, py::array::c_style> out,
+                    int threads) {
+  require(bins >= 2 && bins <= pairmi::kMaxBins, "bins must be in [2, 255]");
+  require(n > 0, "no samples were counted");
+  require(marginal_x.ndim() == 3, "marginal_x must be (layers, dx, bins)");
+  const bool square = marginal_y_obj.is_none();
+  const std::size_t layers = marginal_x.shape(0), dx = marginal_x.shape(1), b = std::size_t(bins);
+  Totals marginal_y = square ? marginal_x : marginal_y_obj.cast<Totals>();
+  require(marginal_y.ndim() == 3 && marginal_y.shape(0) == py::ssize_t(layers), "marginal_y must be (layers, dy, bins)");
+  const std::size_t dy = marginal_y.shape(1);
+  require(shape_is(marginal_x, {layers, dx, b}) && shape_is(marginal_y, {layers, dy, b}), "marginals must have bins columns");
+  const pairmi::PairSlots slots{dx, dy, square};
+  require(shape_is(counts, {layers, slots.count(), b, b}), "counts must be (layers, pairs, bins, bins)");
+  require(shape_is(out, {layers, dx, dy}) && out.writeable(), "out must be a writeable C-contiguous (layers, dx, dy) array");
+  const std::uint64_t *pc = counts.data(), *pmx = marginal_x.data(), *pmy = square ? nullptr : marginal_y.data();
+  Out* po = out.mutable_data();
+  py::gil_scoped_release release;
+  pairmi::mi_from_counts(pc, pmx, pmy, layers, dx, dy, bins, n, miller_madow, scale, po, threads);
+}
+
+}  // namespace
+
+void register_stream(py::module_& m) {
+  m.def("add_pair_counts", &add_pair_counts, py::arg("codes_x"), py::arg("codes_y"), py::arg("bins"),
+        py::arg("counts").noconvert(), py::arg("marginal_x").noconvert(), py::arg("marginal_y"), py::arg("threads"),
+        "Add one chunk's joint counts of every pair (and each variable's counts) to the totals, in place.");
+  m.def("mi_from_counts", &mi_from_counts<float>, py::arg("counts"), py::arg("marginal_x"), py::arg("marginal_y"),
+        py::arg("bins"), py::arg("n"), py::arg("miller_madow"), py::arg("scale"), py::arg("out").noconvert(),
+        py::arg("threads"));
+  m.def("mi_from_counts", &mi_from_counts<double>, py::arg("counts"), py::arg("marginal_x"), py::arg("marginal_y"),
+        py::arg("bins"), py::arg("n"), py::arg("miller_madow"), py::arg("scale"), py::arg("out").noconvert(),
+        py::arg("threads"));
+}

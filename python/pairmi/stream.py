@@ -1,0 +1,456 @@
+"""Streaming MI over chunks of samples: sufficient statistics that add up, merge and resume.
+
+Binned MI needs only each pair's joint bin counts, and the Gaussian copula only the sums and
+cross-products of normal scores: both add up over samples. An :class:`Accumulator` adds them chunk
+by chunk (counting in the C++ core), merges partial results from other processes, saves and loads
+its state, and gives the MI matrix whenever asked. Edges (or the copula's normal-score map) must be
+fixed before the first chunk: :func:`fit_edges` derives them from a calibration sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _arrays, _core
+from ._files import atomic_file
+from .binned import BINNED_ESTIMATORS, bin_edges
+from .copula import fit_knots, knot_scores, mapped_scores
+
+STREAM_ESTIMATORS = BINNED_ESTIMATORS + ("gaussian_copula",)
+FORMAT = "pairmi.Accumulator"
+FORMAT_VERSION = 1
+DEFAULT_KNOTS = 1000
+
+
+def fit_edges(
+    sample: Any,
+    estimator: str = "equal_width",
+    bins: int | None = None,
+    *,
+    threads: int | None = None,
+    nan_policy: str = "raise",
+) -> np.ndarray:
+    """Per-variable edges from a calibration sample, fixed before data arrive in chunks.
+
+    Parameters
+    ----------
+    sample : array_like, shape (n, d) or (layers, n, d)
+        Calibration samples (e.g. the first tokens of a corpus).
+    estimator : {'equal_width', 'equal_frequency', 'gaussian_copula'}
+        ``'equal_width'``: ``bins`` equal-width bins over each variable's [min, max] in the sample
+        (later values beyond them fall in the end bins). ``'equal_frequency'``: the sample's
+        percentiles, as ``np.percentile(x, np.linspace(0, 100, bins + 1))``. ``'gaussian_copula'``:
+        the knots of each variable's normal-score map, its quantiles at k / (K + 1), k = 1..K
+        (K = ``bins``, default ``min(n, 1000)``): a value's score is interpolated linearly between
+        the knots' scores Phi^-1(k / (K + 1)), and is the end score beyond them. With K = n and no
+        ties the scores of the sample itself are exactly those of ranks, Phi^-1(rank / (n + 1)).
+    bins : int, optional
+        Bins per variable (default 15), or knots for the copula.
+    threads, nan_policy
+        As in :func:`pairmi.mi_matrix`.
+
+    Returns
+    -------
+    ndarray of float64, shape (d, bins + 1) or (layers, d, bins + 1); (…, K) knots for the copula
+        Pass as ``edges=`` to :class:`Accumulator`, :func:`pairmi.mi_matrix` or
+        :func:`pairmi.mi_layers`.
+
+    Examples
+    --------
+    >>> import numpy as np, pairmi
+    >>> rng = np.random.default_rng(0)
+    >>> edges = pairmi.fit_edges(rng.normal(size=(1000, 4)), "equal_frequency", bins=8)
+    >>> edges.shape
+    (4, 9)
+    """
+    _check_estimator(estimator)
+    x, squeeze = _as_layers(sample, "sample")
+    x = _arrays.apply_nan_policy([x], ["sample"], nan_policy)[0]
+    n = x.shape[1]
+    if estimator == "gaussian_copula":
+        knots = min(n, DEFAULT_KNOTS) if bins is None else bins
+        if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or knots < 2:
+            raise ValueError(f"the copula's knots (bins) must be an integer >= 2, got {bins!r}")
+        edges = fit_knots(x, int(knots))
+    else:
+        _arrays.check_ranges(x, "sample")
+        edges = bin_edges(x, estimator, _arrays.check_bins(15 if bins is None else bins, n), _arrays.resolve_threads(threads))
+    return edges[0] if squeeze else edges
+
+
+class Accumulator:
+    """All-pairs MI over samples that arrive in chunks, in bounded memory.
+
+    Parameters
+    ----------
+    estimator : {'equal_width', 'equal_frequency', 'gaussian_copula'}
+    edges : array_like, optional
+        Fixed edges of the variables (of X), from :func:`fit_edges`: (d, bins + 1) or
+        (layers, d, bins + 1); for the copula the knots of the normal-score map. Default: fitted on
+        the first chunk (with ``bins``), which then serves as the calibration sample.
+    edges_y : array_like, optional
+        The same for Y, for pairs of X against Y (e.g. two layers); default: fitted on the first
+        chunk of Y.
+    bins : int, optional
+        Bins (or the copula's knots) when the edges are fitted on the first chunk; default 15.
+    correction : {None, 'miller_madow'}
+        Bias correction of the binned result (as in :func:`pairmi.mi_matrix`).
+    units : {'bits', 'nats'}
+    dtype : {float64, float32}
+        dtype of :meth:`result`.
+    threads : int, optional
+    nan_policy : {'raise', 'omit'}
+        NaN or Inf in a chunk: ValueError (the state unchanged), or drop those samples.
+
+    Notes
+    -----
+    Binned: the joint counts of every pair (8 bytes a cell: ``layers * d * (d - 1) / 2 * bins**2 *
+    8`` bytes for a set against itself; 530 MB for 768 variables and 15 bins) are exact 64-bit
+    integers, so any chunking and any merge order give bit-identical results, equal within
+    rounding (1e-12 bits) to :func:`pairmi.mi_matrix` on all the samples with the same edges.
+    Copula: float64 sums and cross-products of the mapped normal scores (``layers * d * d * 8``
+    bytes); equal to ``mi_matrix(..., estimator='gaussian_copula', edges=knots)`` within rounding.
+    Every chunk must have the shape, the number of variables and the dtype of the first. A chunk
+    that fails a check leaves the state unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np, pairmi
+    >>> rng = np.random.default_rng(0)
+    >>> acc = pairmi.Accumulator("equal_width", edges=pairmi.fit_edges(rng.normal(size=(500, 3))))
+    >>> for _ in range(4):
+    ...     _ = acc.update(rng.normal(size=(1000, 3)))
+    >>> acc.n_samples, acc.result().shape
+    (4000, (3, 3))
+    """
+
+    def __init__(
+        self,
+        estimator: str = "equal_width",
+        *,
+        edges: Any = None,
+        edges_y: Any = None,
+        bins: int | None = None,
+        correction: str | None = None,
+        units: str = "bits",
+        dtype: npt.DTypeLike = np.float64,
+        threads: int | None = None,
+        nan_policy: str = "raise",
+    ) -> None:
+        _check_estimator(estimator)
+        if correction not in (None, "miller_madow"):
+            raise ValueError(f"correction must be None or 'miller_madow' for streaming, got {correction!r}")
+        if correction is not None and estimator not in BINNED_ESTIMATORS:
+            raise ValueError(f"correction={correction!r} applies to the binned estimators, not {estimator!r}")
+        if nan_policy not in _arrays.NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {_arrays.NAN_POLICIES}, got {nan_policy!r}")
+        self.estimator = estimator
+        self.correction = correction
+        self.units = units
+        self.scale = _arrays.unit_scale(units)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.threads = threads
+        self.nan_policy = nan_policy
+        self.bins = bins
+        self._given = (None if edges is None else _arrays.to_numpy(edges, "edges"),
+                       None if edges_y is None else _arrays.to_numpy(edges_y, "edges_y"))
+        self.edges: np.ndarray | None = None  # (layers, dx, k), fixed at the first chunk
+        self.edges_y: np.ndarray | None = None
+        self.n_samples = 0
+        self._layout: dict[str, Any] | None = None  # the first chunk's shape and dtype
+        self._totals: dict[str, np.ndarray] = {}
+
+    # --- adding samples ---------------------------------------------------------------------------
+
+    def update(self, chunk: Any, y: Any = None) -> Accumulator:
+        """Add a chunk of samples: (n, d), or (layers, n, d) for several layers at once, and the
+        same samples of Y if the accumulator pairs X against Y. Returns self."""
+        x, y_arr, squeeze = self._checked_chunk(chunk, y)
+        layout = self._layout or self._new_layout(x, y_arr, squeeze)
+        edges, edges_y = (self.edges, self.edges_y) if self._layout else self._first_edges(x, y_arr)
+        totals = self._totals or self._new_totals(layout, edges, edges_y)
+        # Everything that can fail is done: from here the state changes, all of it together.
+        if self.estimator == "gaussian_copula":
+            self._add_scores(x, y_arr, edges, edges_y, totals)
+        else:
+            threads = _arrays.resolve_threads(self.threads)
+            codes_x = _core.bin_codes(x, edges, threads)
+            codes_y = None if y_arr is None else _core.bin_codes(y_arr, edges_y, threads)
+            _core.add_pair_counts(codes_x, codes_y, edges.shape[2] - 1, totals["counts"], totals["marginal_x"],
+                                  totals.get("marginal_y"), threads)
+        self._layout, self.edges, self.edges_y, self._totals = layout, edges, edges_y, totals
+        self.n_samples += x.shape[1]
+        return self
+
+    def merge(self, other: Accumulator) -> Accumulator:
+        """Add another accumulator's samples (e.g. from another process or shard) to this one.
+        Both must have the same estimator, edges and shapes. Returns self."""
+        if not isinstance(other, Accumulator):
+            raise TypeError(f"can only merge an Accumulator, got {type(other).__name__}")
+        if other.n_samples == 0:
+            return self
+        for what in ("estimator", "correction"):
+            if getattr(self, what) != getattr(other, what):
+                raise ValueError(f"cannot merge: {what} {getattr(self, what)!r} != {getattr(other, what)!r}")
+        if self.n_samples == 0:
+            assert other._layout is not None and other.edges is not None
+            binned = self.estimator in BINNED_ESTIMATORS
+            for given, theirs, name in ((self._given[0], other.edges, "edges"), (self._given[1], other.edges_y, "edges_y")):
+                mine = None if given is None or theirs is None else _arrays.check_edges(given, *theirs.shape[:2], name, binned)
+                if given is not None and not _same(mine, theirs):
+                    raise ValueError(f"cannot merge: this accumulator's {name} differ from the other's")
+            self._layout, self.edges, self.edges_y = dict(other._layout), other.edges, other.edges_y
+            self._totals = {k: v.copy() for k, v in other._totals.items()}
+            self.n_samples = other.n_samples
+            return self
+        if self._layout != other._layout:
+            raise ValueError(f"cannot merge: shapes differ ({self._layout} != {other._layout})")
+        if not _same(self.edges, other.edges) or not _same(self.edges_y, other.edges_y):
+            raise ValueError("cannot merge accumulators with different edges: fit the edges once and pass them to both")
+        for name, total in self._totals.items():
+            total += other._totals[name]
+        self.n_samples += other.n_samples
+        return self
+
+    # --- results ----------------------------------------------------------------------------------
+
+    def result(self) -> np.ndarray:
+        """MI of every pair over all samples added so far, in ``units``: (d, d) or (layers, d, d)
+        as the chunks were, (d_x, d_y) against Y. As :func:`pairmi.mi_matrix`: symmetric with the
+        entropies (binned) or +inf (copula) on the diagonal for X against itself."""
+        layout = self._require_samples()
+        shape = (layout["layers"], layout["dx"], layout["dy"] if layout["cross"] else layout["dx"])
+        out = np.empty(shape, dtype=self.dtype)
+        if self.estimator == "gaussian_copula":
+            out[...] = self._copula_nats() * self.scale
+        else:
+            t = self._totals
+            _core.mi_from_counts(t["counts"], t["marginal_x"], t.get("marginal_y"), self.edges.shape[2] - 1,
+                                 self.n_samples, self.correction == "miller_madow", self.scale, out,
+                                 _arrays.resolve_threads(self.threads))
+        return out[0] if layout["squeeze"] else out
+
+    def bias(self) -> np.ndarray:
+        """The plug-in bias each binned pair has under independence, to first order:
+        (m_x - 1)(m_y - 1) / (2 n) nats for m_x, m_y non-empty bins (Miller-Madow's terms), in
+        ``units``; shaped as :meth:`result`, 0 on the diagonal. What the binned MI of independent
+        variables would read at this many samples."""
+        layout = self._require_samples()
+        if self.estimator not in BINNED_ESTIMATORS:
+            raise ValueError(f"bias() is for the binned estimators, not {self.estimator!r}")
+        mx = (self._totals["marginal_x"] > 0).sum(axis=2) - 1.0
+        my = mx if not layout["cross"] else (self._totals["marginal_y"] > 0).sum(axis=2) - 1.0
+        b = mx[:, :, None] * my[:, None, :] / (2.0 * self.n_samples) * self.scale
+        if not layout["cross"]:
+            idx = np.arange(b.shape[-1])
+            b[:, idx, idx] = 0.0
+        b = b.astype(self.dtype)
+        return b[0] if layout["squeeze"] else b
+
+    # --- saving -----------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the state to `path` (an uncompressed .npz: arrays and a JSON header, no pickles),
+        whole or not at all. :meth:`load` reads it back."""
+        header = {"format": FORMAT, "version": FORMAT_VERSION, "pairmi_version": _core.__version__,
+                  "estimator": self.estimator, "correction": self.correction, "units": self.units,
+                  "dtype": self.dtype.name, "bins": self.bins, "nan_policy": self.nan_policy,
+                  "n_samples": self.n_samples, "layout": self._layout}
+        arrays = {f"total_{k}": v for k, v in self._totals.items()}
+        for name, value in (("edges", self.edges), ("edges_y", self.edges_y)):
+            if value is not None:
+                arrays[name] = value
+        with atomic_file(path) as fh:
+            np.savez(fh, header=np.array(json.dumps(header)), **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, threads: int | None = None) -> Accumulator:
+        """An accumulator saved by :meth:`save`; ValueError naming the file if it is not one, or
+        is of another format version."""
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+                if not isinstance(z, np.lib.npyio.NpzFile) or "header" not in z.files:
+                    raise ValueError("not an .npz archive with a header")
+                header = json.loads(str(z["header"]))
+                if not isinstance(header, dict) or header.get("format") != FORMAT:
+                    raise ValueError(f"its format is {header.get('format') if isinstance(header, dict) else None!r}, "
+                                     f"not {FORMAT!r}")
+                if header.get("version") != FORMAT_VERSION:
+                    raise ValueError(f"it is format version {header.get('version')!r}; this pairmi "
+                                     f"({_core.__version__}) reads version {FORMAT_VERSION}")
+                arrays = {k: z[k] for k in z.files if k != "header"}
+            acc = cls(header["estimator"], correction=header["correction"], units=header["units"],
+                      dtype=header["dtype"], bins=header["bins"], threads=threads, nan_policy=header["nan_policy"])
+            acc._restore(header, arrays)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"{path} is not a readable pairmi accumulator state: {problem}") from None
+        return acc
+
+    def __repr__(self) -> str:
+        shape = "" if not self._layout else (f", {self._layout['layers']} layer(s) x {self._layout['dx']}"
+                                              + (f" x {self._layout['dy']}" if self._layout["cross"] else "") + " variables")
+        return f"Accumulator({self.estimator!r}, n_samples={self.n_samples:,}{shape})"
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _checked_chunk(self, chunk: Any, y: Any) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        x, squeeze = _as_layers(chunk, "chunk")
+        y_arr = None
+        if y is not None:
+            y_arr, y_squeeze = _as_layers(y, "y")
+            if y_squeeze != squeeze or y_arr.shape[:2] != x.shape[:2]:
+                raise ValueError(f"y must have the chunk's layers and samples: {x.shape[:2]} != {y_arr.shape[:2]}")
+        if x.shape[1] == 0:
+            raise ValueError("the chunk has no samples")
+        if self._layout is not None:
+            self._check_layout(x, y_arr, squeeze)
+        elif y_arr is None and self._given[1] is not None:
+            raise ValueError("this accumulator pairs X against Y (edges_y was given): pass y with each chunk")
+        arrays = [x] if y_arr is None else [x, y_arr]
+        arrays = _arrays.apply_nan_policy(arrays, ["chunk", "y"][: len(arrays)], self.nan_policy, min_samples=1)
+        if self.estimator in BINNED_ESTIMATORS and self._layout is None and self._given[0] is None:
+            for arr, name in zip(arrays, ["chunk", "y"]):
+                _arrays.check_ranges(arr, name)  # the first chunk sets the edges
+        return arrays[0], (arrays[1] if len(arrays) > 1 else None), squeeze
+
+    def _check_layout(self, x: np.ndarray, y: np.ndarray | None, squeeze: bool) -> None:
+        lay = self._layout
+        assert lay is not None
+        if squeeze != lay["squeeze"] or x.shape[0] != lay["layers"]:
+            first = "(n, d)" if lay["squeeze"] else f"({lay['layers']}, n, d)"
+            raise ValueError(f"the chunk has shape {x.shape if not squeeze else x.shape[1:]}; the first was {first}")
+        if x.shape[2] != lay["dx"]:
+            raise ValueError(f"the chunk has {x.shape[2]} variables; the accumulator has {lay['dx']}")
+        if x.dtype.name != lay["dtype"]:
+            raise ValueError(f"the chunk's dtype {x.dtype} differs from the first chunk's {lay['dtype']}: convert it")
+        if (y is not None) != lay["cross"]:
+            raise ValueError("this accumulator pairs X against Y: pass y with each chunk" if lay["cross"] else
+                             "this accumulator pairs X against itself: pass no y")
+        if y is not None and y.shape[2] != lay["dy"]:
+            raise ValueError(f"y has {y.shape[2]} variables; the accumulator has {lay['dy']}")
+
+    def _new_layout(self, x: np.ndarray, y: np.ndarray | None, squeeze: bool) -> dict[str, Any]:
+        return {"layers": x.shape[0], "dx": x.shape[2], "dy": 0 if y is None else y.shape[2],
+                "cross": y is not None, "squeeze": squeeze, "dtype": x.dtype.name}
+
+    def _first_edges(self, x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        binned = self.estimator in BINNED_ESTIMATORS
+        edges = []
+        for arr, given, name in ((x, self._given[0], "edges"), (y, self._given[1], "edges_y")):
+            if arr is None:
+                edges.append(None)
+            elif given is not None:
+                edges.append(_arrays.check_edges(given, arr.shape[0], arr.shape[2], name, binned))
+            else:
+                edges.append(fit_edges(arr, self.estimator, self.bins, threads=self.threads))
+        if binned and edges[1] is not None and edges[1].shape[2] != edges[0].shape[2]:
+            raise ValueError(f"edges and edges_y must have the same number of bins, got {edges[0].shape[2] - 1} "
+                             f"and {edges[1].shape[2] - 1}")
+        return edges[0], edges[1]
+
+    def _new_totals(self, layout: dict[str, Any], edges: np.ndarray, edges_y: np.ndarray | None) -> dict[str, np.ndarray]:
+        shapes = self._new_shapes(layout, edges)
+        nbytes = sum(8 * int(np.prod(shape)) for shape, _ in shapes.values())
+        dy = layout["dy"] if layout["cross"] else layout["dx"]
+        _arrays.check_memory(nbytes, f"the {self.estimator} totals of {layout['dx']:,} x {dy:,} variables", None)
+        return {name: np.zeros(shape, dtype=dtype) for name, (shape, dtype) in shapes.items()}
+
+    def _add_scores(self, x: np.ndarray, y: np.ndarray | None, edges: np.ndarray, edges_y: np.ndarray | None,
+                    totals: dict[str, np.ndarray]) -> None:
+        """The copula's sums: each layer's mapped scores, their squares and cross-products."""
+        parts = []
+        for l in range(x.shape[0]):
+            zx = mapped_scores(x[l].T, edges[l], knot_scores(edges[l]))
+            zy = zx if y is None else mapped_scores(y[l].T, edges_y[l], knot_scores(edges_y[l]))
+            parts.append((zx.sum(axis=1), np.einsum("ij,ij->i", zx, zx), zx @ zy.T,
+                          None if y is None else (zy.sum(axis=1), np.einsum("ij,ij->i", zy, zy))))
+        for l, (s, q, c, ys) in enumerate(parts):
+            totals["sum_x"][l] += s
+            totals["sq_x"][l] += q
+            totals["cross"][l] += c
+            if ys is not None:
+                totals["sum_y"][l] += ys[0]
+                totals["sq_y"][l] += ys[1]
+
+    def _copula_nats(self) -> np.ndarray:
+        t, n = self._totals, float(self.n_samples)
+        mean_x = t["sum_x"] / n
+        var_x = np.maximum(t["sq_x"] / n - mean_x**2, 0.0)
+        mean_y, var_y = (mean_x, var_x) if "sum_y" not in t else (t["sum_y"] / n, np.maximum(t["sq_y"] / n - (t["sum_y"] / n) ** 2, 0.0))
+        cov = t["cross"] / n - mean_x[:, :, None] * mean_y[:, None, :]
+        denom = np.sqrt(var_x[:, :, None] * var_y[:, None, :])
+        rho = np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0)
+        with np.errstate(divide="ignore"):
+            mi = -0.5 * np.log1p(-np.minimum(rho * rho, 1.0))
+        if "sum_y" not in t:
+            idx = np.arange(mi.shape[-1])
+            mi[:, idx, idx] = np.inf
+        return mi
+
+    def _require_samples(self) -> dict[str, Any]:
+        if self.n_samples == 0 or self._layout is None:
+            raise ValueError("no samples yet: call update() first")
+        return self._layout
+
+    def _restore(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        layout = header["layout"]
+        if layout is None:
+            return
+        expected = self._new_shapes(layout, arrays.get("edges"))
+        totals = {k[len("total_"):]: v for k, v in arrays.items() if k.startswith("total_")}
+        if set(totals) != set(expected):
+            raise ValueError(f"it holds totals {sorted(totals)} instead of {sorted(expected)}")
+        for name, (shape, dtype) in expected.items():
+            if totals[name].shape != shape or totals[name].dtype != dtype:
+                raise ValueError(f"total {name!r} is {totals[name].dtype} {totals[name].shape}, not {np.dtype(dtype)} {shape}")
+        self._layout, self._totals = layout, totals
+        self.edges, self.edges_y = arrays["edges"], arrays.get("edges_y")
+        self.n_samples = int(header["n_samples"])
+
+    def _new_shapes(self, layout: dict[str, Any], edges: np.ndarray | None) -> dict[str, tuple[tuple[int, ...], Any]]:
+        if edges is None or edges.ndim != 3 or edges.shape[:2] != (layout["layers"], layout["dx"]):
+            raise ValueError("its edges do not match its layout")
+        L, dx, dy, cross = layout["layers"], layout["dx"], layout["dy"], layout["cross"]
+        if self.estimator == "gaussian_copula":
+            shapes = {"sum_x": (L, dx), "sq_x": (L, dx), "cross": (L, dx, dy if cross else dx)}
+            if cross:
+                shapes.update(sum_y=(L, dy), sq_y=(L, dy))
+            return {k: (v, np.float64) for k, v in shapes.items()}
+        b = edges.shape[2] - 1
+        shapes = {"counts": (L, dx * dy if cross else dx * (dx - 1) // 2, b, b), "marginal_x": (L, dx, b)}
+        if cross:
+            shapes["marginal_y"] = (L, dy, b)
+        return {k: (v, np.uint64) for k, v in shapes.items()}
+
+
+def _check_estimator(estimator: str) -> None:
+    if estimator not in STREAM_ESTIMATORS:
+        raise ValueError(f"streaming supports the estimators {STREAM_ESTIMATORS}, not {estimator!r} "
+                         "(KSG has no statistics that add up over samples)")
+
+
+def _as_layers(data: Any, name: str) -> tuple[np.ndarray, bool]:
+    """`data` (n, d) or (layers, n, d) as a C-contiguous (layers, n, d) array, and whether it was 2-d."""
+    arr = _arrays.to_numpy(data, name)
+    if arr.ndim == 2:
+        return np.ascontiguousarray(arr[None]), True
+    if arr.ndim == 3:
+        return np.ascontiguousarray(arr), False
+    raise ValueError(f"{name} must be 2-d (samples, variables) or 3-d (layers, samples, variables), got shape {arr.shape}")
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and bool(np.array_equal(a, b))

@@ -1,0 +1,297 @@
+"""Streaming accumulators: streamed == in memory with the same edges, any chunking and merge order
+bit-identical, fixed edges against numpy, save/load, and bad input leaving the state unchanged."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pairmi
+from pairmi import stream
+from datagen import make
+
+BITS = 1.0 / np.log(2.0)
+
+
+def chunks(x, sizes):
+    """x split along the samples axis (-2) into pieces of the given sizes (the rest last)."""
+    cuts = np.cumsum(sizes)
+    cuts = cuts[cuts < x.shape[-2]]
+    return np.split(x, cuts, axis=-2)
+
+
+def binned_reference(x, y, ex, ey):
+    """Plug-in MI (bits) of one pair with fixed edges, by numpy: values beyond the edges are
+    clipped into the end bins, then np.histogram2d and the entropy formulas."""
+    counts = np.histogram2d(np.clip(x, ex[0], ex[-1]), np.clip(y, ey[0], ey[-1]), bins=[ex, ey])[0]
+    p = counts / counts.sum()
+
+    def h(q):
+        q = q[q > 0]
+        return -(q * np.log2(q)).sum()
+
+    return max(0.0, h(p.sum(axis=1)) + h(p.sum(axis=0)) - h(p.ravel()))
+
+
+# --- fixed edges ----------------------------------------------------------------------------------
+
+
+def test_fit_edges_follow_numpy():
+    X = make("heavy", 300, 5, 0)
+    ew = pairmi.fit_edges(X, "equal_width", bins=12)
+    ef = pairmi.fit_edges(X, "equal_frequency", bins=12)
+    for c in range(5):
+        np.testing.assert_array_equal(ew[c], np.linspace(X[:, c].min(), X[:, c].max(), 13))
+        np.testing.assert_array_equal(ef[c], np.percentile(X[:, c], np.linspace(0, 100, 13)))
+    knots = pairmi.fit_edges(X, "gaussian_copula", bins=300)
+    np.testing.assert_array_equal(knots, np.sort(X, axis=0).T)  # K = n: the sorted sample
+    assert pairmi.fit_edges(X[None].repeat(2, axis=0), "equal_width").shape == (2, 5, 16)
+
+
+@pytest.mark.parametrize("estimator", ["equal_width", "equal_frequency"])
+def test_mi_matrix_with_fixed_edges_against_numpy(estimator):
+    calibration = make("normal", 200, 4, 1)
+    E = pairmi.fit_edges(calibration, estimator, bins=7)
+    X = make("heavy", 500, 4, 2) * 1.5  # well beyond the calibration range: end bins
+    Y = make("ties", 500, 3, 3)
+    EY = pairmi.fit_edges(make("ties", 100, 3, 4), estimator, bins=7)
+    got = pairmi.mi_matrix(X, estimator=estimator, edges=E)
+    cross = pairmi.mi_matrix(X, Y, estimator=estimator, edges=E, edges_y=EY)
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                assert abs(got[i, j] - binned_reference(X[:, i], X[:, j], E[i], E[j])) <= 1e-12
+        for j in range(3):
+            assert abs(cross[i, j] - binned_reference(X[:, i], Y[:, j], E[i], EY[j])) <= 1e-12
+
+
+def test_copula_map_of_the_sample_itself_equals_ranks():
+    X = make("mixed", 150, 6, 5)  # no ties
+    knots = pairmi.fit_edges(X, "gaussian_copula", bins=150)
+    got = pairmi.mi_matrix(X, estimator="gaussian_copula", edges=knots)
+    np.testing.assert_allclose(got, pairmi.mi_matrix(X, estimator="gaussian_copula"), rtol=0, atol=1e-12)
+
+
+def test_mi_layers_edges_follow_dims():
+    H = np.stack([make("normal", 100, 6, s) for s in (6, 7)])
+    E = pairmi.fit_edges(H, "equal_width", bins=5)
+    got = pairmi.mi_layers(H, dims=[4, 1], edges=E, dtype=np.float64)
+    np.testing.assert_array_equal(got[1], pairmi.mi_matrix(H[1][:, [4, 1]], edges=E[1][[4, 1]]))
+
+
+# --- streamed == in memory -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("estimator", ["equal_width", "equal_frequency"])
+@pytest.mark.parametrize("correction", [None, "miller_madow"])
+def test_streamed_binned_equals_in_memory(estimator, correction):
+    X = make("outliers", 3000, 9, 8).astype(np.float32)
+    E = pairmi.fit_edges(X[:500], estimator, bins=10)
+    acc = pairmi.Accumulator(estimator, edges=E, correction=correction)
+    for c in chunks(X, [700, 1, 999, 300]):
+        acc.update(c)
+    assert acc.n_samples == 3000
+    want = pairmi.mi_matrix(X, estimator=estimator, edges=E, correction=correction)
+    np.testing.assert_allclose(acc.result(), want, rtol=0, atol=1e-12)
+
+
+def test_streamed_layers_and_cross_equal_in_memory():
+    H = np.stack([make("mixed", 1200, 7, s) for s in (9, 10, 11)])
+    Y = np.stack([make("heavy", 1200, 4, s) for s in (12, 13, 14)])
+    E, EY = pairmi.fit_edges(H[:, :300], "equal_width"), pairmi.fit_edges(Y[:, :300], "equal_width")
+    square = pairmi.Accumulator(edges=E)
+    cross = pairmi.Accumulator(edges=E, edges_y=EY)
+    for c, cy in zip(chunks(H, [400, 400]), chunks(Y, [400, 400])):
+        square.update(c)
+        cross.update(c, cy)
+    np.testing.assert_allclose(square.result(), pairmi.mi_layers(H, edges=E, dtype=np.float64), rtol=0, atol=1e-12)
+    for l in range(3):
+        want = pairmi.mi_matrix(H[l], Y[l], edges=E[l], edges_y=EY[l])
+        np.testing.assert_allclose(cross.result()[l], want, rtol=0, atol=1e-12)
+
+
+def test_streamed_copula_equals_in_memory_with_the_same_map():
+    X = make("mixed", 5000, 8, 15)
+    knots = pairmi.fit_edges(X[:800], "gaussian_copula", bins=200)
+    acc = pairmi.Accumulator("gaussian_copula", edges=knots)
+    for c in chunks(X, [1000] * 4):
+        acc.update(c)
+    want = pairmi.mi_matrix(X, estimator="gaussian_copula", edges=knots, units="bits")
+    np.testing.assert_allclose(acc.result(), want, rtol=0, atol=1e-9)
+    Y = make("heavy", 5000, 3, 16)
+    ky = pairmi.fit_edges(Y[:800], "gaussian_copula", bins=200)
+    cross = pairmi.Accumulator("gaussian_copula", edges=knots, edges_y=ky)
+    for c, cy in zip(chunks(X, [2500]), chunks(Y, [2500])):
+        cross.update(c, cy)
+    np.testing.assert_allclose(cross.result(), pairmi.mi_matrix(X, Y, estimator="gaussian_copula", edges=knots,
+                                                                 edges_y=ky), rtol=0, atol=1e-9)
+
+
+@given(sizes=st.lists(st.integers(1, 400), min_size=1, max_size=6), order=st.permutations(range(4)),
+       estimator=st.sampled_from(["equal_width", "equal_frequency"]))
+def test_any_chunking_and_merge_order_is_bit_identical(sizes, order, estimator):
+    X = make("ties", 1000, 6, 17)
+    E = pairmi.fit_edges(X[:200], estimator, bins=9)
+    whole = pairmi.Accumulator(estimator, edges=E).update(X).result()
+    one = pairmi.Accumulator(estimator, edges=E)
+    for c in chunks(X, sizes):
+        one.update(c)
+    np.testing.assert_array_equal(one.result(), whole)
+    shards = [pairmi.Accumulator(estimator, edges=E).update(c) for c in chunks(X, [250] * 3)]
+    merged = pairmi.Accumulator(estimator, edges=E)
+    for k in order:
+        merged.merge(shards[k])
+    np.testing.assert_array_equal(merged.result(), whole)
+
+
+def test_counts_beyond_32_bits():
+    """Totals are 64-bit: counts scaled by 2^33 (as after 2^33 times the samples) give the same MI."""
+    X = make("normal", 2000, 5, 18)
+    acc = pairmi.Accumulator(edges=pairmi.fit_edges(X)).update(X)
+    want = acc.result()
+    for total in acc._totals.values():
+        total *= np.uint64(2**33)
+    acc.n_samples *= 2**33
+    assert acc._totals["counts"].dtype == np.uint64 and acc._totals["counts"].max() > 2**38
+    np.testing.assert_allclose(acc.result(), want, rtol=0, atol=1e-9)
+
+
+def test_bias_is_the_first_order_plug_in_bias():
+    X = make("ties", 800, 4, 19)
+    E = pairmi.fit_edges(X, "equal_width", bins=8)
+    acc = pairmi.Accumulator(edges=E).update(X)
+    occupied = [np.count_nonzero(np.histogram(np.clip(X[:, c], E[c][0], E[c][-1]), E[c])[0]) for c in range(4)]
+    for i in range(4):
+        for j in range(4):
+            want = 0.0 if i == j else (occupied[i] - 1) * (occupied[j] - 1) / (2 * 800) * BITS
+            assert abs(acc.bias()[i, j] - want) <= 1e-15
+
+
+def test_first_chunk_fits_the_edges_when_none_are_given():
+    X = make("normal", 900, 5, 20)
+    acc = pairmi.Accumulator("equal_frequency", bins=6).update(X[:300]).update(X[300:])
+    np.testing.assert_array_equal(acc.edges[0], pairmi.fit_edges(X[:300], "equal_frequency", bins=6))
+    np.testing.assert_allclose(acc.result(), pairmi.mi_matrix(X, estimator="equal_frequency", edges=acc.edges[0]),
+                               rtol=0, atol=1e-12)
+
+
+def test_torch_chunks():
+    torch = pytest.importorskip("torch")
+    X = make("normal", 600, 4, 21).astype(np.float32)
+    E = pairmi.fit_edges(X)
+    got = pairmi.Accumulator(edges=E).update(torch.from_numpy(X[:300])).update(torch.from_numpy(X[300:])).result()
+    np.testing.assert_array_equal(got, pairmi.Accumulator(edges=E).update(X).result())
+
+
+# --- save and load --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("estimator", stream.STREAM_ESTIMATORS)
+def test_save_load_resume_is_bit_identical(tmp_path, estimator):
+    X = make("mixed", 1500, 5, 22)
+    E = pairmi.fit_edges(X[:300], estimator)
+    straight = pairmi.Accumulator(estimator, edges=E, units="nats").update(X[:700]).update(X[700:])
+    first = pairmi.Accumulator(estimator, edges=E, units="nats").update(X[:700])
+    first.save(tmp_path / "state.npz")
+    resumed = pairmi.Accumulator.load(tmp_path / "state.npz").update(X[700:])
+    assert resumed.n_samples == 1500 and resumed.units == "nats"
+    np.testing.assert_array_equal(resumed.result(), straight.result())
+    assert not [p for p in tmp_path.iterdir() if p.name != "state.npz"]
+
+
+def test_load_refuses_other_files_and_versions(tmp_path):
+    acc = pairmi.Accumulator().update(make("normal", 100, 3, 23))
+    acc.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    header = json.loads(str(arrays["header"]))
+    cases = {
+        "newer": {**arrays, "header": np.array(json.dumps({**header, "version": 99}))},
+        "other": {"weights": np.zeros(3)},
+        "shapes": {**arrays, "total_counts": np.zeros((1, 2, 15, 15), np.uint64)},
+    }
+    for name, content in cases.items():
+        np.savez(tmp_path / f"{name}.npz", **content)
+        with pytest.raises(ValueError, match=f"{name}.npz is not a readable pairmi accumulator state"):
+            pairmi.Accumulator.load(tmp_path / f"{name}.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="junk.npz"):
+        pairmi.Accumulator.load(tmp_path / "junk.npz")
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+X0 = make("normal", 200, 4, 24)
+NAN = X0.copy()
+NAN[5, 2] = np.nan
+
+BAD_UPDATES = [
+    ("variables", lambda a: a.update(X0[:, :3]), "3 variables; the accumulator has 4"),
+    ("dtype", lambda a: a.update(X0.astype(np.float32)), "dtype float32 differs"),
+    ("layers", lambda a: a.update(X0[None]), "the first was (n, d)"),
+    ("empty", lambda a: a.update(X0[:0]), "no samples"),
+    ("nan", lambda a: a.update(NAN), "NaN or Inf"),
+    ("y", lambda a: a.update(X0, X0), "pairs X against itself"),
+    ("1-d", lambda a: a.update(X0[:, 0]), "must be 2-d"),
+    ("strings", lambda a: a.update(np.array([["a"]])), "must hold numbers"),
+]
+
+
+@pytest.mark.parametrize("estimator", stream.STREAM_ESTIMATORS)
+@pytest.mark.parametrize("what,call,words", BAD_UPDATES, ids=[b[0] for b in BAD_UPDATES])
+def test_a_bad_chunk_is_refused_and_changes_nothing(estimator, what, call, words):
+    acc = pairmi.Accumulator(estimator, edges=pairmi.fit_edges(X0, estimator)).update(X0)
+    before = acc.result()
+    with pytest.raises((ValueError, TypeError), match=re.escape(words)):
+        call(acc)
+    assert acc.n_samples == 200
+    np.testing.assert_array_equal(acc.result(), before)
+
+
+def test_nan_policy_omit_drops_the_samples():
+    E = pairmi.fit_edges(X0)
+    got = pairmi.Accumulator(edges=E, nan_policy="omit").update(NAN).result()
+    np.testing.assert_array_equal(got, pairmi.Accumulator(edges=E).update(np.delete(NAN, 5, axis=0)).result())
+
+
+BAD_SETTINGS = [
+    ("ksg", lambda: pairmi.Accumulator("ksg"), "KSG has no statistics"),
+    ("shuffle", lambda: pairmi.Accumulator(correction="shuffle"), "correction"),
+    ("edges shape", lambda: pairmi.Accumulator(edges=np.zeros((3, 16))).update(X0), "edges must be (4, k)"),
+    ("edges unsorted", lambda: pairmi.Accumulator(edges=np.tile(np.arange(16.0)[::-1], (4, 1))).update(X0),
+     "must be sorted"),
+    ("edges nan", lambda: pairmi.Accumulator(edges=np.full((4, 16), np.nan)).update(X0), "finite"),
+    ("one bin", lambda: pairmi.Accumulator(edges=np.zeros((4, 2))).update(X0), "bins in [2, 255]"),
+    ("y missing", lambda: pairmi.Accumulator(edges=pairmi.fit_edges(X0), edges_y=pairmi.fit_edges(X0)).update(X0),
+     "pass y"),
+    ("no samples", lambda: pairmi.Accumulator().result(), "no samples yet"),
+    ("fit ksg", lambda: pairmi.fit_edges(X0, "ksg"), "streaming supports"),
+    ("fit knots", lambda: pairmi.fit_edges(X0, "gaussian_copula", bins=1), "knots"),
+]
+
+
+@pytest.mark.parametrize("what,call,words", BAD_SETTINGS, ids=[b[0] for b in BAD_SETTINGS])
+def test_bad_settings_get_a_clear_error(what, call, words):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert words in str(info.value)
+
+
+def test_merge_refuses_what_does_not_add_up():
+    a = pairmi.Accumulator(edges=pairmi.fit_edges(X0)).update(X0)
+    b = pairmi.Accumulator(edges=pairmi.fit_edges(X0 * 2)).update(X0)
+    c = pairmi.Accumulator("equal_frequency", edges=pairmi.fit_edges(X0, "equal_frequency")).update(X0)
+    before = a.result()
+    for other, words in ((b, "different edges"), (c, "estimator"), (object(), "only merge an Accumulator")):
+        with pytest.raises((ValueError, TypeError), match=words):
+            a.merge(other)
+    assert a.n_samples == 200
+    np.testing.assert_array_equal(a.result(), before)
+    empty = pairmi.Accumulator(edges=pairmi.fit_edges(X0 * 3))
+    with pytest.raises(ValueError, match="edges differ"):
+        empty.merge(a)
