@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     src = a.add_mutually_exclusive_group(required=True)
     src.add_argument("--text-file", type=Path, action="append", help="text file; each file is one text (repeatable)")
     src.add_argument("--text", action="append", help="text given inline (repeatable)")
+    src.add_argument("--corpus", type=Path, help="stream a corpus file through the model (one document per line, "
+                     "or per paragraph with --corpus-format paragraphs) into running totals: bounded memory")
+    src.add_argument("--python-docs", action="store_true", help="stream the offline corpus of Python's standard "
+                     "library docstrings (real English text, about 10^6 tokens, no download)")
     _add_estimator_args(a)
     a.add_argument("--layers", type=_parse_layers, default=None, metavar="all|I,J,..", help="layers to analyze (default: all)")
     a.add_argument("--dims", type=_parse_dims, default=None, metavar="all|A:B:S|I,J,..", help="units to pair (default: all)")
@@ -133,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--null", action="store_true", help="also score every pair on shuffled tokens (binned "
                    "estimators) and draw that null beside the observed MI")
     a.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    c = a.add_argument_group("corpus streaming (--corpus, --python-docs)")
+    c.add_argument("--corpus-format", choices=("lines", "paragraphs"), default="lines",
+                   help="documents of the corpus file: one per line, or blank-line separated (default: %(default)s)")
+    c.add_argument("--encoding", default="utf-8", help="encoding of text files (default: %(default)s)")
+    c.add_argument("--max-tokens", type=_positive, default=None, help="stop after this many tokens (default: all)")
+    c.add_argument("--batch-size", type=_positive, default=8, help="windows per forward pass (default: %(default)s)")
+    c.add_argument("--calibration-tokens", type=_positive, default=10_000,
+                   help="first tokens that fix the bin edges (default: %(default)s)")
+    c.add_argument("--keep-tokens", type=int, default=2_000,
+                   help="random tokens kept in mi.npz for the figures (default: %(default)s)")
+    c.add_argument("--save-every", type=float, default=300.0,
+                   help="seconds between saves of the running totals for --resume (default: %(default)s)")
 
     p = sub.add_parser("plot", help="redraw the figures of a saved analysis (no model needed)",
                        description="Redraw the PNG figures from the mi.npz that `pairmi analyze` saved.")
@@ -225,7 +241,8 @@ def _print_summary(analysis: Any) -> None:
     units = analysis.params.get("units", "bits")
     est = analysis.params.get("estimator")
     detail = f"{analysis.params.get('bins')} bins" if est in BINNED_ESTIMATORS else f"k={analysis.params.get('k', 3)}" if est == "ksg" else "ranks"
-    print(f"{'layer':>6} {'mean':>8} {'median':>8} {'q95':>8}   ({units}, {est}, {detail}, {len(analysis.tokens)} tokens)")
+    tokens = analysis.params.get("tokens", len(analysis.tokens))  # a corpus run keeps only a sample of them
+    print(f"{'layer':>6} {'mean':>8} {'median':>8} {'q95':>8}   ({units}, {est}, {detail}, {tokens:,} tokens)")
     for row in summary_rows(analysis):
         print(f"{row['name']:>6} {row['mean']:8.3f} {row['q50']:8.3f} {row['q95']:8.3f}")
 
@@ -247,6 +264,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
+    if args.corpus is not None or args.python_docs:
+        return _analyze_corpus(args)
     options = _options(args)
     if args.null and args.estimator not in BINNED_ESTIMATORS:
         raise ValueError(f"--null needs a binned estimator {BINNED_ESTIMATORS}")
@@ -258,6 +277,81 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
                                 dims=args.dims, threads=args.threads, null=args.null, resume=args.resume,
                                 figures=not args.no_figures)
     _print_summary(analysis)
+
+
+STATE_FILE = ".corpus-state.npz"
+
+
+def _analyze_corpus(args: argparse.Namespace) -> None:
+    """--corpus / --python-docs: stream documents through the model into an Accumulator."""
+    from .analysis import save, save_figures
+    from .corpus import analyze_corpus, python_docstrings, read_documents
+    from .stream import STREAM_ESTIMATORS
+
+    if args.estimator not in STREAM_ESTIMATORS:
+        raise ValueError(f"--corpus streams the estimators {STREAM_ESTIMATORS}; {args.estimator!r} has no "
+                         "statistics that add up over tokens")
+    if args.correction not in (None, "miller_madow"):
+        raise ValueError("--corpus supports --correction miller_madow (the null is reported as the plug-in bias)")
+    if args.keep_tokens < 0:
+        raise ValueError("--keep-tokens must be >= 0")
+    if args.bins == "auto":
+        raise ValueError("--corpus needs a fixed number of --bins")
+    if args.corpus is not None and not args.corpus.is_file():
+        raise ValueError(f"--corpus {args.corpus}: no such file")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file, not a folder")
+    args.out.mkdir(parents=True, exist_ok=True)
+    state = args.out / STATE_FILE
+    if state.exists() and not args.resume:
+        state.unlink()  # a fresh run
+    docs = python_docstrings() if args.python_docs else read_documents(
+        args.corpus, by="line" if args.corpus_format == "lines" else "paragraph", encoding=args.encoding)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar: ours
+    bar = _TokenBar(args.max_tokens)
+    try:
+        run = analyze_corpus(
+            args.model, docs, estimator=args.estimator, bins=args.bins, correction=args.correction, units=args.units,
+            layers=args.layers, dims=args.dims, site=args.site, max_length=args.max_length, stride=args.stride,
+            batch_size=args.batch_size, device=args.device, drop_first_token=args.drop_first_token,
+            max_tokens=args.max_tokens, calibration_tokens=args.calibration_tokens, keep_tokens=args.keep_tokens,
+            seed=args.seed, threads=args.threads, state_path=state, save_every=args.save_every, resume=args.resume,
+            progress=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        kept = f"running totals saved in {state}; rerun with --resume" if state.exists() else "nothing was saved yet"
+        print(f"pairmi analyze: interrupted: {kept}", file=sys.stderr)
+        raise SystemExit(130) from None
+    bar.close()
+    path = save(run.analysis, args.out)
+    written = [path, args.out / "summary.csv"] + ([] if args.no_figures else save_figures(run.analysis, args.out))
+    state.unlink(missing_ok=True)
+    print("wrote " + ", ".join(str(p) for p in written))
+    _print_summary(run.analysis)
+    if "bias" in run.analysis.extra:
+        iu = np.triu_indices(run.analysis.mi.shape[-1], k=1)
+        bias = float(run.analysis.extra["bias"][(slice(None), *iu)].mean())
+        print(f"   plug-in bias under independence at {run.tokens:,} tokens (first order), mean over layers and pairs: "
+              f"{bias:.4f} {args.units}")
+    print(f"time: model forward {run.seconds_model:.1f} s, MI accumulation {run.seconds_mi:.1f} s "
+          f"({run.tokens:,} tokens{f', resumed after {run.resumed_from:,}' if run.resumed_from else ''})")
+
+
+class _TokenBar:
+    """tqdm's bar of tokens done, rate and ETA (total known with --max-tokens), fed the running count."""
+
+    def __init__(self, total: int | None):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, unit="tok", unit_scale=True, desc="tokens", file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:

