@@ -4,7 +4,6 @@ lost or silently wrong, memory estimates below the real peak, and damaged or hos
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import subprocess

@@ -26,15 +26,16 @@ struct PairSlots {
   }
 };
 
-// Joint histograms of the row codes (base: code * bins) against four columns' codes, added to h0..h3.
-// Four histograms at once keep their increments independent (a repeated cell stalls one chain),
-// and each array is read four samples per load: the loop is bound by loads.
+// Joint histograms of the row codes (base: code * bins) against four columns' codes, added to
+// h[0..8): column k's counts go to h[k] for even samples and h[k + 4] for odd ones, so that
+// consecutive samples in one cell (the central bins of heavy-tailed data) do not wait on each
+// other's increment. Each array is read four samples per load: the loop is bound by loads.
 [[gnu::noinline]] inline void count_four(const std::uint16_t* __restrict base, std::size_t n,
-                                         const std::uint8_t* const* col, std::uint32_t* __restrict h0,
-                                         std::uint32_t* __restrict h1, std::uint32_t* __restrict h2,
-                                         std::uint32_t* __restrict h3) {
+                                         const std::uint8_t* const* col, std::uint32_t* const* h) {
   const std::uint8_t *__restrict y0 = col[0], *__restrict y1 = col[1], *__restrict y2 = col[2],
                      *__restrict y3 = col[3];
+  std::uint32_t *__restrict a0 = h[0], *__restrict a1 = h[1], *__restrict a2 = h[2], *__restrict a3 = h[3];
+  std::uint32_t *__restrict b0 = h[4], *__restrict b1 = h[5], *__restrict b2 = h[6], *__restrict b3 = h[7];
   std::size_t s = 0;
   for (; s + 4 <= n; s += 4) {
     std::uint64_t a;
@@ -44,19 +45,23 @@ struct PairSlots {
     std::memcpy(&c[1], y1 + s, 4);
     std::memcpy(&c[2], y2 + s, 4);
     std::memcpy(&c[3], y3 + s, 4);
-    for (int u = 0; u < 4; ++u) {
-      const std::uint32_t r = std::uint32_t(a >> (16 * u)) & 0xFFFF;
-      ++h0[r + ((c[0] >> (8 * u)) & 0xFF)];
-      ++h1[r + ((c[1] >> (8 * u)) & 0xFF)];
-      ++h2[r + ((c[2] >> (8 * u)) & 0xFF)];
-      ++h3[r + ((c[3] >> (8 * u)) & 0xFF)];
+    for (int u = 0; u < 4; u += 2) {
+      const std::uint32_t r = std::uint32_t(a >> (16 * u)) & 0xFFFF, q = std::uint32_t(a >> (16 * u + 16)) & 0xFFFF;
+      ++a0[r + ((c[0] >> (8 * u)) & 0xFF)];
+      ++a1[r + ((c[1] >> (8 * u)) & 0xFF)];
+      ++a2[r + ((c[2] >> (8 * u)) & 0xFF)];
+      ++a3[r + ((c[3] >> (8 * u)) & 0xFF)];
+      ++b0[q + ((c[0] >> (8 * u + 8)) & 0xFF)];
+      ++b1[q + ((c[1] >> (8 * u + 8)) & 0xFF)];
+      ++b2[q + ((c[2] >> (8 * u + 8)) & 0xFF)];
+      ++b3[q + ((c[3] >> (8 * u + 8)) & 0xFF)];
     }
   }
   for (; s < n; ++s) {
-    ++h0[base[s] + y0[s]];
-    ++h1[base[s] + y1[s]];
-    ++h2[base[s] + y2[s]];
-    ++h3[base[s] + y3[s]];
+    ++a0[base[s] + y0[s]];
+    ++a1[base[s] + y1[s]];
+    ++a2[base[s] + y2[s]];
+    ++a3[base[s] + y3[s]];
   }
 }
 
@@ -73,11 +78,11 @@ inline void add_pair_counts(const std::uint8_t* x, std::size_t dx, const std::ui
   if (upper) dy = dx;
   const std::size_t cells = std::size_t(bins) * std::size_t(bins);
   const PairSlots slot{dx, dy, upper};
-  // Rows x columns of codes per tile: about 64 KiB of each side's codes.
-  const std::size_t side = std::clamp<std::size_t>((std::size_t{64} << 10) / std::max<std::size_t>(n, 1), 4, 64);
+  // Rows x columns of codes per tile: about 128 KiB of each side's codes, well inside L2.
+  const std::size_t side = std::clamp<std::size_t>((std::size_t{128} << 10) / std::max<std::size_t>(n, 1), 4, 64);
   const auto tiles = make_tiles(layers, dx, dy, upper, side);
   for_each_tile(tiles, threads, {}, [&] {
-    return [&, base = std::vector<std::uint16_t>(n), hist = std::vector<std::uint32_t>(4 * cells)](
+    return [&, base = std::vector<std::uint16_t>(n), hist = std::vector<std::uint32_t>(8 * cells)](
                const Tile& t) mutable {
       for (std::size_t i = t.r0; i < t.r1; ++i) {
         const std::uint8_t* xi = x + (t.layer * dx + i) * n;
@@ -88,15 +93,14 @@ inline void add_pair_counts(const std::uint8_t* x, std::size_t dx, const std::ui
           const std::size_t m = std::min<std::size_t>(4, t.c1 - j);
           const std::uint8_t* col[4];
           for (std::size_t k = 0; k < 4; ++k) col[k] = yy + (t.layer * dy + j + std::min(k, m - 1)) * n;
-          std::uint32_t* h = hist.data();
-          count_four(base.data(), n, col, h, h + cells, h + 2 * cells, h + 3 * cells);
-          for (std::size_t k = 0; k < 4; ++k, h += cells) {
-            if (k < m) {
-              std::uint64_t* total = counts + (t.layer * slot.count() + slot(i, j + k)) * cells;
-              for (std::size_t c = 0; c < cells; ++c) total[c] += h[c];
-            }
-            std::memset(h, 0, cells * sizeof *h);
+          std::uint32_t* h[8];
+          for (std::size_t k = 0; k < 8; ++k) h[k] = hist.data() + k * cells;
+          count_four(base.data(), n, col, h);
+          for (std::size_t k = 0; k < m; ++k) {
+            std::uint64_t* total = counts + (t.layer * slot.count() + slot(i, j + k)) * cells;
+            for (std::size_t c = 0; c < cells; ++c) total[c] += std::uint64_t(h[k][c]) + h[k + 4][c];
           }
+          std::memset(hist.data(), 0, hist.size() * sizeof hist[0]);
         }
       }
     };
