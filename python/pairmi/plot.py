@@ -31,32 +31,120 @@ def _upper(mi: np.ndarray) -> np.ndarray:
     return mi[np.triu_indices(mi.shape[-1], k=1)]
 
 
-def pair(hs: Any, layer: int, i: int, j: int, *, bins: int = 15, estimator: str = "equal_width", units: str = "bits"):
-    """Scatter of units i and j over tokens, and their 2-D histogram, with the pair's MI in the title.
+def pair(hs: Any, layer: int, i: int, j: int, *, bins: int = 15, estimator: str = "equal_width", units: str = "bits",
+         overlay: bool = False, names: Sequence[str] | None = None):
+    """Scatter of units i and j over tokens and their 2-D histogram, with the pair's MI in the title.
 
     Parameters
     ----------
-    hs : HiddenStates or array, shape (n_layers, n_tokens, n_units)
+    hs : HiddenStates or array, shape (n_layers, n_tokens, n_units) or (n_tokens, n_units)
     layer, i, j : int
-        Layer index and the two units.
+        Layer index (ignored for a 2-d array) and the two units.
     bins, estimator, units
         As in :func:`pairmi.mi_matrix` (for 'ksg' and 'gaussian_copula', ``bins`` sets only the
         drawn equal-width histogram).
+    overlay : bool
+        Draw the samples over the histogram on one axis (the binned pair as the estimator sees
+        it), instead of side by side.
+    names : pair of str, optional
+        Axis labels; default ``unit i`` and ``unit j``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
-    x = _values(hs)[layer][:, [i, j]].astype(np.float64)
+    values = _values(hs)
+    x = (values if values.ndim == 2 else values[layer])[:, [i, j]].astype(np.float64)
     mi = mi_matrix(x, estimator=estimator, bins=bins, units=units)[0, 1]
     bins = min(bins, x.shape[0])
-    fig, (ax_s, ax_h) = _figure(10, 4.2, 2)
-    ax_s.plot(x[:, 0], x[:, 1], "o", ms=4, alpha=0.7)
-    ax_s.set(xlabel=f"unit {i}", ylabel=f"unit {j}", title=f"layer {layer}: tokens")
+    label_x, label_y = names if names is not None else (f"unit {i}", f"unit {j}")
     if estimator == "equal_frequency":
         edges = [np.percentile(v, np.linspace(0, 100, bins + 1)) for v in x.T]
     else:  # the histogram drawn for the continuous estimators is equal-width
         edges = [bins, bins]
     counts, ex, ey = np.histogram2d(x[:, 0], x[:, 1], bins=edges)
-    mesh = ax_h.pcolormesh(ex, ey, counts.T, cmap="viridis")
-    fig.colorbar(mesh, ax=ax_h, label="tokens")
-    ax_h.set(xlabel=f"unit {i}", ylabel=f"unit {j}", title=f"2-D histogram, MI = {mi:.3f} {units} ({estimator})")
+    title = f"MI = {mi:.3f} {units} ({estimator}{f', {bins} bins' if estimator in ('equal_width', 'equal_frequency') else ''})"
+    if overlay:
+        fig, ax_h = _figure(6, 5)
+        ax_s = ax_h
+    else:
+        fig, (ax_s, ax_h) = _figure(10, 4.2, 2)
+        ax_s.set(title=f"layer {layer}: tokens" if values.ndim == 3 else f"{x.shape[0]:,} samples")
+    mesh = ax_h.pcolormesh(ex, ey, counts.T, cmap="Blues" if overlay else "viridis")
+    fig.colorbar(mesh, ax=ax_h, label="samples per cell")
+    ax_s.plot(x[:, 0], x[:, 1], "o", ms=3 if overlay else 4, alpha=0.6, color="C1" if overlay else "C0",
+              markeredgewidth=0)
+    for ax in {ax_s, ax_h}:
+        ax.set(xlabel=label_x, ylabel=label_y)
+    ax_h.set(title=(f"{x.shape[0]:,} samples over their 2-D histogram\n" if overlay else "2-D histogram, ") + title)
+    return fig
+
+
+def marginals(x: Any, y: Any, *, estimator: str = "equal_width", bins: int = 15, units: str = "bits",
+              names: Sequence[str] = ("x", "y")):
+    """Each variable's binned distribution (share of samples per bin, at the bin centres) on one
+    axis, the legend giving each one's entropy: the H(X) and H(Y) of I(X;Y) = H(X) + H(Y) - H(X,Y).
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+    estimator : {'equal_width', 'equal_frequency'}
+        The bins, as in :func:`pairmi.mi_matrix`; the entropies are the ones it puts on its
+        diagonal.
+    bins, units
+        As in :func:`pairmi.mi_matrix`.
+    names : pair of str
+        Legend names.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if estimator not in ("equal_width", "equal_frequency"):
+        raise ValueError(f"marginals are drawn for the binned estimators, not {estimator!r}")
+    data = np.stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)], axis=1)
+    entropy = np.diag(mi_matrix(data, estimator=estimator, bins=bins, units=units))
+    fig, ax = _figure(7, 4.2)
+    for k, (v, name) in enumerate(zip(data.T, names)):
+        edges = np.percentile(v, np.linspace(0, 100, bins + 1)) if estimator == "equal_frequency" else bins
+        counts, e = np.histogram(v, bins=edges)
+        centres = (e[:-1] + e[1:]) / 2
+        ax.plot(centres, counts / v.size, "o-", color=f"C{k}", label=f"{name}: H = {entropy[k]:.3f} {units}")
+    ax.set(xlabel="value (bin centre)", ylabel="share of samples",
+           title=f"binned marginals, {estimator.replace('_', '-')}, {bins} bins, {data.shape[0]:,} samples")
+    ax.legend()
+    return fig
+
+
+def bias(curve: Any):
+    """Each estimator's mean estimate against the number of samples, and the truth as a line.
+
+    Parameters
+    ----------
+    curve : BiasCurve
+        From :func:`pairmi.bias_curve` (Gaussian pairs of one correlation).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, (ax, zoom) = _figure(13, 4.8, 2)
+    large = curve.sizes >= 1000  # where the estimates meet: their offsets from the truth, magnified
+    for k, (name, mean) in enumerate(curve.mean.items()):
+        style = "--" if "corrected" in name else "-"
+        ax.plot(curve.sizes, mean, style, marker="o", ms=4, color=f"C{k}", label=name)
+        ax.fill_between(curve.sizes, mean - curve.std[name], mean + curve.std[name], color=f"C{k}", alpha=0.12)
+        if large.sum() >= 2:
+            zoom.plot(curve.sizes[large], mean[large] - curve.truth, style, marker="o", ms=4, color=f"C{k}")
+    ax.axhline(curve.truth, color="k", lw=1.5, label=f"truth: -1/2 log2(1 - rho^2) = {curve.truth:.3f} {curve.units}")
+    zoom.axhline(0.0, color="k", lw=1.5)
+    for a in (ax, zoom):
+        a.set_xscale("log")
+    ax.set(xlabel="samples", ylabel=f"mean estimate ({curve.units})",
+           title=f"MI of a Gaussian pair, rho = {curve.rho:g}: mean of {curve.draws} draws (band: +-1 std)")
+    zoom.set(xlabel="samples", ylabel=f"mean estimate - truth ({curve.units})",
+             title=f"offset from the truth from 1,000 samples ({curve.bins} bins, KSG k = {curve.k})")
+    ax.legend(fontsize="small")
     return fig
 
 
