@@ -16,7 +16,8 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "python/pairmi directly."
     ) from exc
 
-from .api import ESTIMATORS, MITest, mi_layers, mi_matrix, mi_test, null_mi
+from .api import ESTIMATORS, MITest, fdr_tests, mi_layers, mi_matrix, mi_test, null_mi
+from .stats import fdr
 from .extract import HiddenStates, demo_model, hidden_states
 from .stream import Accumulator, fit_edges
 from .compare import BiasCurve, Comparison, bias_curve, compare, gaussian_mi
@@ -25,5 +26,5 @@ __version__: str = _core.__version__
 has_openmp: bool = _core.has_openmp
 
 __all__ = ["mi_matrix", "mi_layers", "null_mi", "mi_test", "MITest", "ESTIMATORS", "Accumulator", "fit_edges",
-           "compare", "Comparison", "bias_curve", "BiasCurve", "gaussian_mi",
+           "fdr", "fdr_tests", "compare", "Comparison", "bias_curve", "BiasCurve", "gaussian_mi",
            "hidden_states", "HiddenStates", "demo_model", "has_openmp", "__version__"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,7 +97,8 @@ def binned_mi(
 
 
 def permutation_nulls(
-    cx: Coded, cy: Coded | None, n_permutations: int, seed, scale: float, threads: int, out: np.ndarray
+    cx: Coded, cy: Coded | None, n_permutations: int, seed, scale: float, threads: int, out: np.ndarray,
+    reorder: Callable[[np.random.Generator, np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the MI matrices (layers, dx, dy) of n_permutations shufflings of the samples.
 
@@ -106,12 +107,16 @@ def permutation_nulls(
     are shuffled. Each layer draws from its own generator seeded with `seed`, so a layer's null
     does not depend on which other layers are computed with it. The codes are reused: a null
     costs one kernel pass. Every permutation is written into `out` (layers, dx, dy) and yields it,
-    so each must be used before the next is drawn.
+    so each must be used before the next is drawn. `reorder(rng, codes)` reorders each variable's
+    samples (default: shuffles them; see :class:`pairmi.stats.Rotations` for rotations).
     """
     target = cx if cy is None else cy
     rngs = [np.random.default_rng(seed) for _ in range(target.codes.shape[0])]
     for _ in range(n_permutations):
-        codes = np.stack([rng.permuted(layer, axis=-1) for rng, layer in zip(rngs, target.codes)])
+        if reorder is None:
+            codes = np.stack([rng.permuted(layer, axis=-1) for rng, layer in zip(rngs, target.codes)])
+        else:
+            codes = np.stack([reorder(rng, layer) for rng, layer in zip(rngs, target.codes)])
         shuffled = Coded(codes, target.entropy, target.bins)
         if cy is None:
             yield binned_mi(shuffled, None, scale, out, threads)

@@ -100,12 +100,15 @@ class StateBatch:
     layer_names : list of str
     windows : int
         Windows of the token stream this batch consumed (counted to resume a stream).
+    window_tokens : list of int
+        Tokens kept from each of them.
     """
 
     values: np.ndarray
     tokens: list[str]
     layer_names: list[str]
     windows: int
+    window_tokens: list[int]  # tokens kept from each window, in order: segments for rotation nulls
 
 
 def hidden_states(
@@ -190,7 +193,8 @@ def hidden_states(
         _model_name(model),
         site if isinstance(site, str) else ",".join(site),
         {"max_length": max_length, "stride": stride, "drop_first_token": drop_first_token,
-         "drop_special_tokens": drop_special_tokens, "texts": len(texts)},
+         "drop_special_tokens": drop_special_tokens, "texts": len(texts),
+         "window_tokens": [k for b in batches for k in b.window_tokens]},
     )
 
 
@@ -256,11 +260,22 @@ def iter_hidden_states(
                       for b, (_, keep) in enumerate(batch)]
             tokens = [tok for window in batch for tok in _kept_tokens(tokenizer, *window)]
             chunk = np.ascontiguousarray(np.concatenate(values, axis=1), dtype=np.float32)
+            kept = [len(keep) for _, keep in batch]
             if left is not None:
                 chunk, tokens = chunk[:, :left], tokens[:left]
+                kept = _cut_counts(kept, left)
                 left -= len(tokens)
             if tokens:
-                yield StateBatch(chunk, tokens, _layer_names(site, points, idx), len(batch))
+                yield StateBatch(chunk, tokens, _layer_names(site, points, idx), len(batch), [k for k in kept if k])
+
+
+def _cut_counts(counts: list[int], total: int) -> list[int]:
+    """Per-window token counts cut so that they add up to at most `total`."""
+    out = []
+    for c in counts:
+        out.append(min(c, max(total, 0)))
+        total -= c
+    return out
 
 
 def _loaded(model: Any, tokenizer: Any) -> tuple[Any, Any]:
