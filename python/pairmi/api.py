@@ -184,9 +184,11 @@ def _ksg_inputs(x: np.ndarray, y: np.ndarray | None, s: _Settings) -> tuple[np.n
     for v, name in ((x, "X"), (y, "Y")):
         if v is None:
             continue
-        share = stats.tie_shares(v).max(axis=0)
-        constant = (v.max(axis=1) == v.min(axis=1)).all(axis=0)  # share 1, but MI 0 by definition
-        heavy = np.flatnonzero((share > TIED_SHARE_WARNING) & ~constant)
+        share = stats.tie_shares(v)  # (layers, variables)
+        constant = v.max(axis=1) == v.min(axis=1)  # all tied, but MI 0 by definition
+        share[constant] = 0.0
+        share = share.max(axis=0)
+        heavy = np.flatnonzero(share > TIED_SHARE_WARNING)
         if heavy.size:
             warnings.warn(f"KSG: {heavy.size} variable(s) of {name} have over {TIED_SHARE_WARNING:.0%} of their samples "
                           f"tied (columns {heavy[:10].tolist()}, up to {share[heavy].max():.1%}): KSG overestimates on "

@@ -246,11 +246,13 @@ def iter_hidden_states(
         if next(windows, None) is None:
             return
     left = max_tokens
-    with torch.inference_mode(), _Recorder(points) as recorder:
-        while left is None or left > 0:
-            batch = list(itertools.islice(windows, batch_size))
-            if not batch:
-                return
+    while left is None or left > 0:
+        batch = list(itertools.islice(windows, batch_size))
+        if not batch:
+            return
+        # Inference mode and the hooks last one forward pass, never across a yield: a consumer that
+        # stops early must not leave them on the model or on torch's global state.
+        with torch.inference_mode(), _Recorder(points) as recorder:
             ids, mask = _pad(batch, tokenizer, device)
             out = _forward(model, ids, mask, hidden=points is None)
             acts = out.hidden_states if points is None else recorder.take()
@@ -258,15 +260,15 @@ def iter_hidden_states(
             stacked = torch.stack([acts[i].float() for i in idx])  # (L, batch, positions, units)
             values = [stacked[:, b, torch.as_tensor(keep, device=stacked.device)].cpu().numpy()
                       for b, (_, keep) in enumerate(batch)]
-            tokens = [tok for window in batch for tok in _kept_tokens(tokenizer, *window)]
-            chunk = np.ascontiguousarray(np.concatenate(values, axis=1), dtype=np.float32)
-            kept = [len(keep) for _, keep in batch]
-            if left is not None:
-                chunk, tokens = chunk[:, :left], tokens[:left]
-                kept = _cut_counts(kept, left)
-                left -= len(tokens)
-            if tokens:
-                yield StateBatch(chunk, tokens, _layer_names(site, points, idx), len(batch), [k for k in kept if k])
+        tokens = [tok for window in batch for tok in _kept_tokens(tokenizer, *window)]
+        chunk = np.ascontiguousarray(np.concatenate(values, axis=1), dtype=np.float32)
+        kept = [len(keep) for _, keep in batch]
+        if left is not None:
+            chunk, tokens = chunk[:, :left], tokens[:left]
+            kept = _cut_counts(kept, left)
+            left -= len(tokens)
+        if tokens:
+            yield StateBatch(chunk, tokens, _layer_names(site, points, idx), len(batch), [k for k in kept if k])
 
 
 def _cut_counts(counts: list[int], total: int) -> list[int]:
