@@ -45,10 +45,8 @@ def hidden_states(data: str, rng: np.random.Generator) -> np.ndarray:
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config()).eval()
-    ids = torch.randint(0, model.config.vocab_size, (1, TOKENS))
-    with torch.no_grad():
-        states = model(ids, output_hidden_states=True).hidden_states
-    return torch.stack(states)[:, 0].numpy().astype(np.float32)
+    ids = torch.randint(0, model.config.vocab_size, (TOKENS,)).tolist()
+    return pairmi.hidden_states(model, input_ids=ids).values  # the API's token-ids route: no tokenizer needed
 
 
 def best_of(fn, repeats):

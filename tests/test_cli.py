@@ -167,3 +167,30 @@ def test_analyze_other_estimators(tmp_path, extra, estimator):
 def test_null_needs_a_binned_estimator(tmp_path, capsys):
     assert main(["analyze", "--text", TEXT, "--estimator", "ksg", "--null", "--out", str(tmp_path)]) == 2
     assert "--null" in capsys.readouterr().err
+
+
+def test_text_file_problems_name_the_file(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(("Caf\xe9 cr\xe8me, tr\xe8s bien. " * 6).encode("latin-1"))
+    base = ["analyze", "--out", str(tmp_path / "r"), "--no-figures", "--threads", "1"]
+    assert main(base + ["--text-file", str(empty)]) == 2
+    assert f"--text-file {empty} is empty" in capsys.readouterr().err
+    assert main(base + ["--text-file", str(latin)]) == 2
+    err = capsys.readouterr().err
+    assert f"--text-file {latin} is not valid utf-8 text" in err and "--encoding" in err
+    assert main(base + ["--text-file", str(latin), "--encoding", "latin-1", "--layers", "0,1"]) == 0
+    assert main(base + ["--text-file", str(latin), "--encoding", "klingon"]) == 2
+    assert "not an encoding" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_fails_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import pairmi.extract
+
+    monkeypatch.setattr(pairmi.extract, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert main(["analyze", "--text", "some text", "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {target} is a file" in err and ".partial" not in err and "tmp" not in err.split(str(tmp_path))[0]

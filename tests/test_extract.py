@@ -116,3 +116,49 @@ def test_bad_arguments(gpt2_random, bert_tokenizer, kwargs, match):
 def test_cuda_without_cuda_is_a_clear_error(gpt2_random, bert_tokenizer):
     with pytest.raises(ValueError, match="no CUDA device"):
         pairmi.hidden_states(gpt2_random, TEXT, tokenizer=bert_tokenizer, device="cuda")
+
+
+# --- token ids, tokenizers, paths ---------------------------------------------------------------------
+
+
+def test_input_ids_route_needs_no_tokenizer(gpt2_random):
+    ids = list(range(100, 140))
+    hs = pairmi.hidden_states(gpt2_random, input_ids=ids)
+    np.testing.assert_allclose(hs.values, direct(gpt2_random, ids), atol=ATOL, rtol=0)
+    assert hs.tokens == [str(i) for i in ids]
+    two = pairmi.hidden_states(gpt2_random, input_ids=[ids[:10], ids[10:]], max_length=8)
+    assert two.values.shape[1] == 40 and two.meta["window_tokens"] == [8, 2, 8, 8, 8, 6]
+    for bad, words in (([], "input_ids is empty"), ([[1, 2], []], r"input_ids\[1\]"), ([-1, 2], "non-negative")):
+        with pytest.raises(ValueError, match=words):
+            pairmi.hidden_states(gpt2_random, input_ids=bad)
+    with pytest.raises(ValueError, match="one of them"):
+        pairmi.hidden_states(gpt2_random, TEXT, input_ids=ids)
+
+
+def test_model_folder_without_tokenizer_files(tmp_path, gpt2_random):
+    """Current transformers builds an empty tokenizer for such a folder: a clear error, never a
+    reshape traceback; --tokenizer / tokenizer= names one to use."""
+    import transformers
+
+    torch.manual_seed(2)
+    folder = tmp_path / "gpt2-no-tokenizer"
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2)).save_pretrained(folder)
+    try:
+        pairmi.hidden_states(str(folder), TEXT)
+    except (ValueError, OSError) as exc:
+        assert "tokenizer" in str(exc)
+    else:
+        pytest.fail("an empty tokenizer must be an error")
+    hs = pairmi.hidden_states(str(folder), TEXT, tokenizer="minilm")
+    assert hs.values.shape[0] == 2 and hs.tokens[0] == "[CLS]"
+    from pairmi.cli import main
+
+    assert main(["analyze", "--model", str(folder), "--tokenizer", "minilm", "--text", TEXT, "--out",
+                 str(tmp_path / "r"), "--no-figures", "--threads", "1"]) == 0
+
+
+def test_a_missing_local_folder_is_not_called_a_hub_id(tmp_path):
+    with pytest.raises(OSError, match="no model folder .*it is a path"):
+        pairmi.hidden_states(str(tmp_path / "no" / "such" / "model"), TEXT)
+    with pytest.raises(OSError, match="no model folder"):
+        pairmi.hidden_states("./gtp2-typo", TEXT)

@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Extract a model's hidden states for some text, compute the MI of every pair of "
                        "units in every layer, and write mi.npz, summary.csv and PNG figures into --out.")
     a.add_argument("--model", default="minilm", help="hub id (e.g. gpt2), local folder, or 'minilm' (bundled, offline; default)")
+    a.add_argument("--tokenizer", default=None, metavar="NAME_OR_PATH",
+                   help="tokenizer to use instead of the model's own (e.g. for a model folder without tokenizer files)")
     src = a.add_mutually_exclusive_group(required=True)
     src.add_argument("--text-file", type=Path, action="append", help="text file; each file is one text (repeatable)")
     src.add_argument("--text", action="append", help="text given inline (repeatable)")
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--python-docs", action="store_true", help="stream the offline corpus of Python's standard "
                      "library docstrings (real English text, about 10^6 tokens, no download)")
     _add_estimator_args(a)
+    a.add_argument("--encoding", default="utf-8", help="encoding of --text-file and --corpus (default: %(default)s)")
     a.add_argument("--layers", type=_parse_layers, default=None, metavar="all|I,J,..", help="layers to analyze (default: all)")
     a.add_argument("--dims", type=_parse_dims, default=None, metavar="all|A:B:S|I,J,..", help="units to pair (default: all)")
     a.add_argument("--site", choices=("residual", "mlp"), default="residual", help="residual stream or MLP neurons")
@@ -141,7 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
     c = a.add_argument_group("corpus streaming (--corpus, --python-docs)")
     c.add_argument("--corpus-format", choices=("lines", "paragraphs"), default="lines",
                    help="documents of the corpus file: one per line, or blank-line separated (default: %(default)s)")
-    c.add_argument("--encoding", default="utf-8", help="encoding of text files (default: %(default)s)")
     c.add_argument("--max-tokens", type=_positive, default=None, help="stop after this many tokens (default: all)")
     c.add_argument("--batch-size", type=_positive, default=8, help="windows per forward pass (default: %(default)s)")
     c.add_argument("--calibration-tokens", type=_positive, default=10_000,
@@ -199,10 +201,24 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
     texts = []
     for path in args.text_file:
         try:
-            texts.append(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding=args.encoding)
         except OSError as exc:
             raise ValueError(f"cannot read --text-file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"--text-file {path} is not valid {args.encoding} text (byte {exc.start}): pass its "
+                             "--encoding (e.g. latin-1)") from None
+        except LookupError:
+            raise ValueError(f"--encoding {args.encoding!r} is not an encoding Python knows") from None
+        if not text.strip():
+            raise ValueError(f"--text-file {path} is empty: nothing to analyze")
+        texts.append(text)
     return texts
+
+
+def _check_out(out: Path) -> None:
+    """--out must be a folder (or not exist yet): checked before any model loads."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
 
 
 def extract(model: str, texts: list[str], **kwargs: Any) -> Any:
@@ -245,7 +261,9 @@ def analyze_and_save(hs: Any, out: Path, *, options: dict[str, Any], extraction:
     return analysis
 
 
-def _extraction(model: str, texts: list[str], **kwargs: Any) -> dict[str, Any]:
+def _extraction(model: str, texts: list[str], tokenizer: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    if tokenizer is not None:
+        kwargs["tokenizer"] = tokenizer
     return {"model": model, "text_sha256": hashlib.sha256("\0".join(texts).encode()).hexdigest(), **kwargs}
 
 
@@ -284,10 +302,12 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     if args.null and args.estimator not in BINNED_ESTIMATORS:
         raise ValueError(f"--null needs a binned estimator {BINNED_ESTIMATORS}")
     texts = _read_texts(args)
+    _check_out(args.out)
     kwargs = {"layers": args.layers, "site": args.site, "drop_first_token": args.drop_first_token,
               "max_length": args.max_length, "stride": args.stride}
-    hs = extract(args.model, texts, device=args.device, **kwargs)
-    analysis = analyze_and_save(hs, args.out, options=options, extraction=_extraction(args.model, texts, **kwargs),
+    hs = extract(args.model, texts, device=args.device, tokenizer=args.tokenizer, **kwargs)
+    analysis = analyze_and_save(hs, args.out, options=options,
+                                extraction=_extraction(args.model, texts, tokenizer=args.tokenizer, **kwargs),
                                 dims=args.dims, threads=args.threads, null=args.null, resume=args.resume,
                                 figures=not args.no_figures)
     _print_summary(analysis)
@@ -313,8 +333,7 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         raise ValueError("--corpus needs a fixed number of --bins")
     if args.corpus is not None and not args.corpus.is_file():
         raise ValueError(f"--corpus {args.corpus}: no such file")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file, not a folder")
+    _check_out(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     state = args.out / STATE_FILE
     if state.exists() and not args.resume:
@@ -327,7 +346,7 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     bar = _TokenBar(args.max_tokens)
     try:
         run = analyze_corpus(
-            args.model, docs, estimator=args.estimator, bins=args.bins, correction=args.correction, units=args.units,
+            args.model, docs, tokenizer=args.tokenizer, estimator=args.estimator, bins=args.bins, correction=args.correction, units=args.units,
             layers=args.layers, dims=args.dims, site=args.site, max_length=args.max_length, stride=args.stride,
             batch_size=args.batch_size, device=args.device, drop_first_token=args.drop_first_token,
             max_tokens=args.max_tokens, calibration_tokens=args.calibration_tokens, keep_tokens=args.keep_tokens,
@@ -384,8 +403,7 @@ def _cmd_lesson(args: argparse.Namespace) -> None:
 
     if args.bins == "auto" or args.bins > args.samples:
         raise ValueError(f"--bins must be a number of bins up to --samples ({args.samples})")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file, not a folder")
+    _check_out(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     x = rng.normal(size=args.samples)

@@ -70,14 +70,36 @@ def _require(module: str) -> Any:
         raise ImportError(f"pairmi's extraction needs {module}: pip install 'pairmi[llm]'") from None
 
 
-def load_model(name: str) -> tuple[Any, Any]:
+def _model_path(name: str) -> str:
+    """The folder or hub id to load `name` from; a path-like name that is no folder is an error
+    (not a hub id that the hub would then fail to find)."""
+    if name == DEMO_MODEL:
+        return demo_model_path()
+    if os.path.isdir(name):
+        return name
+    if name.startswith((".", "/", "~")) or name.endswith(("/", os.sep)) or name.count("/") > 1 or os.sep in name.replace("/", ""):
+        raise OSError(f"no model folder {name!r} (it is a path, and no such folder exists)")
+    return name
+
+
+def load_tokenizer(name: str) -> Any:
+    """A tokenizer by name: ``'minilm'``, a local folder or a hub id."""
+    transformers = _require("transformers")
+    path = _model_path(name)
+    try:
+        return transformers.AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise OSError(f"could not load tokenizer {name!r}: {exc}") from exc
+
+
+def load_model(name: str, with_tokenizer: bool = True) -> tuple[Any, Any]:
     """(model, tokenizer) for ``'minilm'``, a local folder or a hub id such as ``'gpt2'``."""
     transformers = _require("transformers")
     AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
 
-    path = demo_model_path() if name == DEMO_MODEL else name
+    path = _model_path(name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path) if with_tokenizer else None
         model = AutoModel.from_pretrained(path)
     except OSError as exc:
         where = "folder" if os.path.isdir(path) else "hub id (no network, or no such model?)"
@@ -113,8 +135,9 @@ class StateBatch:
 
 def hidden_states(
     model: Any,
-    text_or_texts: str | Sequence[str],
+    text_or_texts: str | Sequence[str] | None = None,
     *,
+    input_ids: Sequence[Sequence[int]] | Sequence[int] | None = None,
     tokenizer: Any = None,
     layers: Sequence[int] | None = None,
     site: str | Sequence[str] = "residual",
@@ -135,8 +158,13 @@ def hidden_states(
         encoders both work.
     text_or_texts : str or sequence of str
         Every token of every text becomes one sample (row).
-    tokenizer : transformers tokenizer, optional
-        Needed when ``model`` is a loaded model without its own.
+    input_ids : sequence of int, or sequence of sequences of int, optional
+        Token ids instead of text (one sequence per text), from any tokenizer: they go to the model
+        as given, with no special tokens added. Then ``tokenizer`` is optional (it names the
+        tokens; without it they are the ids).
+    tokenizer : transformers tokenizer or str, optional
+        Needed when ``model`` is a loaded model without its own; a name or folder is loaded (use
+        it for a model folder without tokenizer files).
     layers : sequence of int, optional
         Layers to keep (indices into the full list; negative counts from the end). Default: all.
     site : str or sequence of str
@@ -174,17 +202,22 @@ def hidden_states(
     >>> hs.values.shape  # doctest: +SKIP
     (7, 11, 384)
     """
-    texts = [text_or_texts] if isinstance(text_or_texts, str) else list(text_or_texts)
-    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
-        raise ValueError("text_or_texts must be a non-empty string or a list of non-empty strings")
-    model, tokenizer = _loaded(model, tokenizer)
+    if (text_or_texts is None) == (input_ids is None):
+        raise ValueError("pass the text (text_or_texts) or input_ids, one of them")
+    if input_ids is not None:
+        texts: list[Any] = _id_sequences(input_ids)
+    else:
+        texts = [text_or_texts] if isinstance(text_or_texts, str) else list(text_or_texts)
+        if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise ValueError("text_or_texts must be a non-empty string or a list of non-empty strings")
+    model, tokenizer = _loaded(model, tokenizer, need_tokenizer=input_ids is None)
     batches = list(iter_hidden_states(model, texts, tokenizer=tokenizer, layers=layers, site=site,
                                       max_length=max_length, stride=stride, batch_size=batch_size, device=device,
                                       drop_first_token=drop_first_token, drop_special_tokens=drop_special_tokens))
     if not batches:
         raise ValueError(f"the text(s) became no tokens with this tokenizer ({type(tokenizer).__name__}, "
                          f"vocabulary of {len(tokenizer)}): a model folder without tokenizer files gets an empty "
-                         "one; pass tokenizer= (a name or a loaded tokenizer)")
+                         "one; pass tokenizer= (a name or a loaded tokenizer), or input_ids=")
     max_length, stride = _window_sizes(model, max_length, stride)
     return HiddenStates(
         np.concatenate([b.values for b in batches], axis=1),
@@ -231,7 +264,7 @@ def iter_hidden_states(
     StateBatch
     """
     torch = _require("torch")
-    model, tokenizer = _loaded(model, tokenizer)
+    model, tokenizer = _loaded(model, tokenizer, need_tokenizer=False)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_tokens is not None and max_tokens < 1:
@@ -280,16 +313,36 @@ def _cut_counts(counts: list[int], total: int) -> list[int]:
     return out
 
 
-def _loaded(model: Any, tokenizer: Any) -> tuple[Any, Any]:
-    """(model, tokenizer): a name loaded, or a loaded model with its tokenizer."""
+def _loaded(model: Any, tokenizer: Any, need_tokenizer: bool = True) -> tuple[Any, Any]:
+    """(model, tokenizer): names loaded, or a loaded model with its tokenizer (None allowed when
+    the input is token ids)."""
+    if isinstance(tokenizer, str):
+        tokenizer = load_tokenizer(tokenizer)
     if isinstance(model, str):
-        model, loaded_tokenizer = load_model(model)
+        model, loaded_tokenizer = load_model(model, with_tokenizer=tokenizer is None)
         tokenizer = tokenizer or loaded_tokenizer
     if tokenizer is None:
         tokenizer = getattr(model, "tokenizer", None)  # TransformerLens models may carry one
-    if tokenizer is None:
-        raise ValueError("a loaded model needs its tokenizer: hidden_states(model, text, tokenizer=...)")
+    if tokenizer is None and need_tokenizer:
+        raise ValueError("a loaded model needs its tokenizer: hidden_states(model, text, tokenizer=...), or "
+                         "pass input_ids=")
     return model, tokenizer
+
+
+def _id_sequences(input_ids: Any) -> list[list[int]]:
+    """input_ids as a list of non-empty lists of ints (one flat sequence is one text)."""
+    seqs = list(input_ids)
+    if seqs and all(isinstance(v, (int, np.integer)) for v in seqs):
+        seqs = [seqs]
+    out = []
+    for k, seq in enumerate(seqs):
+        ids = np.asarray(seq)
+        if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu" or (ids < 0).any():
+            raise ValueError(f"input_ids[{k}] must be a non-empty sequence of non-negative token ids")
+        out.append(ids.tolist())
+    if not out:
+        raise ValueError("input_ids is empty")
+    return out
 
 
 def _model_name(model: Any) -> str:
@@ -310,9 +363,13 @@ def _window_sizes(model: Any, max_length: int | None, stride: int | None) -> tup
 def _stream_windows(tokenizer: Any, docs: Iterable[Any], max_length: int, stride: int, drop_first: bool,
                     drop_special: bool) -> Iterator[tuple[list[int], list[int]]]:
     for k, doc in enumerate(docs):
-        if not isinstance(doc, str):
+        if isinstance(doc, list):  # token ids, used as given
+            yield from _id_windows(doc, max_length, stride, drop_first)
+        elif not isinstance(doc, str):
             raise TypeError(f"document {k} is a {type(doc).__name__}, not a string")
-        if doc.strip():
+        elif doc.strip():
+            if tokenizer is None:
+                raise ValueError("text needs a tokenizer: pass tokenizer=, or input_ids=")
             yield from _windows(tokenizer, doc, max_length, stride, drop_first, drop_special)
 
 
@@ -371,6 +428,11 @@ def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return [], []
 
 
+def _id_windows(ids: list[int], max_length: int, stride: int, drop_first: bool):
+    """Windows of a sequence of token ids given by the caller: no special tokens around them."""
+    yield from _windows_of(ids, [], [], max_length, stride, drop_first, False)
+
+
 def _windows(tokenizer: Any, text: str, max_length: int, stride: int, drop_first: bool, drop_special: bool = False):
     """(input ids, positions kept as samples) for each window of one text (none if it has no tokens)."""
     # verbose=False: no warning that the text is longer than the model's context (windows cut it)
@@ -378,6 +440,12 @@ def _windows(tokenizer: Any, text: str, max_length: int, stride: int, drop_first
     if not ids:
         return
     before, after = _special_tokens(tokenizer)
+    yield from _windows_of(ids, before, after, max_length, stride, drop_first, drop_special)
+
+
+def _windows_of(ids: list[int], before: list[int], after: list[int], max_length: int, stride: int, drop_first: bool,
+                drop_special: bool):
+    """(window ids, kept positions) over ids, each window wrapped in the special tokens before/after."""
     body = max_length - len(before) - len(after)
     if body < 1:
         raise ValueError(f"max_length={max_length} leaves no room beside the special tokens")
@@ -403,7 +471,8 @@ def _pad(batch, tokenizer: Any, device: str):
     import torch
 
     length = max(len(ids) for ids, _ in batch)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = getattr(tokenizer, "pad_token_id", None)
+    pad = 0 if pad is None else pad  # padding is masked and never kept
     ids = torch.full((len(batch), length), pad, dtype=torch.long)
     mask = torch.zeros((len(batch), length), dtype=torch.long)
     for b, (window, _) in enumerate(batch):
@@ -413,7 +482,7 @@ def _pad(batch, tokenizer: Any, device: str):
 
 
 def _kept_tokens(tokenizer: Any, window: list[int], keep: list[int]) -> list[str]:
-    toks = tokenizer.convert_ids_to_tokens(window)
+    toks = [str(i) for i in window] if tokenizer is None else tokenizer.convert_ids_to_tokens(window)
     return [toks[p] for p in keep]
 
 
