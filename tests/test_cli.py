@@ -194,3 +194,41 @@ def test_out_that_is_a_file_fails_before_the_model_loads(tmp_path, capsys, monke
     assert main(["analyze", "--text", "some text", "--out", str(target)]) == 2
     err = capsys.readouterr().err
     assert f"--out {target} is a file" in err and ".partial" not in err and "tmp" not in err.split(str(tmp_path))[0]
+
+
+def test_reusing_out_needs_overwrite_and_leaves_no_stale_files(tmp_path, tiny_gpt2_dir, capsys):
+    out = tmp_path / "r"
+    base = ["analyze", "--model", str(tiny_gpt2_dir), "--text", TEXT, "--out", str(out), "--threads", "1"]
+    assert main(base + ["--layers", "0,1,2"]) == 0
+    assert (out / "layer_L1.png").exists() is False and (out / "layer_L2.png").exists()
+    capsys.readouterr()
+    assert main(base + ["--layers", "0,1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds an earlier run" in err and "pass --overwrite" in err
+    assert main(base + ["--layers", "0,1", "--overwrite"]) == 0
+    assert not (out / "layer_L2.png").exists() and (out / "layer_L1.png").exists()  # the earlier figure is gone
+    assert load(out).layer_names == ["L0", "L1"]
+
+
+def test_ctrl_c_before_any_layer_claims_nothing_kept(tmp_path, tiny_gpt2_dir, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pairmi.analysis, "mi_layers", interrupted)
+    out = tmp_path / "r"
+    assert main(["analyze", "--model", str(tiny_gpt2_dir), "--text", TEXT, "--out", str(out), "--no-figures"]) == 130
+    err = capsys.readouterr().err
+    assert "no layer had finished, so nothing was kept" in err and "--resume" not in err
+    assert not list(out.glob(".partial-*"))
+
+
+def test_null_is_reported_by_default_at_few_tokens(tmp_path, tiny_gpt2_dir, capsys):
+    args = ["analyze", "--model", str(tiny_gpt2_dir), "--text", TEXT, "--threads", "1", "--no-figures"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "null (shuffled tokens), mean over layers and pairs" in out and "within the null" in out
+    assert "null" in load(tmp_path / "a").extra
+    assert main(args + ["--out", str(tmp_path / "b"), "--no-null"]) == 0
+    assert "null (shuffled" not in capsys.readouterr().out
+    assert main(args + ["--out", str(tmp_path / "c"), "--estimator", "ksg"]) == 0
+    assert "null (shuffled" not in capsys.readouterr().out  # KSG has no plug-in bias to show

@@ -138,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default="cpu", help="torch device for the forward pass (default: cpu)")
     a.add_argument("--out", type=Path, required=True, help="output folder")
     a.add_argument("--resume", action="store_true", help="reuse layers an interrupted run with the same settings saved")
-    a.add_argument("--null", action="store_true", help="also score every pair on shuffled tokens (binned "
+    a.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    a.add_argument("--no-null", action="store_true", help="skip the shuffled-token null that binned estimators get "
+                   "by default when tokens are few for their bins")
+    a.add_argument("--null", action="store_true", help="always score every pair on shuffled tokens (binned "
                    "estimators) and draw that null beside the observed MI")
     a.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     c = a.add_argument_group("corpus streaming (--corpus, --python-docs)")
@@ -249,9 +252,19 @@ def analyze_and_save(hs: Any, out: Path, *, options: dict[str, Any], extraction:
     if not resume and ckpt.exists():
         for f in ckpt.glob("layer*.npz"):
             f.unlink()
-    analysis = analyze(hs, dims=dims, threads=threads, null=null, checkpoint_dir=ckpt,
-                       on_layer=_Progress(options.get("estimator", "")),
-                       params={"text_sha256": extraction["text_sha256"]}, **options)
+    try:
+        analysis = analyze(hs, dims=dims, threads=threads, null=null, checkpoint_dir=ckpt,
+                           on_layer=_Progress(options.get("estimator", "")),
+                           params={"text_sha256": extraction["text_sha256"]}, **options)
+    except KeyboardInterrupt:
+        done = len(list(ckpt.glob("layer*.npz"))) if ckpt.exists() else 0
+        kept = (f"{done} finished layer(s) are kept in {out}: rerun with --resume" if done else
+                "no layer had finished, so nothing was kept")
+        _remove_if_empty(ckpt)
+        raise _Interrupted(f"interrupted; {kept}") from None
+    except BaseException:
+        _remove_if_empty(ckpt)
+        raise
     path = save(analysis, out)
     for f in ckpt.glob("layer*.npz"):
         f.unlink()
@@ -259,6 +272,42 @@ def analyze_and_save(hs: Any, out: Path, *, options: dict[str, Any], extraction:
     written = [path, out / "summary.csv"] + (save_figures(analysis, out) if figures else [])
     print("wrote " + ", ".join(str(p) for p in written))
     return analysis
+
+
+# What pairmi writes into --out (figures in any --format): an earlier run's copies of these are
+# replaced whole with --overwrite, never left beside new ones.
+STATE_FILE = ".corpus-state.npz"
+OUTPUTS = ("mi.npz", "summary.csv", "layers.*", "layer_*.*", "pair.*", STATE_FILE)
+
+
+class _Interrupted(Exception):
+    """Ctrl-C, with what the interrupted command kept (main prints it and exits 130)."""
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an --out holding an earlier run unless resuming it or told to overwrite it; with
+    --overwrite remove that run's files first. Checked before any model loads."""
+    _check_out(out)
+    earlier = sorted({p for pattern in OUTPUTS for p in out.glob(pattern)} |
+                     {p for p in out.glob(".partial-*") if any(p.glob("layer*.npz"))}) if out.is_dir() else []
+    if not earlier or resume:
+        return
+    if not overwrite:
+        names = ", ".join(p.name for p in earlier[:4]) + (", ..." if len(earlier) > 4 else "")
+        raise ValueError(f"--out {out} holds an earlier run ({names}): pass --overwrite to replace it, --resume to "
+                         "continue an interrupted run of the same settings, or another --out")
+    for p in earlier:
+        if p.is_dir():
+            for f in p.iterdir():
+                f.unlink()
+            p.rmdir()
+        else:
+            p.unlink()
 
 
 def _extraction(model: str, texts: list[str], tokenizer: str | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -301,19 +350,47 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     options = _options(args)
     if args.null and args.estimator not in BINNED_ESTIMATORS:
         raise ValueError(f"--null needs a binned estimator {BINNED_ESTIMATORS}")
+    if args.null and args.no_null:
+        raise ValueError("--null and --no-null contradict each other")
     texts = _read_texts(args)
-    _check_out(args.out)
+    _prepare_out(args.out, args.resume, args.overwrite)
     kwargs = {"layers": args.layers, "site": args.site, "drop_first_token": args.drop_first_token,
               "max_length": args.max_length, "stride": args.stride}
     hs = extract(args.model, texts, device=args.device, tokenizer=args.tokenizer, **kwargs)
+    null = args.null or (args.estimator in BINNED_ESTIMATORS and not args.no_null
+                         and _few_tokens(len(hs.tokens), args.bins))
     analysis = analyze_and_save(hs, args.out, options=options,
                                 extraction=_extraction(args.model, texts, tokenizer=args.tokenizer, **kwargs),
-                                dims=args.dims, threads=args.threads, null=args.null, resume=args.resume,
+                                dims=args.dims, threads=args.threads, null=null, resume=args.resume,
                                 figures=not args.no_figures)
     _print_summary(analysis)
+    _print_null(analysis)
 
 
-STATE_FILE = ".corpus-state.npz"
+def _few_tokens(n: int, bins: int | str) -> bool:
+    """Few samples for the joint histogram's cells (under 20 a cell on average): plug-in MI is
+    then mostly bias, and analyze computes the null by default."""
+    b = 15 if bins == "auto" else int(bins)
+    return n < 20 * b * b
+
+
+def _print_null(analysis: Any) -> None:
+    """The shuffled-token null beside the observed values, and one line on how they compare."""
+    null = analysis.extra.get("null")
+    if null is None:
+        return
+    iu = np.triu_indices(analysis.mi.shape[-1], k=1)
+    pooled = null[(slice(None), *iu)]
+    q95 = float(np.quantile(pooled, 0.95))
+    means = analysis.mi[(slice(None), *iu)].mean(axis=1)
+    units = analysis.params.get("units", "bits")
+    print(f"   null (shuffled tokens), mean over layers and pairs: {pooled.mean():.3f} {units} (95th percentile "
+          f"{q95:.3f}): the plug-in bias at {len(analysis.tokens):,} tokens")
+    within = [name for name, m in zip(analysis.layer_names, means) if m <= q95]
+    if len(within) == len(means):
+        print("   every layer's mean MI is within the null: at this many tokens these values are bias, not dependence")
+    elif within:
+        print(f"   layers {', '.join(within)} have mean MI within the null; the others exceed its 95th percentile")
 
 
 def _analyze_corpus(args: argparse.Namespace) -> None:
@@ -333,7 +410,7 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         raise ValueError("--corpus needs a fixed number of --bins")
     if args.corpus is not None and not args.corpus.is_file():
         raise ValueError(f"--corpus {args.corpus}: no such file")
-    _check_out(args.out)
+    _prepare_out(args.out, args.resume, args.overwrite)
     args.out.mkdir(parents=True, exist_ok=True)
     state = args.out / STATE_FILE
     if state.exists() and not args.resume:
@@ -355,8 +432,7 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         bar.close()
         kept = f"running totals saved in {state}; rerun with --resume" if state.exists() else "nothing was saved yet"
-        print(f"pairmi analyze: interrupted: {kept}", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise _Interrupted(f"interrupted; {kept}") from None
     bar.close()
     path = save(run.analysis, args.out)
     written = [path, args.out / "summary.csv"] + ([] if args.no_figures else save_figures(run.analysis, args.out))
@@ -435,6 +511,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     for estimator in ESTIMATORS:
         binned = estimator in BINNED_ESTIMATORS
         options = {"estimator": estimator, "units": "bits", **({"bins": 15} if binned else {})}
+        _prepare_out(args.out / estimator, resume=False, overwrite=True)  # the demo replaces its own results
         analysis = analyze_and_save(hs, args.out / estimator, options=options,
                                     extraction=_extraction("minilm", [DEMO_TEXT]), threads=args.threads, null=binned)
         _print_summary(analysis)
@@ -454,8 +531,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, ImportError, NotImplementedError) as exc:
         print(f"pairmi {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except _Interrupted as exc:
+        print(f"\npairmi {args.command}: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print(f"pairmi {args.command}: interrupted; finished layers are kept, rerun with --resume", file=sys.stderr)
+        print(f"\npairmi {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
 
