@@ -232,3 +232,56 @@ def test_null_is_reported_by_default_at_few_tokens(tmp_path, tiny_gpt2_dir, caps
     assert "null (shuffled" not in capsys.readouterr().out
     assert main(args + ["--out", str(tmp_path / "c"), "--estimator", "ksg"]) == 0
     assert "null (shuffled" not in capsys.readouterr().out  # KSG has no plug-in bias to show
+
+
+def test_degenerate_units_pair_choice_formats_and_saved_states(tmp_path, capsys):
+    """MiniLM's last layer has units scaled by ~1e-32 (127, 223, 319): reported, counted in
+    summary.csv and skipped by the pair figure, which is chosen against the null and says so."""
+    text = "Turkish coffee is brewed slowly in a small pot, and the grounds settle at the bottom of the cup. " * 3
+    out = tmp_path / "r"
+    assert main(["analyze", "--text", text, "--layers", "0,6", "--out", str(out), "--threads", "2",
+                 "--save-states", "none", "--format", "svg"]) == 0
+    printed = capsys.readouterr().out
+    assert "degenerate units" in printed and "L6: 127, 223, 319" in printed
+    saved = load(out)
+    assert saved.hidden_states is None and "degenerate" in saved.extra
+    np.testing.assert_array_equal(np.flatnonzero(saved.extra["degenerate"][1]), [127, 223, 319])
+    header, first, last = (out / "summary.csv").read_text().splitlines()
+    assert "degenerate_units" in header and last.split(",")[header.split(",").index("degenerate_units")] == "3"
+    assert (out / "pair.svg").exists()  # drawn from the run's states before mi.npz dropped them
+    assert (out / "layers.svg").read_text().lstrip().startswith("<?xml")
+    assert main(["plot", str(out), "--out", str(tmp_path / "redrawn")]) == 0
+    assert not (tmp_path / "redrawn" / "pair.png").exists()  # no states saved: no pair to redraw
+    from pairmi.analysis import chosen_pair
+
+    again = tmp_path / "s"
+    assert main(["analyze", "--text", text, "--layers", "0,6", "--out", str(again), "--threads", "2",
+                 "--no-figures"]) == 0
+    analysis = load(again)
+    assert analysis.hidden_states.shape[1] == len(analysis.tokens)  # under 2,000 tokens: all kept
+    k, i, j, how = chosen_pair(analysis)
+    assert k == 1 and {i, j}.isdisjoint({127, 223, 319}) and "above its shuffled-token null" in how
+    corrected = analysis.mi[1] - analysis.extra["null"][1]
+    assert corrected[i, j] == max(corrected[a, b] for a in range(384) for b in range(384)
+                                  if a != b and not {a, b} & {127, 223, 319})
+    assert chosen_pair(analysis, ("L0", 5, 7))[:3] == (0, 5, 7)
+    with pytest.raises(ValueError, match="not among the analysed units"):
+        chosen_pair(analysis, (0, 5, 999))
+    assert main(["plot", str(again), "--pair", "L6,12,305", "--dpi", "50"]) == 0
+    assert (again / "pair.png").exists()
+
+
+def test_save_states_sample_keeps_a_seeded_subset(tmp_path):
+    from pairmi.analysis import Analysis, save
+
+    values = np.random.default_rng(0).normal(size=(2, 5000, 3)).astype(np.float32)
+    a = Analysis(np.zeros((2, 3, 3), np.float32), ["L0", "L1"], ["t"] * 5000, np.arange(3), {}, values)
+    save(a, tmp_path / "a")
+    saved = load(tmp_path / "a")
+    index = saved.extra["states_index"]
+    assert saved.hidden_states.shape == (2, 2000, 3) and np.all(np.diff(index) > 0)
+    np.testing.assert_array_equal(saved.hidden_states, values[:, index])
+    save(a, tmp_path / "b", states="all")
+    assert load(tmp_path / "b").hidden_states.shape == (2, 5000, 3)
+    with pytest.raises(ValueError, match="states must be one of"):
+        save(a, tmp_path / "c", states="some")

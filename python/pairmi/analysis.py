@@ -58,6 +58,7 @@ def analyze(
     checkpoint_dir: str | os.PathLike | None = None,
     on_layer: Callable[[int, int, bool], None] | None = None,
     params: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     **options: Any,
 ) -> Analysis:
     """All-pairs MI of every layer of `hs`, one layer at a time.
@@ -76,6 +77,8 @@ def analyze(
         recomputed, so an interrupted run resumes. Use one folder per set of inputs and settings.
     on_layer : callable(layer, n_layers, resumed), optional
         Called after each layer (for progress bars).
+    progress : callable(done, total), optional
+        Called between tiles of pairs inside each layer (as :func:`pairmi.mi_layers`).
     params : dict, optional
         Extra settings to record (model, text, ...).
     **options
@@ -96,7 +99,7 @@ def analyze(
         layer = _load_checkpoint(path, (dim_idx.size, dim_idx.size), null)
         resumed = layer is not None
         if layer is None:
-            layer = _analyze_layer(values[k][:, dim_idx], threads, null, options)
+            layer = _analyze_layer(values[k][:, dim_idx], threads, null, options, progress)
             if path is not None:
                 buf = io.BytesIO()
                 np.savez(buf, **layer)
@@ -106,10 +109,25 @@ def analyze(
             nulls.append(layer["null"])
         if on_layer is not None:
             on_layer(k, n_layers, resumed)
+    degenerate = degenerate_units(values[:, :, dim_idx])
     settings = {"estimator": "equal_width", "bins": 15, "units": "bits", **options, "site": hs.site,
                 "model": hs.model_name, "pairmi_version": __version__, **hs.meta, **(params or {})}
     extra = {"null": np.stack(nulls)} if null else {}
+    extra["degenerate"] = degenerate
     return Analysis(np.stack(mis), list(hs.layer_names), list(hs.tokens), dim_idx, settings, values, extra)
+
+
+# A unit whose spread over the tokens is below this share of its layer's median spread is degenerate:
+# constant, or scaled far below its neighbours (MiniLM's last layer: units 127, 223, 319 at ~1e-32).
+DEGENERATE_SPREAD = 1e-6
+
+
+def degenerate_units(values: np.ndarray) -> np.ndarray:
+    """(layers, units) bool: units that are constant or near-constant for their layer's scale,
+    from values (layers, tokens, units). Their MI is 0 or noise; figures skip them."""
+    spread = values.std(axis=1, dtype=np.float64)
+    typical = np.array([np.median(s[s > 0]) if (s > 0).any() else 0.0 for s in spread])
+    return spread <= DEGENERATE_SPREAD * typical[:, None]
 
 
 def _load_checkpoint(path: Path | None, shape: tuple[int, int], null: bool) -> dict[str, np.ndarray] | None:
@@ -129,8 +147,9 @@ def _load_checkpoint(path: Path | None, shape: tuple[int, int], null: bool) -> d
     return layer
 
 
-def _analyze_layer(x: np.ndarray, threads: int | None, null: bool, options: dict[str, Any]) -> dict[str, np.ndarray]:
-    layer = {"mi": mi_layers(x[None], threads=threads, **options)[0]}
+def _analyze_layer(x: np.ndarray, threads: int | None, null: bool, options: dict[str, Any],
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    layer = {"mi": mi_layers(x[None], threads=threads, progress=progress, **options)[0]}
     if null:
         keep = {k: v for k, v in options.items() if k in ("estimator", "bins", "units", "seed")}
         layer["null"] = null_mi(x, n_permutations=1, threads=threads, **keep)[0]
@@ -144,8 +163,20 @@ def safe_name(name: str) -> str:
     return cleaned or "_"
 
 
-def save(analysis: Analysis, out: str | os.PathLike) -> Path:
-    """Write ``mi.npz`` and ``summary.csv`` into the folder `out` (created if needed)."""
+STATES = ("none", "sample", "all")
+SAMPLE_TOKENS = 2000  # enough tokens for a pair's scatter and histogram
+
+
+def save(analysis: Analysis, out: str | os.PathLike, states: str = "sample", seed: int = 0) -> Path:
+    """Write ``mi.npz`` and ``summary.csv`` into the folder `out` (created if needed).
+
+    `states`: the hidden states kept for redrawing figures: ``'all'``, ``'none'``, or
+    ``'sample'`` (default): all if there are at most 2,000 tokens, else 2,000 of them drawn at
+    random (seeded; their positions saved as ``states_index``). The GPT-2 MLP run's states
+    alone were 402 MB.
+    """
+    if states not in STATES:
+        raise ValueError(f"states must be one of {STATES}, got {states!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {
@@ -156,8 +187,13 @@ def save(analysis: Analysis, out: str | os.PathLike) -> Path:
         "params": np.array(json.dumps(analysis.params, sort_keys=True)),
         **analysis.extra,
     }
-    if analysis.hidden_states is not None:
-        arrays["hidden_states"] = analysis.hidden_states.astype(np.float32, copy=False)
+    kept = analysis.hidden_states if states != "none" else None
+    if kept is not None and states == "sample" and kept.shape[1] > SAMPLE_TOKENS:
+        index = np.sort(np.random.default_rng(seed).choice(kept.shape[1], SAMPLE_TOKENS, replace=False))
+        kept = kept[:, index]
+        arrays["states_index"] = index
+    if kept is not None:
+        arrays["hidden_states"] = kept.astype(np.float32, copy=False)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(out / "mi.npz", buf.getvalue())
@@ -212,6 +248,9 @@ def _analysis_from(z: dict[str, np.ndarray]) -> Analysis:
     null = extra.get("null")
     if null is not None and null.shape != mi.shape:
         raise ValueError(f"'null' must have the shape of 'mi' {mi.shape}, got {null.shape}")
+    degenerate = extra.get("degenerate")
+    if degenerate is not None and (degenerate.shape != mi.shape[:2] or degenerate.dtype != bool):
+        raise ValueError(f"'degenerate' must be a bool {mi.shape[:2]} array, got {degenerate.dtype} {degenerate.shape}")
     return Analysis(mi=mi, layer_names=[str(s) for s in names], tokens=[str(s) for s in z["tokens"]], dims=dims,
                     params=params, hidden_states=states, extra=extra)
 
@@ -225,6 +264,9 @@ def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
         if vals.size == 0:
             vals = np.full(1, np.nan)
         row: dict[str, Any] = {"layer": k, "name": name, "pairs": iu[0].size, "mean": vals.mean(), "std": vals.std()}
+        degenerate = analysis.extra.get("degenerate")
+        if degenerate is not None:
+            row["degenerate_units"] = int(degenerate[k].sum())
         row["min"] = vals.min()
         row.update({f"q{int(q * 100):02d}": np.quantile(vals, q) for q in QUANTILES})
         row["max"] = vals.max()
@@ -242,9 +284,43 @@ def summary_csv(analysis: Analysis) -> str:
     return buf.getvalue()
 
 
-def save_figures(analysis: Analysis, out: str | os.PathLike) -> list[Path]:
-    """The course's figures as PNG in `out`: every layer's MI distribution, the first and last
-    layer (histogram + heatmap), and the pair of units with the highest MI in the last layer."""
+def chosen_pair(analysis: Analysis, pair: tuple[int | str, int, int] | None = None) -> tuple[int, int, int, str]:
+    """(layer, unit i, unit j, how it was chosen) for the pair figure: `pair` as named (layer index
+    or name, real unit indices), else in the last layer the pair furthest above its shuffled-token
+    null (its highest MI if there is no null), degenerate units skipped."""
+    names = analysis.layer_names
+    if pair is not None:
+        layer, i, j = pair
+        k = names.index(layer) if isinstance(layer, str) and layer in names else layer
+        if not isinstance(k, (int, np.integer)) or not -len(names) <= k < len(names):
+            raise ValueError(f"--pair layer must be an index in [0, {len(names)}) or one of {names}, got {layer!r}")
+        dims = [int(d) for d in analysis.dims]
+        for unit in (i, j):
+            if unit not in dims:
+                raise ValueError(f"--pair unit {unit} is not among the analysed units")
+        if i == j:
+            raise ValueError("--pair needs two different units")
+        return int(k) % len(names), i, j, "as named"
+    k = len(names) - 1
+    null = analysis.extra.get("null")
+    score = analysis.mi[k].astype(np.float64) - (0.0 if null is None else null[k])
+    degenerate = analysis.extra.get("degenerate")
+    if degenerate is not None:
+        score[degenerate[k], :] = -np.inf
+        score[:, degenerate[k]] = -np.inf
+    np.fill_diagonal(score, -np.inf)
+    if not np.isfinite(score).any():
+        raise ValueError("no pair of non-degenerate units to draw")
+    a, b = np.unravel_index(np.argmax(score), score.shape)
+    how = "highest MI above its shuffled-token null" if null is not None else "highest MI"
+    skipped = 0 if degenerate is None else int(degenerate[k].sum())
+    return k, int(analysis.dims[a]), int(analysis.dims[b]), how + (f", {skipped} degenerate units skipped" if skipped else "")
+
+
+def save_figures(analysis: Analysis, out: str | os.PathLike, pair: tuple[int | str, int, int] | None = None,
+                 fmt: str = "png", dpi: int = 90) -> list[Path]:
+    """The course's figures in `out` (``fmt``: png, svg or pdf): every layer's MI distribution, the
+    first and last layer (histogram + heatmap), and one pair of units (:func:`chosen_pair`)."""
     from . import plot
 
     out = Path(out)
@@ -258,23 +334,24 @@ def save_figures(analysis: Analysis, out: str | os.PathLike) -> list[Path]:
             analysis.mi, k, units=units, name=analysis.layer_names[k], null=None if null is None else null[k][iu]
         )
     if analysis.hidden_states is not None and analysis.mi.shape[-1] > 1:
-        last = analysis.mi[-1].astype(np.float64)
-        np.fill_diagonal(last, -np.inf)
-        a, b = np.unravel_index(np.argmax(last), last.shape)
-        i, j = int(analysis.dims[a]), int(analysis.dims[b])
-        figs["pair.png"] = plot.pair(
+        k, i, j, how = chosen_pair(analysis, pair)
+        fig = plot.pair(
             analysis.hidden_states,
-            len(analysis.layer_names) - 1,
+            k,
             i,
             j,
             bins=analysis.params.get("bins", 15) if isinstance(analysis.params.get("bins"), int) else 15,
             estimator=analysis.params.get("estimator", "equal_width"),
             units=units,
         )
+        fig.suptitle(f"{analysis.params.get('model', '')} {analysis.layer_names[k]}, units {i} and {j}: {how}",
+                     fontsize="medium")
+        figs["pair.png"] = fig
     paths = []
     for name, fig in figs.items():
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        atomic_write_bytes(out / name, buf.getvalue())
-        paths.append(out / name)
+        fig.savefig(buf, format=fmt, dpi=dpi)
+        path = out / (name[: -len(".png")] + f".{fmt}")
+        atomic_write_bytes(path, buf.getvalue())
+        paths.append(path)
     return paths

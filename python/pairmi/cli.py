@@ -68,6 +68,26 @@ def _parse_dims(spec: str) -> Any:
     return dims
 
 
+def _parse_pair(spec: str) -> tuple[int | str, int, int]:
+    """--pair L,i,j: a layer (index or name) and two unit indices."""
+    parts = [p.strip() for p in spec.split(",")]
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        layer: int | str = int(parts[0]) if parts[0].lstrip("-").isdigit() else parts[0]
+        return layer, int(parts[1]), int(parts[2])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--pair must be LAYER,I,J (e.g. 6,12,305 or L6,12,305), got {spec!r}") from None
+
+
+def _add_figure_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pair", type=_parse_pair, default=None, metavar="L,I,J",
+                   help="the pair to draw: layer (index or name) and two units; default: in the last layer, the pair "
+                   "furthest above its null (highest MI without one), degenerate units skipped")
+    p.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="figure format (default: png)")
+    p.add_argument("--dpi", type=_positive, default=90, help="figure resolution (default: %(default)s)")
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -143,7 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "by default when tokens are few for their bins")
     a.add_argument("--null", action="store_true", help="always score every pair on shuffled tokens (binned "
                    "estimators) and draw that null beside the observed MI")
-    a.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    a.add_argument("--no-figures", action="store_true", help="skip the figures")
+    _add_figure_args(a)
+    a.add_argument("--save-states", choices=("none", "sample", "all"), default="sample",
+                   help="hidden states kept in mi.npz for redrawing figures: none, a random sample of 2,000 tokens "
+                   "(default; all if fewer), or all")
     c = a.add_argument_group("corpus streaming (--corpus, --python-docs)")
     c.add_argument("--corpus-format", choices=("lines", "paragraphs"), default="lines",
                    help="documents of the corpus file: one per line, or blank-line separated (default: %(default)s)")
@@ -159,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="redraw the figures of a saved analysis (no model needed)",
                        description="Redraw the PNG figures from the mi.npz that `pairmi analyze` saved.")
     p.add_argument("results", type=Path, help="folder written by `pairmi analyze` (or its mi.npz)")
-    p.add_argument("--out", type=Path, default=None, help="where to write the PNGs (default: the results folder)")
+    p.add_argument("--out", type=Path, default=None, help="where to write the figures (default: the results folder)")
+    _add_figure_args(p)
 
     les = sub.add_parser("lesson", help="the theory lesson's figures for one Gaussian pair, offline, in seconds",
                          description="The pair x ~ N(0, 1), y = x + N(0, 1) (rho^2 = 1/2, true MI 0.5 bits): its binned "
@@ -184,17 +209,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Progress:
-    """A per-layer progress bar on stderr."""
+    """A progress bar on stderr: layers done, the current layer's share of tiles, elapsed and ETA."""
 
-    def __init__(self, label: str):
-        self.label, self.t0 = label, time.perf_counter()
+    def __init__(self, label: str, layers: int):
+        self.label, self.layers, self.t0 = label, layers, time.perf_counter()
+        self.done = 0  # layers finished
+        self.last = 0.0
 
     def __call__(self, k: int, n: int, resumed: bool) -> None:
-        done = k + 1
-        bar = "#" * (30 * done // n) + "." * (30 - 30 * done // n)
+        self.done = k + 1
         note = " (resumed)" if resumed else ""
-        end = "\n" if done == n or not sys.stderr.isatty() else ""
-        sys.stderr.write(f"\r{self.label} [{bar}] layer {done}/{n}{note} {time.perf_counter() - self.t0:.1f} s{end}")
+        self._draw(float(self.done), note, final=self.done == n)
+
+    def tile(self, done: int, total: int) -> None:
+        """Inside a layer (KSG on 10^4 tokens takes minutes a layer): at most every 0.5 s."""
+        now = time.perf_counter()
+        if total and now - self.last >= 0.5:
+            self.last = now
+            self._draw(self.done + done / total, "")
+
+    def _draw(self, progress: float, note: str, final: bool = False) -> None:
+        elapsed = time.perf_counter() - self.t0
+        share = progress / self.layers
+        eta = f", ETA {elapsed / share - elapsed:.0f} s" if 0 < share < 1 else ""
+        filled = int(30 * share)
+        end = "\n" if final else ""
+        if not final and not sys.stderr.isatty():
+            return  # a log file gets one line per run, not one per update
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] layer {min(self.done + 1, self.layers)}"
+                         f"/{self.layers}{note} {elapsed:.1f} s{eta}   {end}")
         sys.stderr.flush()
 
 
@@ -238,7 +281,8 @@ def extract(model: str, texts: list[str], **kwargs: Any) -> Any:
 
 
 def analyze_and_save(hs: Any, out: Path, *, options: dict[str, Any], extraction: dict[str, Any], dims: Any = None,
-                     threads: int | None = None, null: bool = False, resume: bool = False, figures: bool = True) -> Any:
+                     threads: int | None = None, null: bool = False, resume: bool = False, figures: bool = True,
+                     states: str = "sample", figure_options: dict[str, Any] | None = None) -> Any:
     """All-pairs MI of every layer of hs into `out` (mi.npz, summary.csv, figures); returns the Analysis.
 
     `options` go to pairmi.mi_layers; `extraction` (model, text hash, ...) with them names the
@@ -252,10 +296,10 @@ def analyze_and_save(hs: Any, out: Path, *, options: dict[str, Any], extraction:
     if not resume and ckpt.exists():
         for f in ckpt.glob("layer*.npz"):
             f.unlink()
+    bar = _Progress(options.get("estimator", ""), len(hs.layer_names))
     try:
-        analysis = analyze(hs, dims=dims, threads=threads, null=null, checkpoint_dir=ckpt,
-                           on_layer=_Progress(options.get("estimator", "")),
-                           params={"text_sha256": extraction["text_sha256"]}, **options)
+        analysis = analyze(hs, dims=dims, threads=threads, null=null, checkpoint_dir=ckpt, on_layer=bar,
+                           progress=bar.tile, params={"text_sha256": extraction["text_sha256"]}, **options)
     except KeyboardInterrupt:
         done = len(list(ckpt.glob("layer*.npz"))) if ckpt.exists() else 0
         kept = (f"{done} finished layer(s) are kept in {out}: rerun with --resume" if done else
@@ -265,11 +309,11 @@ def analyze_and_save(hs: Any, out: Path, *, options: dict[str, Any], extraction:
     except BaseException:
         _remove_if_empty(ckpt)
         raise
-    path = save(analysis, out)
+    path = save(analysis, out, states)
     for f in ckpt.glob("layer*.npz"):
         f.unlink()
     ckpt.rmdir()
-    written = [path, out / "summary.csv"] + (save_figures(analysis, out) if figures else [])
+    written = [path, out / "summary.csv"] + (save_figures(analysis, out, **(figure_options or {})) if figures else [])
     print("wrote " + ", ".join(str(p) for p in written))
     return analysis
 
@@ -362,9 +406,28 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     analysis = analyze_and_save(hs, args.out, options=options,
                                 extraction=_extraction(args.model, texts, tokenizer=args.tokenizer, **kwargs),
                                 dims=args.dims, threads=args.threads, null=null, resume=args.resume,
-                                figures=not args.no_figures)
+                                figures=not args.no_figures, states=args.save_states,
+                                figure_options=_figure_options(args))
     _print_summary(analysis)
     _print_null(analysis)
+    _print_degenerate(analysis)
+
+
+def _figure_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"pair": args.pair, "fmt": args.format, "dpi": args.dpi}
+
+
+def _print_degenerate(analysis: Any) -> None:
+    degenerate = analysis.extra.get("degenerate")
+    if degenerate is None or not degenerate.any():
+        return
+    parts = []
+    for name, row in zip(analysis.layer_names, degenerate):
+        units = [int(analysis.dims[u]) for u in np.flatnonzero(row)]
+        if units:
+            parts.append(f"{name}: {', '.join(map(str, units[:8]))}{', ...' if len(units) > 8 else ''}")
+    print(f"   degenerate units (constant, or under 1e-6 of their layer's typical spread; figures skip them): "
+          f"{'; '.join(parts)}")
 
 
 def _few_tokens(n: int, bins: int | str) -> bool:
@@ -434,8 +497,9 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         kept = f"running totals saved in {state}; rerun with --resume" if state.exists() else "nothing was saved yet"
         raise _Interrupted(f"interrupted; {kept}") from None
     bar.close()
-    path = save(run.analysis, args.out)
-    written = [path, args.out / "summary.csv"] + ([] if args.no_figures else save_figures(run.analysis, args.out))
+    path = save(run.analysis, args.out, args.save_states)
+    written = [path, args.out / "summary.csv"] + ([] if args.no_figures else
+                                                    save_figures(run.analysis, args.out, **_figure_options(args)))
     state.unlink(missing_ok=True)
     print("wrote " + ", ".join(str(p) for p in written))
     _print_summary(run.analysis)
@@ -469,7 +533,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
     analysis = load(args.results)
     out = args.out or (args.results if args.results.is_dir() else args.results.parent)
     out.mkdir(parents=True, exist_ok=True)
-    print("wrote " + ", ".join(str(p) for p in save_figures(analysis, out)))
+    print("wrote " + ", ".join(str(p) for p in save_figures(analysis, out, **_figure_options(args))))
 
 
 def _cmd_lesson(args: argparse.Namespace) -> None:
