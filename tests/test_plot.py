@@ -52,3 +52,28 @@ def test_layers_one_line_per_layer_plasma(hs):
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["L0", "L1", "L2", "L3", "null"]
     np.testing.assert_allclose(lines[0].get_color(), colormaps["plasma"](0.0))
     assert len(png_bytes(fig)) > 5_000
+
+
+def test_layers_ecdf_separates_continuous_estimators_and_titles_say_what():
+    from pairmi import plot
+
+    rng = np.random.default_rng(0)
+    mi = np.abs(rng.normal(size=(3, 20, 20))) * np.array([0.01, 0.1, 1.0])[:, None, None]
+    fig = plot.layers(mi, kind="ecdf", title="model, site, ksg (k = 3), 110 tokens")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog" and ax.get_title() == "model, site, ksg (k = 3), 110 tokens"
+    iu = np.triu_indices(20, k=1)
+    for line, m in zip(ax.lines, mi):
+        np.testing.assert_array_equal(line.get_xdata(), np.sort(m[iu]))
+        assert line.get_ydata()[-1] == 1.0
+    with pytest.raises(ValueError, match="kind"):
+        plot.layers(mi, kind="violin")
+
+
+def test_layer_heatmap_labels_the_real_units():
+    from pairmi import plot
+
+    fig = plot.layer(np.zeros((1, 5, 5)), 0, dims=[10, 12, 14, 16, 18], title="about")
+    heat = fig.axes[1]
+    assert [t.get_text() for t in heat.get_xticklabels()] == ["10", "12", "14", "16", "18"]
+    assert fig._suptitle.get_text() == "about"

@@ -284,6 +284,18 @@ def summary_csv(analysis: Analysis) -> str:
     return buf.getvalue()
 
 
+def describe(analysis: Analysis) -> str:
+    """One line for figure titles: model, site, estimator with its bins or k, tokens, correction."""
+    p = analysis.params
+    estimator = p.get("estimator", "equal_width")
+    detail = {"ksg": f"k = {p.get('k', 3)}", "gaussian_copula": "ranks"}.get(estimator, f"{p.get('bins', 15)} bins")
+    tokens = p.get("tokens", len(analysis.tokens))
+    parts = [str(p.get("model", "")), str(p.get("site", "")), f"{estimator} ({detail})", f"{tokens:,} tokens"]
+    if p.get("correction"):
+        parts.append(f"{p['correction']} correction")
+    return ", ".join(x for x in parts if x)
+
+
 def chosen_pair(analysis: Analysis, pair: tuple[int | str, int, int] | None = None) -> tuple[int, int, int, str]:
     """(layer, unit i, unit j, how it was chosen) for the pair figure: `pair` as named (layer index
     or name, real unit indices), else in the last layer the pair furthest above its shuffled-token
@@ -328,10 +340,14 @@ def save_figures(analysis: Analysis, out: str | os.PathLike, pair: tuple[int | s
     null = analysis.extra.get("null")
     iu = np.triu_indices(analysis.mi.shape[-1], k=1)
     pooled = None if null is None else null[(slice(None), *iu)]
-    figs = {"layers.png": plot.layers(analysis.mi, names=analysis.layer_names, units=units, null=pooled)}
+    about = describe(analysis)
+    kind = "ecdf" if analysis.params.get("estimator") in ("ksg", "gaussian_copula") else "density"
+    figs = {"layers.png": plot.layers(analysis.mi, names=analysis.layer_names, units=units, null=pooled, kind=kind,
+                                      title=f"pairwise MI by layer: {about}")}
     for k in sorted({0, len(analysis.layer_names) - 1}):
         figs[f"layer_{safe_name(analysis.layer_names[k])}.png"] = plot.layer(
-            analysis.mi, k, units=units, name=analysis.layer_names[k], null=None if null is None else null[k][iu]
+            analysis.mi, k, units=units, name=analysis.layer_names[k], null=None if null is None else null[k][iu],
+            dims=[int(d) for d in analysis.dims], title=about,
         )
     if analysis.hidden_states is not None and analysis.mi.shape[-1] > 1:
         k, i, j, how = chosen_pair(analysis, pair)
@@ -344,8 +360,7 @@ def save_figures(analysis: Analysis, out: str | os.PathLike, pair: tuple[int | s
             estimator=analysis.params.get("estimator", "equal_width"),
             units=units,
         )
-        fig.suptitle(f"{analysis.params.get('model', '')} {analysis.layer_names[k]}, units {i} and {j}: {how}",
-                     fontsize="medium")
+        fig.suptitle(f"{analysis.layer_names[k]}, units {i} and {j} ({how}): {about}", fontsize="medium")
         figs["pair.png"] = fig
     paths = []
     for name, fig in figs.items():

@@ -148,7 +148,8 @@ def bias(curve: Any):
     return fig
 
 
-def layer(mi: np.ndarray, layer: int, *, units: str = "bits", null: np.ndarray | None = None, name: str | None = None):
+def layer(mi: np.ndarray, layer: int, *, units: str = "bits", null: np.ndarray | None = None, name: str | None = None,
+          dims: Sequence[int] | None = None, title: str | None = None):
     """Histogram of one layer's pairwise MI values, and the heatmap of its MI matrix.
 
     Parameters
@@ -159,6 +160,17 @@ def layer(mi: np.ndarray, layer: int, *, units: str = "bits", null: np.ndarray |
         Layer to draw.
     null : ndarray, optional
         MI values under a null (e.g. shuffled tokens), drawn beside the observed histogram.
+    name : str, optional
+        The layer's name in the titles.
+    dims : sequence of int, optional
+        The real unit indices of the matrix's rows and columns (e.g. ``dims`` of a selection),
+        used as the heatmap's tick labels; default 0..d-1.
+    title : str, optional
+        A line above both panels (e.g. model, site, estimator, tokens).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     m = np.asarray(mi)[layer]
     vals = _upper(m)
@@ -172,12 +184,20 @@ def layer(mi: np.ndarray, layer: int, *, units: str = "bits", null: np.ndarray |
     np.fill_diagonal(off, np.nan)  # the diagonal holds entropies, not MI
     im = ax_m.imshow(off, cmap="magma", interpolation="nearest")
     fig.colorbar(im, ax=ax_m, label=f"MI ({units})")
+    if dims is not None:
+        labels = np.asarray(dims)
+        ticks = np.unique(np.linspace(0, labels.size - 1, min(8, labels.size)).astype(int))
+        ax_m.set_xticks(ticks, [str(labels[t]) for t in ticks])
+        ax_m.set_yticks(ticks, [str(labels[t]) for t in ticks])
     ax_m.set(xlabel="unit", ylabel="unit", title="pairwise MI")
+    if title:
+        fig.suptitle(title, fontsize="medium")
     return fig
 
 
-def layers(mi: np.ndarray, *, names: Sequence[str] | None = None, units: str = "bits", null: np.ndarray | None = None):
-    """The distribution of pairwise MI of every layer on one axis (density, plasma colours).
+def layers(mi: np.ndarray, *, names: Sequence[str] | None = None, units: str = "bits", null: np.ndarray | None = None,
+           kind: str = "density", title: str | None = None):
+    """The distribution of pairwise MI of every layer on one axis (plasma colours).
 
     Parameters
     ----------
@@ -185,8 +205,21 @@ def layers(mi: np.ndarray, *, names: Sequence[str] | None = None, units: str = "
     names : sequence of str, optional
         Legend labels; default ``L0``, ``L1``, ...
     null : ndarray, optional
-        MI values under a null, drawn as a dashed grey density.
+        MI values under a null, drawn dashed grey.
+    kind : {'density', 'ecdf'}
+        ``'density'``: histogram densities on a linear axis (binned MI, spread around its bias).
+        ``'ecdf'``: the share of pairs at or below each value, on a symmetric-log axis, for
+        estimators whose values crowd near 0 with long tails (KSG, Gaussian copula), where
+        densities of all layers fall on one spike.
+    title : str, optional
+        The figure's title (default: "pairwise MI by layer").
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
+    if kind not in ("density", "ecdf"):
+        raise ValueError(f"kind must be 'density' or 'ecdf', got {kind!r}")
     fig, ax = _figure(8, 4.5)
     from matplotlib import colormaps  # present: _figure checked matplotlib
 
@@ -196,16 +229,26 @@ def layers(mi: np.ndarray, *, names: Sequence[str] | None = None, units: str = "
     if len(names) != n_layers:
         raise ValueError(f"names has {len(names)} entries for {n_layers} layers")
     upper = [_upper(m) for m in mi]
-    lo = min(float(v.min()) for v in upper)
-    hi = max(float(v.max()) for v in upper)
-    grid = np.linspace(lo, hi if hi > lo else lo + 1, 80)
     colours = colormaps["plasma"](np.linspace(0, 0.9, n_layers))
-    for vals, name, colour in zip(upper, names, colours):
-        dens, edges = np.histogram(vals, bins=grid, density=True)
-        ax.plot((edges[:-1] + edges[1:]) / 2, dens, color=colour, label=name)
+    curves = list(zip(upper, names, colours, ["-"] * n_layers))
     if null is not None:
-        dens, edges = np.histogram(np.ravel(null), bins=grid, density=True)
-        ax.plot((edges[:-1] + edges[1:]) / 2, dens, "--", color="0.4", label="null")
-    ax.set(xlabel=f"MI ({units})", ylabel="density", title="pairwise MI by layer")
+        curves.append((np.ravel(null), "null", "0.4", "--"))
+    if kind == "ecdf":
+        finite = np.concatenate([v[np.isfinite(v)] for v in upper])
+        positive = finite[finite > 0]
+        for vals, name, colour, style in curves:
+            v = np.sort(vals[np.isfinite(vals)])
+            ax.plot(v, np.arange(1, v.size + 1) / max(v.size, 1), style, color=colour, label=name)
+        ax.set_xscale("symlog", linthresh=float(np.quantile(positive, 0.01)) if positive.size else 1e-3)
+        ax.set(xlabel=f"MI ({units}), symmetric-log axis", ylabel="share of pairs at or below")
+    else:
+        lo = min(float(v.min()) for v in upper)
+        hi = max(float(v.max()) for v in upper)
+        grid = np.linspace(lo, hi if hi > lo else lo + 1, 80)
+        for vals, name, colour, style in curves:
+            dens, edges = np.histogram(vals, bins=grid, density=True)
+            ax.plot((edges[:-1] + edges[1:]) / 2, dens, style, color=colour, label=name)
+        ax.set(xlabel=f"MI ({units})", ylabel="density")
+    ax.set(title=title or "pairwise MI by layer")
     ax.legend(ncols=2 if n_layers > 7 else 1, fontsize="small")
     return fig
