@@ -285,3 +285,13 @@ def test_save_states_sample_keeps_a_seeded_subset(tmp_path):
     assert load(tmp_path / "b").hidden_states.shape == (2, 5000, 3)
     with pytest.raises(ValueError, match="states must be one of"):
         save(a, tmp_path / "c", states="some")
+
+
+def test_layers_are_checked_against_the_config_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import pairmi.extract
+
+    monkeypatch.setattr(pairmi.extract, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert main(["analyze", "--text", "some text", "--layers", "0,9", "--out", str(tmp_path / "o")]) == 2
+    assert "--layers 0,9: minilm has 7 residual layers" in capsys.readouterr().err
+    assert main(["analyze", "--text", "some text", "--layers", "6", "--site", "mlp", "--out", str(tmp_path / "o")]) == 2
+    assert "has 6 mlp layers" in capsys.readouterr().err

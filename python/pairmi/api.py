@@ -564,6 +564,13 @@ def mi_layers(
     -------
     ndarray, shape (n_layers, d, d)
         ``mi_matrix(H[l][:, dims])`` for every layer l, in ``units``.
+
+    Examples
+    --------
+    >>> import numpy as np, pairmi
+    >>> H = np.random.default_rng(0).normal(size=(3, 200, 5)).astype(np.float32)  # layers, tokens, units
+    >>> pairmi.mi_layers(H, bins=8).shape
+    (3, 5, 5)
     """
     h = _arrays.to_numpy(H, "H")
     if h.ndim != 3:
@@ -628,6 +635,13 @@ def null_mi(
     -------
     ndarray, shape (n_permutations, n_x, n_x or n_y)
         The null distribution of each pair (diagonal: the entropies, unchanged by shuffling).
+
+    Examples
+    --------
+    >>> import numpy as np, pairmi
+    >>> X = np.random.default_rng(0).normal(size=(90, 4))
+    >>> pairmi.null_mi(X, n_permutations=10, bins=5).shape
+    (10, 4, 4)
     """
     s, cx, cy = _coded_inputs("null_mi", X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads, dtype)
     shape = (s.n_permutations, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
@@ -687,7 +701,16 @@ class MITest:
 def fdr_tests(tests: Sequence[MITest], method: str = "bh") -> list[np.ndarray]:
     """q-values of several tests' pairs (e.g. every layer's) adjusted together: the false discovery
     rate across all of them. Each pair of a square test counts once; the q-values come back in
-    each test's shape (mirrored, NaN diagonal)."""
+    each test's shape (mirrored, NaN diagonal).
+
+    Examples
+    --------
+    >>> import numpy as np, pairmi
+    >>> H = np.random.default_rng(0).normal(size=(2, 200, 4))
+    >>> tests = [pairmi.mi_test(layer, bins=5, n_permutations=99) for layer in H]
+    >>> [q.shape for q in pairmi.fdr_tests(tests)]
+    [(4, 4), (4, 4)]
+    """
     pieces = [stats.upper_pairs(t.p_value) for t in tests]
     flat = np.concatenate([t.p_value[idx] for t, idx in zip(tests, pieces)]) if tests else np.zeros(0)
     q_flat = stats.fdr(flat, method)
@@ -745,6 +768,14 @@ def mi_test(
     MITest
         ``.q_value()`` and ``.significant(alpha)`` control the false discovery rate over the
         pairs; the smallest p-value reachable is ``1 / (n_permutations + 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pairmi
+    >>> X = np.random.default_rng(0).normal(size=(300, 6))
+    >>> t = pairmi.mi_test(X, estimator="equal_frequency", bins=5, null="shared", n_permutations=199)
+    >>> t.p_value.shape, t.significant(0.05)
+    ((6, 6), 0)
     """
     if null not in stats.NULLS:
         raise ValueError(f"null must be one of {stats.NULLS}, got {null!r}")

@@ -26,6 +26,20 @@ DEMO_TEXT = (
 )
 
 
+ANALYZE_EXAMPLES = """\
+choosing an estimator: equal_width / equal_frequency (plug-in, binned) are fast but biased upwards at
+few tokens (compare with the null this prints); ksg is nearly unbiased and slower; gaussian_copula is
+fastest for many units, exact for Gaussian dependence and a lower bound otherwise.
+
+examples:
+  pairmi analyze --text-file paragraph.txt --out results/                  # MiniLM, offline
+  pairmi analyze --model gpt2 --text-file p.txt --drop-first-token --out r/ # GPT-2's first token is an outlier
+  pairmi analyze --text-file p.txt --estimator ksg --layers 0,6 --dims 0:128 --out r/
+  pairmi analyze --model ./my-model --tokenizer gpt2 --text "..." --out r/  # a folder without tokenizer files
+  pairmi analyze --python-docs --max-tokens 100000 --out corpus/           # stream a corpus; Ctrl-C, --resume
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     """Bad arguments: one clear line on stderr, exit code 2."""
 
@@ -136,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("analyze", help="extract hidden states, compute all-pairs MI per layer, save results and figures",
                        description="Extract a model's hidden states for some text, compute the MI of every pair of "
-                       "units in every layer, and write mi.npz, summary.csv and PNG figures into --out.")
+                       "units in every layer, and write mi.npz, summary.csv and figures into --out.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ANALYZE_EXAMPLES)
     a.add_argument("--model", default="minilm", help="hub id (e.g. gpt2), local folder, or 'minilm' (bundled, offline; default)")
     a.add_argument("--tokenizer", default=None, metavar="NAME_OR_PATH",
                    help="tokenizer to use instead of the model's own (e.g. for a model folder without tokenizer files)")
@@ -265,6 +280,19 @@ def _check_out(out: Path) -> None:
     """--out must be a folder (or not exist yet): checked before any model loads."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
+
+
+def _check_layers(model: str, site: str, layers: list[int] | None) -> None:
+    """--layers against the model's configuration, before its weights load."""
+    from .extract import layer_count
+
+    count = layer_count(model, site)
+    if layers is None or count is None:
+        return
+    bad = [k for k in layers if not -count <= k < count]
+    if bad or not layers:
+        raise ValueError(f"--layers {','.join(map(str, layers))}: {model} has {count} {site} layers "
+                         f"(indices in [-{count}, {count}))")
 
 
 def extract(model: str, texts: list[str], **kwargs: Any) -> Any:
@@ -398,6 +426,7 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         raise ValueError("--null and --no-null contradict each other")
     texts = _read_texts(args)
     _prepare_out(args.out, args.resume, args.overwrite)
+    _check_layers(args.model, args.site, args.layers)
     kwargs = {"layers": args.layers, "site": args.site, "drop_first_token": args.drop_first_token,
               "max_length": args.max_length, "stride": args.stride}
     hs = extract(args.model, texts, device=args.device, tokenizer=args.tokenizer, **kwargs)

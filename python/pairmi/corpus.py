@@ -33,7 +33,13 @@ STATE_VERSION = 1
 
 def read_documents(path: str | os.PathLike, *, by: str = "line", encoding: str = "utf-8") -> Iterator[str]:
     """Documents of a text file, read lazily: one per line (``by='line'``) or per blank-line
-    separated paragraph (``by='paragraph'``). Blank documents are skipped."""
+    separated paragraph (``by='paragraph'``). Blank documents are skipped.
+
+    Examples
+    --------
+    >>> from pairmi.corpus import read_documents
+    >>> docs = read_documents("corpus.txt", by="paragraph")  # doctest: +SKIP
+    """
     if by not in ("line", "paragraph"):
         raise ValueError(f"by must be 'line' or 'paragraph', got {by!r}")
     path = Path(path)
@@ -56,7 +62,14 @@ def read_documents(path: str | os.PathLike, *, by: str = "line", encoding: str =
 
 
 def dataset_texts(dataset: Any, column: str = "text") -> Iterator[str]:
-    """The `column` of a Hugging Face ``datasets`` dataset (or any iterable of dicts), lazily."""
+    """The `column` of a Hugging Face ``datasets`` dataset (or any iterable of dicts), lazily.
+
+    Examples
+    --------
+    >>> from pairmi.corpus import dataset_texts
+    >>> list(dataset_texts([{"text": "a b"}, {"text": "c"}]))
+    ['a b', 'c']
+    """
     for k, row in enumerate(dataset):
         try:
             yield row[column]
@@ -67,7 +80,15 @@ def dataset_texts(dataset: Any, column: str = "text") -> Iterator[str]:
 def python_docstrings() -> Iterator[str]:
     """Real English text that ships with Python, for offline runs: the docstrings of the standard
     library's modules, classes and functions, read from its source files (nothing is imported),
-    in a fixed order. About 10^6 tokens."""
+    in a fixed order. About 10^6 tokens.
+
+    Examples
+    --------
+    >>> from pairmi.corpus import python_docstrings
+    >>> first = next(python_docstrings())
+    >>> len(first) >= 80
+    True
+    """
     root = Path(sysconfig.get_paths()["stdlib"])
     for path in sorted(root.rglob("*.py")):
         if any(part in ("test", "tests", "idlelib", "site-packages", "lib2to3") for part in path.relative_to(root).parts):
@@ -149,6 +170,13 @@ def analyze_corpus(
     Returns
     -------
     CorpusRun
+
+    Examples
+    --------
+    >>> from pairmi.corpus import analyze_corpus, python_docstrings
+    >>> run = analyze_corpus("minilm", python_docstrings(), max_tokens=20_000)  # doctest: +SKIP
+    >>> run.analysis.mi.shape, run.seconds_mi < run.seconds_model  # doctest: +SKIP
+    ((7, 384, 384), True)
     """
     model, tokenizer = _loaded(model, tokenizer)
     if calibration_tokens < 2:

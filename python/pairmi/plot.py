@@ -52,6 +52,14 @@ def pair(hs: Any, layer: int, i: int, j: int, *, bins: int = 15, estimator: str 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pairmi import plot
+    >>> x = np.random.default_rng(0).normal(size=(200, 2))
+    >>> fig = plot.pair(x, 0, 0, 1, overlay=True, names=("x", "y"))
+    >>> fig.savefig("pair.png")  # doctest: +SKIP
     """
     values = _values(hs)
     x = (values if values.ndim == 2 else values[layer])[:, [i, j]].astype(np.float64)
@@ -99,6 +107,14 @@ def marginals(x: Any, y: Any, *, estimator: str = "equal_width", bins: int = 15,
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pairmi import plot
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=200)
+    >>> fig = plot.marginals(x, x + rng.normal(size=200))
     """
     if estimator not in ("equal_width", "equal_frequency"):
         raise ValueError(f"marginals are drawn for the binned estimators, not {estimator!r}")
@@ -127,6 +143,12 @@ def bias(curve: Any):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pairmi
+    >>> from pairmi import plot
+    >>> fig = plot.bias(pairmi.bias_curve(0.7, sizes=(100, 1000), draws=2, n_permutations=5))
     """
     fig, (ax, zoom) = _figure(13, 4.8, 2)
     large = curve.sizes >= 1000  # where the estimates meet: their offsets from the truth, magnified
@@ -171,6 +193,13 @@ def layer(mi: np.ndarray, layer: int, *, units: str = "bits", null: np.ndarray |
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, pairmi
+    >>> from pairmi import plot
+    >>> mi = pairmi.mi_layers(np.random.default_rng(0).normal(size=(2, 200, 6)), bins=5)
+    >>> fig = plot.layer(mi, 1, name="L1")
     """
     m = np.asarray(mi)[layer]
     vals = _upper(m)
@@ -217,6 +246,13 @@ def layers(mi: np.ndarray, *, names: Sequence[str] | None = None, units: str = "
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, pairmi
+    >>> from pairmi import plot
+    >>> mi = pairmi.mi_layers(np.random.default_rng(0).normal(size=(3, 200, 6)), estimator="ksg")
+    >>> fig = plot.layers(mi, kind="ecdf")
     """
     if kind not in ("density", "ecdf"):
         raise ValueError(f"kind must be 'density' or 'ecdf', got {kind!r}")

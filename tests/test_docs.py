@@ -1,0 +1,18 @@
+"""The Examples sections of the public functions' docstrings run as written (doctest)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["pairmi.api", "pairmi.compare", "pairmi.stats", "pairmi.stream", "pairmi.corpus", "pairmi.extract"]
+
+
+@pytest.mark.parametrize("name", MODULES + ["pairmi.plot"])
+def test_docstring_examples(name):
+    if name == "pairmi.plot":
+        pytest.importorskip("matplotlib")
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
