@@ -615,7 +615,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
                                     extraction=_extraction("minilm", [DEMO_TEXT]), threads=args.threads, null=binned)
         _print_summary(analysis)
         if binned:
-            null = analysis.extra["null"][:, *np.triu_indices(analysis.mi.shape[-1], k=1)]
+            null = analysis.extra["null"][(slice(None), *np.triu_indices(analysis.mi.shape[-1], k=1))]
             print(f"   null (shuffled tokens), mean over layers and pairs: {null.mean():.3f} bits: the plug-in bias")
     print(f"demo done in {time.perf_counter() - t0:.1f} s, {len(analysis.tokens)} tokens. Binned plug-in MI is mostly "
           "bias at this size (compare with its null); ksg and gaussian_copula are nearly unbiased.")
