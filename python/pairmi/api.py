@@ -129,8 +129,10 @@ def _bytes_needed(x: np.ndarray, y: np.ndarray | None, s: _Settings, shape: tupl
         return result + copula_working_bytes(x.shape[1], x.shape[2], None if y is None else y.shape[2])
     if s.estimator == "ksg":
         # The core's sorted copies (SortedColumns: 28 bytes a value) and each thread's scratch; the
-        # tie check afterwards sorts a copy of the values (at most as much).
-        return result + 28 * values + s.threads * _core.ksg_worker_bytes(x.shape[1], s.k)
+        # tie check afterwards sorts a copy of the values (at most as much); tie-breaking noise
+        # makes a float64 copy of the values first.
+        jitter = 8 * values if s.noise else 0
+        return result + 28 * values + jitter + s.threads * _core.ksg_worker_bytes(x.shape[1], s.k)
     # Binned: codes, and for the rank kernel the samples grouped by bin and the columns laid out
     # for its lanes (3 bytes a value); the shuffle correction adds its float64 running mean, one
     # float64 pass's buffer and the shuffled codes.

@@ -168,6 +168,7 @@ class Accumulator:
         self.n_samples = 0
         self._layout: dict[str, Any] | None = None  # the first chunk's shape and dtype
         self._totals: dict[str, np.ndarray] = {}
+        self._scores: tuple[Any, ...] | None = None  # the copula's knot scores, for the edges they belong to
 
     # --- adding samples ---------------------------------------------------------------------------
 
@@ -177,7 +178,7 @@ class Accumulator:
         x, y_arr, squeeze = self._checked_chunk(chunk, y)
         layout = self._layout or self._new_layout(x, y_arr, squeeze)
         edges, edges_y = (self.edges, self.edges_y) if self._layout else self._first_edges(x, y_arr)
-        totals = self._totals or self._new_totals(layout, edges, edges_y)
+        totals = self._totals or self._new_totals(layout, edges)
         # Everything that can fail is done: from here the state changes, all of it together.
         if self.estimator == "gaussian_copula":
             self._add_scores(x, y_arr, edges, edges_y, totals)
@@ -368,7 +369,7 @@ class Accumulator:
                              f"and {edges[1].shape[2] - 1}")
         return edges[0], edges[1]
 
-    def _new_totals(self, layout: dict[str, Any], edges: np.ndarray, edges_y: np.ndarray | None) -> dict[str, np.ndarray]:
+    def _new_totals(self, layout: dict[str, Any], edges: np.ndarray) -> dict[str, np.ndarray]:
         shapes = self._new_shapes(layout, edges)
         nbytes = sum(8 * int(np.prod(shape)) for shape, _ in shapes.values())
         dy = layout["dy"] if layout["cross"] else layout["dx"]
@@ -378,10 +379,13 @@ class Accumulator:
     def _add_scores(self, x: np.ndarray, y: np.ndarray | None, edges: np.ndarray, edges_y: np.ndarray | None,
                     totals: dict[str, np.ndarray]) -> None:
         """The copula's sums: each layer's mapped scores, their squares and cross-products."""
+        if self._scores is None or self._scores[0] is not edges:  # the knots' scores, once per map
+            self._scores = (edges, knot_scores(edges), None if edges_y is None else knot_scores(edges_y))
+        _, sx, sy = self._scores
         parts = []
         for l in range(x.shape[0]):
-            zx = mapped_scores(x[l].T, edges[l], knot_scores(edges[l]))
-            zy = zx if y is None else mapped_scores(y[l].T, edges_y[l], knot_scores(edges_y[l]))
+            zx = mapped_scores(x[l].T, edges[l], sx[l])
+            zy = zx if y is None else mapped_scores(y[l].T, edges_y[l], sy[l])
             parts.append((zx.sum(axis=1), np.einsum("ij,ij->i", zx, zx), zx @ zy.T,
                           None if y is None else (zy.sum(axis=1), np.einsum("ij,ij->i", zy, zy))))
         for l, (s, q, c, ys) in enumerate(parts):
