@@ -391,7 +391,8 @@ def mi_matrix(
     edges: Any = None,
     edges_y: Any = None,
     noise: float = 0.0,
-) -> np.ndarray:
+    backend: str | None = None,
+) -> Any:
     """Mutual information between every pair of columns.
 
     Parameters
@@ -472,6 +473,12 @@ def mi_matrix(
         by ``seed``, to break tied values as scikit-learn does (it uses 1e-10). Without it, a
         variable with over 90 % of its samples tied draws a RuntimeWarning: KSG overestimates on
         such data (measured: +0.07 bits at 95 % tied, +0.33 at 98 %, for a Gaussian pair).
+    backend : {None, 'cpu', 'torch'}
+        ``'cpu'``: the C++ core (torch tensors are copied to the host; numpy out). ``'torch'``:
+        torch on the tensors' own device, the result a float64-accumulated tensor there (numpy in,
+        numpy out): equal-width and equal-frequency bins (optionally Miller-Madow) and the
+        Gaussian copula, equal to the core within 1e-9. Default: ``'torch'`` for tensors on an
+        accelerator (a CUDA tensor never travels to the host), ``'cpu'`` otherwise.
 
     Returns
     -------
@@ -495,11 +502,93 @@ def mi_matrix(
     >>> pairmi.mi_matrix(X, bins=8).shape
     (4, 4)
     """
+    if _on_torch(backend, X, Y):
+        return _torch_mi(X, Y, 2, estimator=estimator, bins=bins, correction=correction, units=units, dtype=dtype,
+                         nan_policy=nan_policy, out=out, edges=(edges, edges_y), noise=noise)
     x, y = _inputs(X, Y, nan_policy)
     fixed = _fixed_edges(estimator, x, y, edges, edges_y)
     s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed,
                   noise)
     return _compute(x, y, s, progress, None if out is None else _out_array(out)[None], max_bytes)[0]
+
+
+BACKENDS = (None, "cpu", "torch")
+
+
+def _is_tensor(data: Any) -> bool:
+    return hasattr(data, "detach") and hasattr(data, "device") and hasattr(data, "is_cuda")
+
+
+def _on_torch(backend: str | None, X: Any, Y: Any) -> bool:
+    """Whether to compute with torch: asked for, or (by default) a tensor on an accelerator."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend is not None:
+        return backend == "torch"
+    return any(_is_tensor(v) and v.device.type != "cpu" for v in (X, Y))
+
+
+def _torch_mi(X: Any, Y: Any, ndim: int, *, estimator: str, bins: Bins, correction: str | None, units: str,
+              dtype: npt.DTypeLike, nan_policy: str, out: Any, edges: tuple[Any, Any], noise: float) -> Any:
+    """mi_matrix / mi_layers on the torch backend: checks, then pairmi.backends.torch."""
+    from .backends import torch as tb
+
+    torch = tb._torch()
+    if estimator not in tb.TORCH_ESTIMATORS:
+        raise ValueError(f"the torch backend computes {tb.TORCH_ESTIMATORS}; {estimator!r} is not there yet: "
+                         "use backend='cpu' (a device tensor is then copied to the host)")
+    if correction not in (None, "miller_madow") or (correction and estimator not in BINNED_ESTIMATORS):
+        raise ValueError(f"the torch backend takes correction=None or 'miller_madow' (binned), not {correction!r}")
+    if out is not None or noise:
+        raise ValueError("the torch backend takes neither out= nor noise=: use backend='cpu'")
+    if nan_policy != "raise":
+        raise ValueError("the torch backend takes nan_policy='raise' only")
+    numpy_in = not _is_tensor(X)
+    tensors = []
+    for data, name in ((X, "X" if ndim == 2 else "H"), (Y, "Y")):
+        if data is None:
+            tensors.append(None)
+            continue
+        t = torch.as_tensor(_arrays.to_numpy(data, name)) if not _is_tensor(data) else data
+        if t.requires_grad:
+            warnings.warn(f"{name} requires grad: pairmi detaches it (MI is not differentiable)", stacklevel=4)
+            t = t.detach()
+        if t.is_complex() or not (t.dtype.is_floating_point or t.dtype in (torch.int8, torch.int16, torch.int32,
+                                                                             torch.int64, torch.uint8, torch.bool)):
+            raise TypeError(f"{name} must hold real numbers, got {t.dtype}")
+        if t.ndim != ndim:
+            shape = "(samples, variables)" if ndim == 2 else "(layers, samples, variables)"
+            raise ValueError(f"{name} must be {ndim}-d {shape}, got shape {tuple(t.shape)}")
+        t = (t[None] if ndim == 2 else t).to(torch.float64)
+        bad = torch.nonzero(~torch.isfinite(t).all(dim=(0, 1))).flatten()
+        if bad.numel():
+            raise ValueError(f"{name} has NaN or Inf values in {bad.numel()} variable(s) (columns "
+                             f"{bad[:10].tolist()}): the torch backend takes nan_policy='raise' only")
+        if t.shape[1] < 2:
+            raise ValueError(f"{name} needs at least 2 samples (rows), got {t.shape[1]}")
+        tensors.append(t)
+    x, y = tensors
+    if y is not None and (y.shape[1] != x.shape[1] or y.device != x.device):
+        raise ValueError("X and Y must have the same number of samples, on the same device")
+    scale = _arrays.unit_scale(units)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if estimator == "gaussian_copula":
+        if edges[0] is not None:
+            raise ValueError("the torch backend's copula uses ranks: pass no edges, or use backend='cpu'")
+        result = tb.copula_mi(x, y, scale)
+    else:
+        fixed = tuple(None if e is None else torch.tensor(  # a copy: checked edges may be a read-only view
+            _arrays.check_edges(e, t.shape[0], t.shape[2], name, True), device=x.device)
+            for e, t, name in ((edges[0], x, "edges"), (edges[1], y, "edges_y")) if t is not None)
+        fixed = fixed + (None,) * (2 - len(fixed))
+        b = fixed[0].shape[2] - 1 if fixed[0] is not None else (
+            auto_bins(x.shape[1]) if bins == "auto" else _arrays.check_bins(bins, x.shape[1]))
+        result = tb.binned_mi(x, y, estimator, b, scale, correction == "miller_madow", fixed)
+    result = result.to(torch.float32 if dtype == np.float32 else torch.float64)
+    result = result[0] if ndim == 2 else result
+    return result.cpu().numpy() if numpy_in else result
 
 
 def _fixed_edges(estimator: str, x: np.ndarray, y: np.ndarray | None, edges: Any, edges_y: Any
@@ -540,7 +629,8 @@ def mi_layers(
     max_bytes: int | None = None,
     edges: Any = None,
     noise: float = 0.0,
-) -> np.ndarray:
+    backend: str | None = None,
+) -> Any:
     """Mutual information between every pair of variables, for every layer, in one call.
 
     Parameters
@@ -550,7 +640,7 @@ def mi_layers(
         index 0 = embedding output).
     dims : slice or sequence of int, optional
         Variables to keep (e.g. ``slice(0, None, 2)`` for every other dimension); default all.
-    estimator, bins, k, correction, n_permutations, seed, units, threads, progress, max_bytes, noise
+    estimator, bins, k, correction, n_permutations, seed, units, threads, progress, max_bytes, noise, backend
         As in :func:`mi_matrix`.
     nan_policy : {'raise', 'omit'}
         As in :func:`mi_matrix`; 'omit' drops a token from every layer if any layer has NaN/Inf there.
@@ -574,6 +664,11 @@ def mi_layers(
     >>> pairmi.mi_layers(H, bins=8).shape
     (3, 5, 5)
     """
+    if _on_torch(backend, H, None):
+        if dims is not None:
+            H = H[:, :, _dims_index(dims, H.shape[2])]
+        return _torch_mi(H, None, 3, estimator=estimator, bins=bins, correction=correction, units=units, dtype=dtype,
+                         nan_policy=nan_policy, out=out, edges=(edges, None), noise=noise)
     h = _arrays.to_numpy(H, "H")
     if h.ndim != 3:
         raise ValueError(f"H must be 3-d (layers, samples, variables), got shape {h.shape}")

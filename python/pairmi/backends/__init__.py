@@ -1,0 +1,1 @@
+"""Implementations of the estimators outside the C++ core (``backend='torch'``)."""

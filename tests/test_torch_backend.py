@@ -1,0 +1,78 @@
+"""backend='torch': the binned estimators and the Gaussian copula on torch tensors, checked against
+the C++ core on one shared matrix of cases (CPU torch here; the same code runs on CUDA tensors)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import pairmi  # noqa: E402
+from datagen import KINDS, make  # noqa: E402
+
+CASES = [(e, c) for e in ("equal_width", "equal_frequency") for c in (None, "miller_madow")] + [("gaussian_copula", None)]
+
+
+def same(got, want, tol=1e-9):
+    got = got.numpy() if hasattr(got, "numpy") else got
+    finite = np.isfinite(want)
+    assert np.array_equal(np.isfinite(got), finite)
+    assert np.abs(got[finite] - want[finite]).max(initial=0) <= tol
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("estimator,correction", CASES)
+def test_torch_equals_the_core(kind, estimator, correction):
+    X = make(kind, 240, 9, 3)
+    Y = make("mixed", 240, 4, 4)
+    kw = {"estimator": estimator, "correction": correction, "units": "nats"}
+    same(pairmi.mi_matrix(torch.from_numpy(X), backend="torch", **kw), pairmi.mi_matrix(X, **kw))
+    same(pairmi.mi_matrix(torch.from_numpy(X), torch.from_numpy(Y), backend="torch", **kw), pairmi.mi_matrix(X, Y, **kw))
+    H = np.stack([X, make(kind, 240, 9, 5)]).astype(np.float32)
+    same(pairmi.mi_layers(torch.from_numpy(H), backend="torch", dtype=np.float64, **kw),
+         pairmi.mi_layers(H, dtype=np.float64, **kw))
+
+
+@pytest.mark.parametrize("estimator", ["equal_width", "equal_frequency"])
+def test_torch_with_fixed_edges_and_few_samples(estimator):
+    X = make("heavy", 400, 6, 6)
+    E = pairmi.fit_edges(X[:100], estimator, bins=9)
+    same(pairmi.mi_matrix(torch.from_numpy(X), estimator=estimator, edges=E, backend="torch"),
+         pairmi.mi_matrix(X, estimator=estimator, edges=E))
+    small = make("ties", 20, 5, 7)  # 20 samples, 15 bins: the core's rank kernel
+    same(pairmi.mi_matrix(torch.from_numpy(small), backend="torch"), pairmi.mi_matrix(small))
+
+
+def test_tensors_in_tensors_out_numpy_in_numpy_out():
+    X = make("normal", 100, 4, 8)
+    t = pairmi.mi_matrix(torch.from_numpy(X).float(), backend="torch", dtype=np.float32)
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.device.type == "cpu"
+    n = pairmi.mi_matrix(X, backend="torch")
+    assert isinstance(n, np.ndarray) and n.dtype == np.float64
+    assert isinstance(pairmi.mi_matrix(torch.from_numpy(X)), np.ndarray)  # a CPU tensor defaults to the core
+    layers = pairmi.mi_layers(torch.from_numpy(np.stack([X, X])), dims=[0, 2, 3], backend="torch")
+    assert tuple(layers.shape) == (2, 3, 3)
+
+
+def test_torch_backend_says_what_it_lacks():
+    X = torch.from_numpy(make("normal", 60, 3, 9))
+    for kw, words in (({"estimator": "ksg"}, "not there yet"), ({"correction": "shuffle"}, "correction"),
+                      ({"out": np.empty((3, 3))}, "out="), ({"backend": "gpu"}, "backend must be one of")):
+        with pytest.raises(ValueError, match=words):
+            pairmi.mi_matrix(X, **{"backend": "torch", **kw})
+    bad = X.clone()
+    bad[4, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN or Inf values in 1 variable\(s\) \(columns \[1\]\)"):
+        pairmi.mi_matrix(bad, backend="torch")
+    grad = X.clone().requires_grad_(True)
+    with pytest.warns(UserWarning, match="requires grad"):
+        pairmi.mi_matrix(grad, backend="torch")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_tensors_stay_on_the_device():  # pragma: no cover - runs where a GPU is
+    X = make("mixed", 300, 8, 10)
+    got = pairmi.mi_matrix(torch.from_numpy(X).cuda())
+    assert got.is_cuda
+    same(got.cpu(), pairmi.mi_matrix(X))
