@@ -44,6 +44,23 @@ def test_torch_with_fixed_edges_and_few_samples(estimator):
     same(pairmi.mi_matrix(torch.from_numpy(small), backend="torch"), pairmi.mi_matrix(small))
 
 
+@pytest.mark.parametrize("kind", ["normal", "heavy", "outliers", "constant", "mixed"])
+def test_torch_ksg_equals_the_core_and_scikit_learn(kind):
+    """Brute-force KSG on tensors against the core's walks (1e-9 nats) on untied data, square and
+    X against Y with another k, and against scikit-learn's mutual_info_regression (1e-6 nats)."""
+    X = make(kind, 150, 7, 11)
+    Y = make("mixed", 150, 3, 12)
+    same(pairmi.mi_matrix(torch.from_numpy(X), estimator="ksg", units="nats", backend="torch"),
+         pairmi.mi_matrix(X, estimator="ksg", units="nats"))
+    same(pairmi.mi_matrix(torch.from_numpy(X), torch.from_numpy(Y), estimator="ksg", k=5, backend="torch"),
+         pairmi.mi_matrix(X, Y, estimator="ksg", k=5))
+    if kind == "mixed":
+        sklearn_fs = pytest.importorskip("sklearn.feature_selection")
+        got = pairmi.mi_matrix(torch.from_numpy(X), estimator="ksg", units="nats", backend="torch").numpy()
+        want = sklearn_fs.mutual_info_regression(X[:, 1:], X[:, 0], n_neighbors=3, random_state=0)
+        np.testing.assert_allclose(got[0, 1:], want, rtol=0, atol=1e-6)
+
+
 def test_tensors_in_tensors_out_numpy_in_numpy_out():
     X = make("normal", 100, 4, 8)
     t = pairmi.mi_matrix(torch.from_numpy(X).float(), backend="torch", dtype=np.float32)
@@ -57,7 +74,8 @@ def test_tensors_in_tensors_out_numpy_in_numpy_out():
 
 def test_torch_backend_says_what_it_lacks():
     X = torch.from_numpy(make("normal", 60, 3, 9))
-    for kw, words in (({"estimator": "ksg"}, "not there yet"), ({"correction": "shuffle"}, "correction"),
+    for kw, words in (({"estimator": "ksg", "edges": np.zeros((3, 16))}, "takes no edges"),
+                      ({"estimator": "ksg", "k": 60}, "k must be"), ({"correction": "shuffle"}, "correction"),
                       ({"out": np.empty((3, 3))}, "out="), ({"backend": "gpu"}, "backend must be one of")):
         with pytest.raises(ValueError, match=words):
             pairmi.mi_matrix(X, **{"backend": "torch", **kw})

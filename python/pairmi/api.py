@@ -476,8 +476,9 @@ def mi_matrix(
     backend : {None, 'cpu', 'torch'}
         ``'cpu'``: the C++ core (torch tensors are copied to the host; numpy out). ``'torch'``:
         torch on the tensors' own device, the result a float64-accumulated tensor there (numpy in,
-        numpy out): equal-width and equal-frequency bins (optionally Miller-Madow) and the
-        Gaussian copula, equal to the core within 1e-9. Default: ``'torch'`` for tensors on an
+        numpy out): equal-width and equal-frequency bins (optionally Miller-Madow), KSG (brute
+        force; no clipping of tied values) and the Gaussian copula, equal to the core within 1e-9
+        (KSG: 1e-6, as against scikit-learn). Default: ``'torch'`` for tensors on an
         accelerator (a CUDA tensor never travels to the host), ``'cpu'`` otherwise.
 
     Returns
@@ -504,7 +505,7 @@ def mi_matrix(
     """
     if _on_torch(backend, X, Y):
         return _torch_mi(X, Y, 2, estimator=estimator, bins=bins, correction=correction, units=units, dtype=dtype,
-                         nan_policy=nan_policy, out=out, edges=(edges, edges_y), noise=noise)
+                         nan_policy=nan_policy, out=out, edges=(edges, edges_y), noise=noise, k=k)
     x, y = _inputs(X, Y, nan_policy)
     fixed = _fixed_edges(estimator, x, y, edges, edges_y)
     s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed,
@@ -529,7 +530,7 @@ def _on_torch(backend: str | None, X: Any, Y: Any) -> bool:
 
 
 def _torch_mi(X: Any, Y: Any, ndim: int, *, estimator: str, bins: Bins, correction: str | None, units: str,
-              dtype: npt.DTypeLike, nan_policy: str, out: Any, edges: tuple[Any, Any], noise: float) -> Any:
+              dtype: npt.DTypeLike, nan_policy: str, out: Any, edges: tuple[Any, Any], noise: float, k: int = 3) -> Any:
     """mi_matrix / mi_layers on the torch backend: checks, then pairmi.backends.torch."""
     from .backends import torch as tb
 
@@ -574,10 +575,14 @@ def _torch_mi(X: Any, Y: Any, ndim: int, *, estimator: str, bins: Bins, correcti
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if estimator in ("gaussian_copula", "ksg") and edges[0] is not None:
+        raise ValueError(f"the torch backend's {estimator} takes no edges: use backend='cpu'")
     if estimator == "gaussian_copula":
-        if edges[0] is not None:
-            raise ValueError("the torch backend's copula uses ranks: pass no edges, or use backend='cpu'")
         result = tb.copula_mi(x, y, scale)
+    elif estimator == "ksg":
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < x.shape[1]:
+            raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {x.shape[1] - 1}], got {k!r}")
+        result = tb.ksg_mi(x, y, int(k), scale)
     else:
         fixed = tuple(None if e is None else torch.tensor(  # a copy: checked edges may be a read-only view
             _arrays.check_edges(e, t.shape[0], t.shape[2], name, True), device=x.device)
@@ -668,7 +673,7 @@ def mi_layers(
         if dims is not None:
             H = H[:, :, _dims_index(dims, H.shape[2])]
         return _torch_mi(H, None, 3, estimator=estimator, bins=bins, correction=correction, units=units, dtype=dtype,
-                         nan_policy=nan_policy, out=out, edges=(edges, None), noise=noise)
+                         nan_policy=nan_policy, out=out, edges=(edges, None), noise=noise, k=k)
     h = _arrays.to_numpy(H, "H")
     if h.ndim != 3:
         raise ValueError(f"H must be 3-d (layers, samples, variables), got shape {h.shape}")
