@@ -94,3 +94,21 @@ def test_cuda_tensors_stay_on_the_device():  # pragma: no cover - runs where a G
     got = pairmi.mi_matrix(torch.from_numpy(X).cuda())
     assert got.is_cuda
     same(got.cpu(), pairmi.mi_matrix(X))
+
+
+def test_bench_gpu_smoke_test_runs_on_cpu_torch():
+    """bench/bench_gpu.py --tiny: every workload on the core and on torch, equal within 1e-9 bits."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "bench" / "bench_gpu.py"
+    if not script.exists():
+        pytest.skip("bench/ is not beside the tests")
+    done = subprocess.run([sys.executable, str(script), "--tiny", "--runs", "1", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "workload" not in line
+            and "---" not in line]
+    assert len(rows) == 6
+    assert all(float(row.split("|")[-2]) <= 1e-9 for row in rows), rows
