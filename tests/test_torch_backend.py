@@ -112,3 +112,26 @@ def test_bench_gpu_smoke_test_runs_on_cpu_torch():
             and "---" not in line]
     assert len(rows) == 6
     assert all(float(row.split("|")[-2]) <= 1e-9 for row in rows), rows
+
+
+def test_out_of_device_memory_halves_the_block_then_says_what_to_do():
+    from pairmi.backends import torch as tb
+
+    blocks = []
+
+    def run(block):
+        blocks.append(block)
+        if block > 32:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return block
+
+    assert tb.shrinking_on_oom(run, 256, "test") == 32 and blocks == [256, 128, 64, 32]
+
+    def never(block):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with pytest.raises(MemoryError, match="does not fit on the device even one row at a time"):
+        tb.shrinking_on_oom(never, 4, "binned MI of 10 x 10 variables")
+    X = make("normal", 100, 20, 13)  # a small block gives the same result as one block
+    same(tb.binned_mi(torch.from_numpy(X)[None], None, "equal_width", 15, 1.0, block=3).numpy()[0],
+         pairmi.mi_matrix(X, units="nats"))

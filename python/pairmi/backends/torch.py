@@ -84,13 +84,35 @@ def _entropy(sum_terms: Any, n: int, miller_madow: bool) -> Any:
     return torch.clamp(h, min=0.0)
 
 
+def shrinking_on_oom(run: Any, block: int, what: str) -> Any:
+    """run(block), halving the block while the device runs out of memory; at one row a clear
+    MemoryError naming the size and what to do."""
+    torch = _torch()
+    while True:
+        try:
+            return run(block)
+        except torch.OutOfMemoryError as exc:  # CUDA (and other accelerators') allocation failures
+            if block == 1:
+                raise MemoryError(f"{what} does not fit on the device even one row at a time ({exc}): select fewer "
+                                  "variables (dims=), fewer layers, or use backend='cpu'") from None
+            block = max(1, block // 2)
+            torch.cuda.empty_cache() if torch.cuda.is_available() else None
+
+
 def binned_mi(x: Any, y: Any | None, estimator: str, bins: int, scale: float, miller_madow: bool = False,
               edges: tuple[Any, Any] = (None, None), block: int = 256) -> Any:
     """MI (layers, dx, dy) in nats times `scale`, float64, of x (layers, n, dx) against itself or y.
 
-    Joint counts of `block` x variables against all y variables per one-hot product: the count
-    block holds block * bins * dy * bins values.
+    Joint counts of `block` x variables against all y variables per one-hot product (the count
+    block holds block * bins * dy * bins values); out of device memory, the block is halved and
+    the layer computed again.
     """
+    return shrinking_on_oom(lambda b: _binned_mi(x, y, estimator, bins, scale, miller_madow, edges, b), block,
+                            f"binned MI of {x.shape[2]:,} x {(x if y is None else y).shape[2]:,} variables")
+
+
+def _binned_mi(x: Any, y: Any | None, estimator: str, bins: int, scale: float, miller_madow: bool,
+               edges: tuple[Any, Any], block: int) -> Any:
     torch = _torch()
     n = x.shape[1]
     fit = equal_width_edges if estimator == "equal_width" else equal_frequency_edges
