@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from . import _arrays, _core, stats
 from .binned import BINNED_ESTIMATORS, Coded, auto_bins, binned_mi, code_layers, permutation_nulls
-from .copula import copula_mi, copula_working_bytes, normal_scores
+from .copula import copula_mi, copula_working_bytes, mi_of_correlations, normal_scores
 
 ESTIMATORS = BINNED_ESTIMATORS + ("ksg", "gaussian_copula")
 CORRECTIONS = (None, "miller_madow", "shuffle")
@@ -954,9 +954,7 @@ def _copula_test_passes(x: np.ndarray, y: np.ndarray | None, s: _Settings, reord
     zy = zx if y is None else normal_scores(y[0].T)
 
     def mi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        rho = np.clip(a @ b.T, -1.0, 1.0)
-        with np.errstate(divide="ignore"):
-            out = -0.5 * np.log1p(-rho * rho) * s.scale
+        out = mi_of_correlations(a @ b.T, s.scale)
         if y is None:
             np.fill_diagonal(out, np.inf)
         return out

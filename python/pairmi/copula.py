@@ -155,6 +155,13 @@ def copula_working_bytes(n: int, dx: int, dy: int | None) -> int:
     return max(8 * n * dx + 72 * n * dy, 8 * n * (dx + dy) + 8 * rows * dy)
 
 
+def mi_of_correlations(rho: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """-1/2 ln(1 - rho^2) * scale (|rho| clipped to 1: +inf there), computed in place in rho."""
+    logs = _log_one_minus_squares(rho)
+    logs *= -0.5 * scale
+    return logs
+
+
 def _log_one_minus_squares(rho: np.ndarray) -> np.ndarray:
     """ln(1 - min(rho^2, 1)), in place in rho (MI is -1/2 of it): -inf where |rho| reaches 1."""
     np.multiply(rho, rho, out=rho)

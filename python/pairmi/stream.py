@@ -21,7 +21,7 @@ import numpy.typing as npt
 from . import _arrays, _core
 from ._files import atomic_file
 from .binned import BINNED_ESTIMATORS, bin_edges
-from .copula import fit_knots, knot_scores, mapped_scores
+from .copula import fit_knots, knot_scores, mapped_scores, mi_of_correlations
 
 STREAM_ESTIMATORS = BINNED_ESTIMATORS + ("gaussian_copula",)
 FORMAT = "pairmi.Accumulator"
@@ -403,9 +403,7 @@ class Accumulator:
         mean_y, var_y = (mean_x, var_x) if "sum_y" not in t else (t["sum_y"] / n, np.maximum(t["sq_y"] / n - (t["sum_y"] / n) ** 2, 0.0))
         cov = t["cross"] / n - mean_x[:, :, None] * mean_y[:, None, :]
         denom = np.sqrt(var_x[:, :, None] * var_y[:, None, :])
-        rho = np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0)
-        with np.errstate(divide="ignore"):
-            mi = -0.5 * np.log1p(-np.minimum(rho * rho, 1.0))
+        mi = mi_of_correlations(np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0))
         if "sum_y" not in t:
             idx = np.arange(mi.shape[-1])
             mi[:, idx, idx] = np.inf
