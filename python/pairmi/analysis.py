@@ -363,11 +363,16 @@ def save_figures(analysis: Analysis, out: str | os.PathLike, pair: tuple[int | s
         )
         fig.suptitle(f"{analysis.layer_names[k]}, units {i} and {j} ({how}): {about}", fontsize="medium")
         figs["pair.png"] = fig
+    return write_figures({name[: -len(".png")]: fig for name, fig in figs.items()}, out, fmt, dpi)
+
+
+def write_figures(figs: dict[str, Any], out: str | os.PathLike, fmt: str = "png", dpi: int = 90) -> list[Path]:
+    """Each Figure as ``out/<name>.<fmt>``, written atomically; returns the paths."""
     paths = []
     for name, fig in figs.items():
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=dpi)
-        path = out / (name[: -len(".png")] + f".{fmt}")
+        path = Path(out) / f"{name}.{fmt}"
         atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
     return paths

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import sys
 import time
@@ -510,9 +509,7 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     _prepare_out(args.out, args.resume, args.overwrite)
     _check_selection(args.model, args.site, args.layers, args.dims)
     args.out.mkdir(parents=True, exist_ok=True)
-    state = args.out / STATE_FILE
-    if state.exists() and not args.resume:
-        state.unlink()  # a fresh run
+    state = args.out / STATE_FILE  # without --resume, _prepare_out refused or removed an earlier one
     docs = python_docstrings() if args.python_docs else read_documents(
         args.corpus, by="line" if args.corpus_format == "lines" else "paragraph", encoding=args.encoding)
     from transformers.utils import logging as hf_logging
@@ -573,7 +570,7 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 
 def _cmd_lesson(args: argparse.Namespace) -> None:
     from . import plot
-    from ._files import atomic_write_bytes
+    from .analysis import write_figures
     from .compare import bias_curve, compare
 
     if args.bins == "auto" or args.bins > args.samples:
@@ -591,13 +588,7 @@ def _cmd_lesson(args: argparse.Namespace) -> None:
         "pair": plot.pair(np.stack([x, y], axis=1), 0, 0, 1, bins=args.bins, overlay=True, names=("x", "y")),
         "bias": plot.bias(curve),
     }
-    written = []
-    for name, fig in figures.items():
-        buf = io.BytesIO()
-        fig.savefig(buf, format=args.format, dpi=100)
-        path = args.out / f"{name}.{args.format}"
-        atomic_write_bytes(path, buf.getvalue())
-        written.append(path)
+    written = write_figures(figures, args.out, args.format, dpi=100)
     big = curve.sizes[-1]
     print(f"at {big:,} samples (mean of {args.draws} draws): " + ", ".join(
         f"{name} {curve.mean[name][-1] - curve.truth:+.3f}" for name in curve.mean) + " bits from the truth")
