@@ -466,7 +466,9 @@ def _print_degenerate(analysis: Any) -> None:
 def _few_tokens(n: int, bins: int | str) -> bool:
     """Few samples for the joint histogram's cells (under 20 a cell on average): plug-in MI is
     then mostly bias, and analyze computes the null by default."""
-    b = 15 if bins == "auto" else int(bins)
+    from .binned import auto_bins
+
+    b = auto_bins(n) if bins == "auto" else int(bins)
     return n < 20 * b * b
 
 
