@@ -89,11 +89,35 @@ def test_torch_backend_says_what_it_lacks():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
-def test_cuda_tensors_stay_on_the_device():  # pragma: no cover - runs where a GPU is
-    X = make("mixed", 300, 8, 10)
-    got = pairmi.mi_matrix(torch.from_numpy(X).cuda())
-    assert got.is_cuda
-    same(got.cpu(), pairmi.mi_matrix(X))
+@pytest.mark.parametrize("kind", KINDS)
+def test_cuda_equals_the_core(kind):  # pragma: no cover - runs where a GPU is
+    """The shared matrix of cases on a CUDA device: every estimator, nulls, tests and streaming stay
+    there and equal the core (binned, copula 1e-9 bits; KSG 1e-9 nats)."""
+    from pairmi.backends import torch as tb
+
+    X, Y = make(kind, 300, 8, 10), make("mixed", 300, 3, 11)
+    Xd, Yd = torch.from_numpy(X).cuda(), torch.from_numpy(Y).cuda()
+    for estimator, correction in CASES + ([("ksg", None)] if kind != "ties" else []):  # KSG: ties clipped by the core
+        kw = {"estimator": estimator, "correction": correction}
+        for args, dev in (((X,), (Xd,)), ((X, Y), (Xd, Yd))):
+            got = pairmi.mi_matrix(*dev, **kw)
+            assert got.is_cuda
+            same(got.cpu(), pairmi.mi_matrix(*args, **kw))
+    assert tb._INT8_PRODUCTS.get("cuda") is True  # the integer tensor-core product ran
+    same(pairmi.null_mi(Xd, n_permutations=5, bins=7, dtype=np.float64).cpu(),
+         pairmi.null_mi(X, n_permutations=5, bins=7, dtype=np.float64))
+    for estimator in ("equal_width", "gaussian_copula"):
+        t, want = pairmi.mi_test(Xd, Yd, estimator=estimator, n_permutations=9), pairmi.mi_test(X, Y, estimator=estimator, n_permutations=9)
+        assert t.p_value.is_cuda
+        np.testing.assert_array_equal(t.p_value.cpu().numpy(), want.p_value)
+    for estimator in ("equal_width", "gaussian_copula"):
+        edges = pairmi.fit_edges(X[:100], estimator, bins=12)
+        cpu, dev = pairmi.Accumulator(estimator, edges=edges), pairmi.Accumulator(estimator, edges=edges)
+        for s0 in range(0, 300, 70):
+            cpu.update(X[s0 : s0 + 70])
+            dev.update(Xd[s0 : s0 + 70])
+        assert dev.device.type == "cuda" and dev.result().is_cuda
+        same(dev.result().cpu(), cpu.result())
 
 
 def test_bench_gpu_smoke_test_runs_on_cpu_torch():
@@ -110,8 +134,8 @@ def test_bench_gpu_smoke_test_runs_on_cpu_torch():
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "workload" not in line
             and "---" not in line]
-    assert len(rows) == 6
-    assert all(float(row.split("|")[-2]) <= 1e-9 for row in rows), rows
+    assert len(rows) == 7
+    assert all(float(row.split("|")[6]) <= 1e-9 for row in rows), rows
 
 
 def test_out_of_device_memory_halves_the_block_then_says_what_to_do():
@@ -135,3 +159,161 @@ def test_out_of_device_memory_halves_the_block_then_says_what_to_do():
     X = make("normal", 100, 20, 13)  # a small block gives the same result as one block
     same(tb.binned_mi(torch.from_numpy(X)[None], None, "equal_width", 15, 1.0, block=3).numpy()[0],
          pairmi.mi_matrix(X, units="nats"))
+
+
+# --- nulls and tests on torch: the core's permutations, the same numbers ---------------------------
+
+@pytest.mark.parametrize("estimator", ["equal_width", "equal_frequency"])
+def test_torch_null_mi_equals_the_core(estimator):
+    X, Y = make("heavy", 120, 6, 21), make("mixed", 120, 3, 22)
+    for args in ((X,), (X, Y)):
+        want = pairmi.null_mi(*args, n_permutations=7, seed=3, estimator=estimator, bins=6, dtype=np.float64)
+        got = pairmi.null_mi(*(torch.from_numpy(a) for a in args), n_permutations=7, seed=3, estimator=estimator,
+                             bins=6, dtype=np.float64, backend="torch")
+        assert isinstance(got, torch.Tensor) and tuple(got.shape) == want.shape
+        same(got, want)
+    assert isinstance(pairmi.null_mi(X, n_permutations=2, backend="torch"), np.ndarray)  # numpy in, numpy out
+    with pytest.raises(ValueError, match="binned estimators"):
+        pairmi.null_mi(torch.from_numpy(X), estimator="ksg", backend="torch")
+
+
+@pytest.mark.parametrize("estimator,null", [("equal_width", "shuffle"), ("equal_frequency", "rotation"),
+                                            ("equal_frequency", "shared"), ("gaussian_copula", "shuffle"),
+                                            ("gaussian_copula", "rotation"), ("gaussian_copula", "shared")])
+def test_torch_mi_test_equals_the_core(estimator, null):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(150, 5))
+    X[:, 1] += X[:, 0]
+    Y = rng.normal(size=(150, 3))
+    kw = {"estimator": estimator, "null": null, "n_permutations": 19, "seed": 4, "bins": 5}
+    if null == "rotation":
+        kw["segments"] = [50, 60, 40]
+    for args in ((X,), (X, Y)):
+        want = pairmi.mi_test(*args, **kw)
+        got = pairmi.mi_test(*(torch.from_numpy(a) for a in args), backend="torch", **kw)
+        assert isinstance(got.p_value, torch.Tensor)
+        same(got.mi, want.mi)
+        same(got.null_mean, want.null_mean)
+        np.testing.assert_array_equal(got.p_value.numpy(), want.p_value)  # the same reorderings
+        np.testing.assert_array_equal(got.q_value(), want.q_value())
+        assert got.significant(0.05) == want.significant(0.05)
+    tied = np.round(X, 0)
+    if null == "shared":
+        with pytest.raises(ValueError, match="without tied values"):
+            pairmi.mi_test(torch.from_numpy(tied), backend="torch", **kw)
+
+
+def test_torch_nan_policy_omit_drops_the_same_samples():
+    X = make("normal", 200, 5, 31)
+    X[[3, 50, 120], [0, 2, 4]] = np.nan
+    for estimator in ("equal_width", "gaussian_copula", "ksg"):
+        same(pairmi.mi_matrix(torch.from_numpy(X), estimator=estimator, nan_policy="omit", backend="torch"),
+             pairmi.mi_matrix(X, estimator=estimator, nan_policy="omit"))
+
+
+def test_int8_counts_are_exact():
+    """The integer-tensor-core product the accelerators use (torch._int_mm), checked on the CPU."""
+    from pairmi.backends import torch as tb
+
+    gen = torch.Generator().manual_seed(0)
+    a = (torch.rand(30, 77, generator=gen) < 0.3).to(torch.int8)
+    b = (torch.rand(13, 77, generator=gen) < 0.5).to(torch.int8)
+    for u, v in ((a, b), (a, a), (b, a)):
+        assert torch.equal(tb.int8_counts(u, v).to(torch.float64), u.double() @ v.double().T)
+
+
+# --- streaming on torch: the same counts, the same state, merges across backends -----------------
+
+@pytest.mark.parametrize("estimator", ["equal_width", "equal_frequency", "gaussian_copula"])
+def test_torch_accumulator_equals_the_core(estimator, tmp_path):
+    rng = np.random.default_rng(8)
+    H = rng.standard_t(3, size=(2, 900, 7)).astype(np.float32)
+    Y = rng.normal(size=(2, 900, 3)).astype(np.float32)
+    correction = "miller_madow" if estimator == "equal_width" else None
+    for y in (None, Y):
+        edges = {"bins": 9} if estimator != "gaussian_copula" else {"bins": 50}
+        cpu = pairmi.Accumulator(estimator, correction=correction, **edges)
+        dev = pairmi.Accumulator(estimator, correction=correction, backend="torch", **edges)
+        for s0 in range(0, 900, 250):
+            cpu.update(H[:, s0 : s0 + 250], None if y is None else y[:, s0 : s0 + 250])
+            dev.update(torch.from_numpy(H[:, s0 : s0 + 250]), None if y is None else torch.from_numpy(y[:, s0 : s0 + 250]))
+        np.testing.assert_array_equal(dev.edges, cpu.edges)  # fitted on the device, the same edges
+        got = dev.result()
+        assert isinstance(got, torch.Tensor)
+        same(got, cpu.result(), 1e-12)
+        if estimator != "gaussian_copula":
+            same(torch.as_tensor(dev.bias()), cpu.bias(), 1e-15)
+        cpu.save(tmp_path / "cpu.npz")
+        dev.save(tmp_path / "dev.npz")
+        with np.load(tmp_path / "cpu.npz") as a, np.load(tmp_path / "dev.npz") as b:
+            assert sorted(a.files) == sorted(b.files)
+            for k in a.files:
+                if k != "header":
+                    if estimator == "gaussian_copula":
+                        np.testing.assert_allclose(b[k], a[k], rtol=1e-12, atol=1e-9)
+                    else:
+                        np.testing.assert_array_equal(b[k], a[k])  # the core's exact counts, in its layout
+        back = pairmi.Accumulator.load(tmp_path / "cpu.npz", device="cpu")
+        same(back.result(), cpu.result(), 1e-12)
+        mixed = pairmi.Accumulator(estimator, correction=correction, backend="torch").merge(dev).merge(cpu)
+        doubled = pairmi.Accumulator(estimator, correction=correction).merge(cpu).merge(dev)
+        assert mixed.n_samples == doubled.n_samples == 1800
+        same(mixed.result(), doubled.result(), 1e-12)
+
+
+def test_torch_accumulator_numpy_chunks_give_numpy_and_checks_hold():
+    rng = np.random.default_rng(9)
+    acc = pairmi.Accumulator("equal_width", bins=5, backend="torch")
+    acc.update(rng.normal(size=(100, 4)))
+    assert isinstance(acc.result(), np.ndarray) and acc.result().shape == (4, 4)
+    for bad, words in ((rng.normal(size=(100, 5)), "5 variables"), (rng.normal(size=(2, 100, 4)), "the first was"),
+                       (rng.normal(size=(100, 4)).astype(np.float32), "dtype float32 differs")):
+        with pytest.raises(ValueError, match=words):
+            acc.update(bad)
+    nan = rng.normal(size=(100, 4))
+    nan[5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        acc.update(nan)
+    assert acc.n_samples == 100
+
+
+def test_torch_accumulator_failed_update_leaves_the_counts(monkeypatch):
+    """A layer that fails after another was counted: the counted one is subtracted again."""
+    from pairmi.backends import torch as tb
+
+    rng = np.random.default_rng(10)
+    H = torch.from_numpy(rng.normal(size=(3, 200, 5)))
+    acc = pairmi.Accumulator("equal_width", bins=6, backend="torch").update(H)
+    before = {k: v.clone() for k, v in acc._totals.items()}
+    real, calls = tb.add_pair_counts, []
+
+    def flaky(*args, **kw):
+        calls.append(kw.get("sign", 1))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(tb, "add_pair_counts", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        acc.update(H)
+    assert calls == [1, 1, -1]
+    assert acc.n_samples == 200 and all(torch.equal(before[k], acc._totals[k]) for k in before)
+
+
+def test_add_pair_counts_rolls_back_its_own_blocks_on_interrupt(monkeypatch):
+    from pairmi.backends import torch as tb
+
+    codes = torch.randint(0, 4, (3, 50))
+    joint, mx = torch.zeros((12, 12), dtype=torch.int64), torch.zeros((3, 4), dtype=torch.int64)
+    real, seen = tb.joint_counts, []
+
+    def flaky(a, b):
+        seen.append(1)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return real(a, b)
+
+    monkeypatch.setattr(tb, "joint_counts", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        tb.add_pair_counts(joint, mx, None, codes, None, 4, step=10)
+    assert not joint.any() and not mx.any()

@@ -13,6 +13,11 @@ from . import _core
 UNIT_SCALES = {"bits": 1.0 / np.log(2.0), "nats": 1.0}
 
 
+def host(a: Any) -> np.ndarray:
+    """a as a numpy array: a tensor copied from its device, anything else as np.asarray."""
+    return a.detach().cpu().numpy() if hasattr(a, "detach") and hasattr(a, "cpu") else np.asarray(a)
+
+
 def to_numpy(data: Any, name: str) -> np.ndarray:
     """Return `data` (numpy array, torch tensor or nested sequence) as a real-valued numpy array.
 

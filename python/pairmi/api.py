@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _arrays, _core, stats
+from .backends import torch as _tb
 from .binned import BINNED_ESTIMATORS, Coded, auto_bins, binned_mi, code_layers, permutation_nulls
 from .copula import copula_mi, copula_working_bytes, mi_of_correlations, normal_scores
 
@@ -503,7 +504,7 @@ def mi_matrix(
     >>> pairmi.mi_matrix(X, bins=8).shape
     (4, 4)
     """
-    if _on_torch(backend, X, Y):
+    if _tb.wanted(backend, X, Y):
         return _torch_mi(X, Y, 2, estimator=estimator, bins=bins, correction=correction, units=units, dtype=dtype,
                          nan_policy=nan_policy, out=out, edges=(edges, edges_y), noise=noise, k=k)
     x, y = _inputs(X, Y, nan_policy)
@@ -511,22 +512,6 @@ def mi_matrix(
     s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed,
                   noise)
     return _compute(x, y, s, progress, None if out is None else _out_array(out)[None], max_bytes)[0]
-
-
-BACKENDS = (None, "cpu", "torch")
-
-
-def _is_tensor(data: Any) -> bool:
-    return hasattr(data, "detach") and hasattr(data, "device") and hasattr(data, "is_cuda")
-
-
-def _on_torch(backend: str | None, X: Any, Y: Any) -> bool:
-    """Whether to compute with torch: asked for, or (by default) a tensor on an accelerator."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend is not None:
-        return backend == "torch"
-    return any(_is_tensor(v) and v.device.type != "cpu" for v in (X, Y))
 
 
 def _torch_mi(X: Any, Y: Any, ndim: int, *, estimator: str, bins: Bins, correction: str | None, units: str,
@@ -542,35 +527,10 @@ def _torch_mi(X: Any, Y: Any, ndim: int, *, estimator: str, bins: Bins, correcti
         raise ValueError(f"the torch backend takes correction=None or 'miller_madow' (binned), not {correction!r}")
     if out is not None or noise:
         raise ValueError("the torch backend takes neither out= nor noise=: use backend='cpu'")
-    if nan_policy != "raise":
-        raise ValueError("the torch backend takes nan_policy='raise' only")
-    numpy_in = not _is_tensor(X)
-    tensors = []
-    for data, name in ((X, "X" if ndim == 2 else "H"), (Y, "Y")):
-        if data is None:
-            tensors.append(None)
-            continue
-        t = torch.as_tensor(_arrays.to_numpy(data, name)) if not _is_tensor(data) else data
-        if t.requires_grad:
-            warnings.warn(f"{name} requires grad: pairmi detaches it (MI is not differentiable)", stacklevel=4)
-            t = t.detach()
-        if t.is_complex() or not (t.dtype.is_floating_point or t.dtype in (torch.int8, torch.int16, torch.int32,
-                                                                             torch.int64, torch.uint8, torch.bool)):
-            raise TypeError(f"{name} must hold real numbers, got {t.dtype}")
-        if t.ndim != ndim:
-            shape = "(samples, variables)" if ndim == 2 else "(layers, samples, variables)"
-            raise ValueError(f"{name} must be {ndim}-d {shape}, got shape {tuple(t.shape)}")
-        t = (t[None] if ndim == 2 else t).to(torch.float64)
-        bad = torch.nonzero(~torch.isfinite(t).all(dim=(0, 1))).flatten()
-        if bad.numel():
-            raise ValueError(f"{name} has NaN or Inf values in {bad.numel()} variable(s) (columns "
-                             f"{bad[:10].tolist()}): the torch backend takes nan_policy='raise' only")
-        if t.shape[1] < 2:
-            raise ValueError(f"{name} needs at least 2 samples (rows), got {t.shape[1]}")
-        tensors.append(t)
-    x, y = tensors
-    if y is not None and (y.shape[1] != x.shape[1] or y.device != x.device):
-        raise ValueError("X and Y must have the same number of samples, on the same device")
+    numpy_in = not tb.is_tensor(X)
+    names = ["X" if ndim == 2 else "H"] + (["Y"] if Y is not None else [])
+    tensors = tb.checked_tensors([X] + ([Y] if Y is not None else []), names, (ndim,), nan_policy)
+    x, y = tensors[0], (tensors[1] if Y is not None else None)
     scale = _arrays.unit_scale(units)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
@@ -669,7 +629,7 @@ def mi_layers(
     >>> pairmi.mi_layers(H, bins=8).shape
     (3, 5, 5)
     """
-    if _on_torch(backend, H, None):
+    if _tb.wanted(backend, H, None):
         if dims is not None:
             H = H[:, :, _dims_index(dims, H.shape[2])]
         return _torch_mi(H, None, 3, estimator=estimator, bins=bins, correction=correction, units=units, dtype=dtype,
@@ -715,7 +675,8 @@ def null_mi(
     dtype: npt.DTypeLike = np.float32,
     nan_policy: str = "raise",
     max_bytes: int | None = None,
-) -> np.ndarray:
+    backend: str | None = None,
+) -> Any:
     """MI of every pair under independence: the samples shuffled, ``n_permutations`` times.
 
     Every column of X is permuted independently (or Y's columns, with Y), so each pair is scored
@@ -732,10 +693,13 @@ def null_mi(
         Equal seeds give equal nulls (None: fresh randomness).
     dtype : {float32, float64}
         dtype of the result.
+    backend : {None, 'cpu', 'torch'}
+        As in :func:`mi_matrix`: with torch the shuffles run on the tensors' device (the same
+        permutations as the core's, drawn on the host from `seed`) and the result is a tensor there.
 
     Returns
     -------
-    ndarray, shape (n_permutations, n_x, n_x or n_y)
+    ndarray (or tensor), shape (n_permutations, n_x, n_x or n_y)
         The null distribution of each pair (diagonal: the entropies, unchanged by shuffling).
 
     Examples
@@ -745,6 +709,8 @@ def null_mi(
     >>> pairmi.null_mi(X, n_permutations=10, bins=5).shape
     (10, 4, 4)
     """
+    if _tb.wanted(backend, X, Y):
+        return _torch_null_mi(X, Y, n_permutations, seed, estimator, bins, units, dtype, nan_policy)
     s, cx, cy = _coded_inputs("null_mi", X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads, dtype)
     shape = (s.n_permutations, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
     # The nulls, one kernel pass's buffer, and the shuffled codes of each pass.
@@ -797,7 +763,7 @@ class MITest:
     def significant(self, alpha: float = 0.05, method: str = "bh") -> int:
         """Number of pairs significant at false discovery rate `alpha` (each pair once)."""
         q = self.q_value(method)
-        return int((q[stats.upper_pairs(self.p_value)] <= alpha).sum())
+        return int((q[stats.upper_pairs(q)] <= alpha).sum())
 
 
 def fdr_tests(tests: Sequence[MITest], method: str = "bh") -> list[np.ndarray]:
@@ -813,15 +779,16 @@ def fdr_tests(tests: Sequence[MITest], method: str = "bh") -> list[np.ndarray]:
     >>> [q.shape for q in pairmi.fdr_tests(tests)]
     [(4, 4), (4, 4)]
     """
-    pieces = [stats.upper_pairs(t.p_value) for t in tests]
-    flat = np.concatenate([t.p_value[idx] for t, idx in zip(tests, pieces)]) if tests else np.zeros(0)
+    p_values = [_arrays.host(t.p_value) for t in tests]  # a torch test's p-values come to the host
+    pieces = [stats.upper_pairs(p) for p in p_values]
+    flat = np.concatenate([p[idx] for p, idx in zip(p_values, pieces)]) if tests else np.zeros(0)
     q_flat = stats.fdr(flat, method)
     out, start = [], 0
-    for t, idx in zip(tests, pieces):
-        q = np.full(t.p_value.shape, np.nan)
+    for p, idx in zip(p_values, pieces):
+        q = np.full(p.shape, np.nan)
         part = q_flat[start : start + idx[0].size]
         q[idx] = part
-        if len(idx) == 2 and t.p_value.shape[0] == t.p_value.shape[1] and np.isnan(np.diag(t.p_value)).all():
+        if len(idx) == 2 and p.shape[0] == p.shape[1] and np.isnan(np.diag(p)).all():
             q[idx[1], idx[0]] = part
         out.append(q)
         start += idx[0].size
@@ -842,6 +809,7 @@ def mi_test(
     max_bytes: int | None = None,
     null: str = "shuffle",
     segments: Sequence[int] | None = None,
+    backend: str | None = None,
 ) -> MITest:
     """Permutation test of every pair: observed MI, null mean and p-value, reproducible from `seed`.
 
@@ -864,6 +832,10 @@ def mi_test(
         Lengths of the contiguous documents or windows the samples come in (they add up to n),
         for ``null='rotation'``: rotations never cross them (e.g. ``hs.meta['window_tokens']``).
         Default: one segment.
+    backend : {None, 'cpu', 'torch'}
+        As in :func:`mi_matrix`: with torch the observed MI, the reorderings (the same as the
+        core's, drawn on the host from `seed`) and the statistics are computed on the tensors'
+        device, and the MITest's arrays are tensors there (``q_value`` returns numpy).
 
     Returns
     -------
@@ -890,6 +862,8 @@ def mi_test(
                          "null='shuffle' or 'rotation'")
     if segments is not None and null != "rotation":
         raise ValueError("segments apply to null='rotation'")
+    if _tb.wanted(backend, X, Y):
+        return _torch_mi_test(X, Y, n_permutations, seed, estimator, bins, units, nan_policy, null, segments)
     x, y = _inputs(X, Y, nan_policy)
     s = _settings(x.shape[1], estimator, bins, 3, None, n_permutations, seed, units, threads, np.float64)
     shape = (1, x.shape[2], x.shape[2] if y is None else y.shape[2])
@@ -970,6 +944,86 @@ def _copula_test_passes(x: np.ndarray, y: np.ndarray | None, s: _Settings, reord
                 yield mi(zx, move(rng, zy))
 
     return mi(zx, zy), passes()
+
+
+def _torch_nulls_setup(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: str, bins: Bins, units: str,
+                       dtype: npt.DTypeLike, nan_policy: str, who: str) -> tuple[Any, Any, _Settings, bool]:
+    """Checked tensors x (1, n, dx) and y of the torch nulls, their settings, and whether X was numpy."""
+    names = ["X"] + (["Y"] if Y is not None else [])
+    x, *rest = _tb.checked_tensors([X] + ([Y] if Y is not None else []), names, (2,), nan_policy)
+    s = _settings(x.shape[1], estimator, bins, 3, None, n_permutations, seed, units, 1, dtype)
+    return x, (rest[0] if rest else None), s, not _tb.is_tensor(X)
+
+
+def _torch_null_mi(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: str, bins: Bins, units: str,
+                   dtype: npt.DTypeLike, nan_policy: str) -> Any:
+    """null_mi on torch: codes on the device, each pass a gather of them by the core's permutations."""
+    if estimator not in BINNED_ESTIMATORS:
+        raise ValueError(f"null_mi supports the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
+    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, dtype, nan_policy,
+                                           "null_mi")
+    torch = _tb._torch()
+    cx = _tb.codes(x, _tb.fit_edges(x, s.estimator, s.bins))
+    cy = None if y is None else _tb.codes(y, _tb.fit_edges(y, s.estimator, s.bins))
+    target = cx if cy is None else cy
+    nulls = torch.empty((s.n_permutations, cx.shape[1], target.shape[1]),
+                        dtype=torch.float32 if s.dtype == np.float32 else torch.float64, device=x.device)
+    for k, moved in enumerate(_tb.reorderings(target[0], s.n_permutations, s.seed, None)):
+        pair = (moved[None], None) if cy is None else (cx, moved[None])
+        nulls[k] = _tb.binned_mi_of_codes(*pair, s.bins, s.scale)[0]
+    return nulls.cpu().numpy() if numpy_in else nulls
+
+
+def _torch_mi_test(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: str, bins: Bins, units: str,
+                   nan_policy: str, null: str, segments: Sequence[int] | None) -> MITest:
+    """mi_test on torch: observed MI, reorderings and statistics on the device."""
+    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, np.float64,
+                                           nan_policy, "mi_test")
+    torch = _tb._torch()
+    reorder = stats.Rotations(x.shape[1], segments) if null == "rotation" else None
+    if estimator == "gaussian_copula":
+        zx = _tb.unit_scores(x[0].T)
+        zy = zx if y is None else _tb.unit_scores(y[0].T)
+
+        def mi(a: Any, b: Any) -> Any:
+            out = _tb.mi_of_correlations(a @ b.T, s.scale)
+            if y is None:
+                out.fill_diagonal_(float("inf"))
+            return out
+
+        observed = mi(zx, zy)
+        moves = _tb.reorderings(zy, s.n_permutations, s.seed, reorder)
+        nulls = (mi(z, z) if y is None else mi(zx, z) for z in moves)
+    else:
+        cx = _tb.codes(x, _tb.fit_edges(x, s.estimator, s.bins))
+        cy = None if y is None else _tb.codes(y, _tb.fit_edges(y, s.estimator, s.bins))
+        observed = _tb.binned_mi_of_codes(cx, cy, s.bins, s.scale)[0]
+        moves = _tb.reorderings((cx if cy is None else cy)[0], s.n_permutations, s.seed, reorder)
+        nulls = (_tb.binned_mi_of_codes(m[None], None, s.bins, s.scale)[0] if cy is None else
+                 _tb.binned_mi_of_codes(cx, m[None], s.bins, s.scale)[0] for m in moves)
+    tol = 1e-12 * max(1.0, s.scale)  # as the core's test
+    if null == "shared":
+        for arr, name in ((x, "X"), (y, "Y")):
+            if arr is not None:
+                _tb.untied_or_raise(arr, name)
+        draws = torch.sort(torch.as_tensor(_shared_null(x.shape[1], s), device=x.device)).values
+        exceed = draws.numel() - torch.searchsorted(draws, (observed - tol).contiguous(), right=False)
+        p = (1.0 + exceed.to(torch.float64)) / (1.0 + draws.numel())
+        total = torch.full_like(observed, float(draws.mean()))
+    else:
+        threshold = observed - tol
+        total = torch.zeros_like(observed)
+        exceed = torch.zeros(observed.shape, dtype=torch.int64, device=x.device)
+        for draw in nulls:
+            total += draw
+            exceed += draw >= threshold
+        p = (exceed.to(torch.float64) + 1.0) / (1.0 + s.n_permutations)
+        total /= s.n_permutations
+    if y is None:
+        p.fill_diagonal_(float("nan"))
+    if numpy_in:
+        observed, total, p = (v.cpu().numpy() for v in (observed, total, p))
+    return MITest(observed, total, p, s.n_permutations, units, null)
 
 
 def _dims_index(dims: Any, d: int) -> slice | np.ndarray:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from . import _arrays, _core
 from ._files import atomic_file
+from .backends.torch import wanted as tb_wanted
 from .binned import BINNED_ESTIMATORS, bin_edges
 from .copula import fit_knots, knot_scores, mapped_scores, mi_of_correlations
 
@@ -108,6 +109,14 @@ class Accumulator:
     threads : int, optional
     nan_policy : {'raise', 'omit'}
         NaN or Inf in a chunk: ValueError (the state unchanged), or drop those samples.
+    backend : {None, 'cpu', 'torch'}
+        Where the totals live and the counting runs. ``'torch'``: on the device of the first chunk
+        (a torch tensor; the CPU for numpy chunks), by one-hot matrix products (binned) or products
+        of mapped normal scores (copula), so a corpus run on a GPU never moves activations to the
+        host; :meth:`result` and :meth:`bias` are then tensors there (numpy if the chunks were
+        numpy). ``'cpu'``: the C++ core (tensors are copied to the host). Default: ``'torch'`` when
+        the first chunk is a tensor on an accelerator, else ``'cpu'``. Both give the same counts,
+        save the same state, and merge with each other.
 
     Notes
     -----
@@ -143,8 +152,10 @@ class Accumulator:
         dtype: npt.DTypeLike = np.float64,
         threads: int | None = None,
         nan_policy: str = "raise",
+        backend: str | None = None,
     ) -> None:
         _check_estimator(estimator)
+        tb_wanted(backend)  # checks the name
         if correction not in (None, "miller_madow"):
             raise ValueError(f"correction must be None or 'miller_madow' for streaming, got {correction!r}")
         if correction is not None and estimator not in BINNED_ESTIMATORS:
@@ -161,6 +172,9 @@ class Accumulator:
         self.threads = threads
         self.nan_policy = nan_policy
         self.bins = bins
+        self.backend = backend
+        self.device: Any = None  # the torch device of the totals; None: numpy totals, the C++ core
+        self._numpy_out = True  # results as numpy (the chunks were), else tensors on the device
         self._given = (None if edges is None else _arrays.to_numpy(edges, "edges"),
                        None if edges_y is None else _arrays.to_numpy(edges_y, "edges_y"))
         self.edges: np.ndarray | None = None  # (layers, dx, k), fixed at the first chunk
@@ -169,12 +183,20 @@ class Accumulator:
         self._layout: dict[str, Any] | None = None  # the first chunk's shape and dtype
         self._totals: dict[str, np.ndarray] = {}
         self._scores: tuple[Any, ...] | None = None  # the copula's knot scores, for the edges they belong to
+        self._maps: tuple[Any, ...] | None = None  # the edges (or knots and scores) on the device, likewise
 
     # --- adding samples ---------------------------------------------------------------------------
 
     def update(self, chunk: Any, y: Any = None) -> Accumulator:
         """Add a chunk of samples: (n, d), or (layers, n, d) for several layers at once, and the
         same samples of Y if the accumulator pairs X against Y. Returns self."""
+        if self._layout is None and self.device is None and tb_wanted(self.backend, chunk, y):
+            from .backends import torch as tb
+
+            self.device = next((v.device for v in (chunk, y) if tb.is_tensor(v)), tb._torch().device("cpu"))
+            self._numpy_out = not tb.is_tensor(chunk)
+        if self.device is not None:
+            return self._update_on_device(chunk, y)
         x, y_arr, squeeze = self._checked_chunk(chunk, y)
         layout = self._layout or self._new_layout(x, y_arr, squeeze)
         edges, edges_y = (self.edges, self.edges_y) if self._layout else self._first_edges(x, y_arr)
@@ -209,16 +231,20 @@ class Accumulator:
                 mine = None if given is None or theirs is None else _arrays.check_edges(given, *theirs.shape[:2], name, binned)
                 if given is not None and not _same(mine, theirs):
                     raise ValueError(f"cannot merge: this accumulator's {name} differ from the other's")
-            self._layout, self.edges, self.edges_y = dict(other._layout), other.edges, other.edges_y
-            self._totals = {k: v.copy() for k, v in other._totals.items()}
-            self.n_samples = other.n_samples
+            if self.device is None and self.backend != "cpu" and other.device is not None:
+                self.device, self._numpy_out = other.device, other._numpy_out  # a fresh one follows the other
+            if self.device is None and self.backend == "torch":
+                self.device = _torch_cpu()
+            header, arrays = other._state()
+            self._restore(header, {k: v.copy() for k, v in arrays.items()})
             return self
         if self._layout != other._layout:
             raise ValueError(f"cannot merge: shapes differ ({self._layout} != {other._layout})")
         if not _same(self.edges, other.edges) or not _same(self.edges_y, other.edges_y):
             raise ValueError("cannot merge accumulators with different edges: fit the edges once and pass them to both")
+        theirs = other._totals if _same_device(self.device, other.device) else self._from_canonical(other._canonical_totals())
         for name, total in self._totals.items():
-            total += other._totals[name]
+            total += theirs[name]
         self.n_samples += other.n_samples
         return self
 
@@ -229,6 +255,8 @@ class Accumulator:
         as the chunks were, (d_x, d_y) against Y. As :func:`pairmi.mi_matrix`: symmetric with the
         entropies (binned) or +inf (copula) on the diagonal for X against itself."""
         layout = self._require_samples()
+        if self.device is not None:
+            return self._output(self._result_on_device())
         shape = (layout["layers"], layout["dx"], layout["dy"] if layout["cross"] else layout["dx"])
         out = np.empty(shape, dtype=self.dtype)
         if self.estimator == "gaussian_copula":
@@ -248,14 +276,14 @@ class Accumulator:
         layout = self._require_samples()
         if self.estimator not in BINNED_ESTIMATORS:
             raise ValueError(f"bias() is for the binned estimators, not {self.estimator!r}")
-        mx = (self._totals["marginal_x"] > 0).sum(axis=2) - 1.0
-        my = mx if not layout["cross"] else (self._totals["marginal_y"] > 0).sum(axis=2) - 1.0
+        marginals = [_arrays.host(self._totals[k]) for k in ("marginal_x", "marginal_y") if k in self._totals]
+        mx = (marginals[0] > 0).sum(axis=2) - 1.0
+        my = mx if not layout["cross"] else (marginals[1] > 0).sum(axis=2) - 1.0
         b = mx[:, :, None] * my[:, None, :] / (2.0 * self.n_samples) * self.scale
         if not layout["cross"]:
             idx = np.arange(b.shape[-1])
             b[:, idx, idx] = 0.0
-        b = b.astype(self.dtype)
-        return b[0] if layout["squeeze"] else b
+        return self._output(b)
 
     # --- saving -----------------------------------------------------------------------------------
 
@@ -267,9 +295,10 @@ class Accumulator:
             np.savez(fh, header=np.array(json.dumps(header)), **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, threads: int | None = None) -> Accumulator:
-        """An accumulator saved by :meth:`save`; ValueError naming the file if it is not one, or
-        is of another format version."""
+    def load(cls, path: str | os.PathLike, *, threads: int | None = None, device: Any = None) -> Accumulator:
+        """An accumulator saved by :meth:`save` (by either backend); ValueError naming the file if it
+        is not one, or is of another format version. ``device`` (a torch device): its totals go
+        there, for ``backend='torch'``; default: numpy totals for the C++ core."""
         path = Path(path)
         try:
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
@@ -277,7 +306,7 @@ class Accumulator:
                     raise ValueError("not an .npz archive with a header")
                 header = json.loads(str(z["header"]))
                 arrays = {k: z[k] for k in z.files if k != "header"}
-            return cls._from_state(header, arrays, threads)
+            return cls._from_state(header, arrays, threads, device)
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"{path} is not a readable pairmi accumulator state: {problem}") from None
@@ -288,14 +317,15 @@ class Accumulator:
                   "estimator": self.estimator, "correction": self.correction, "units": self.units,
                   "dtype": self.dtype.name, "bins": self.bins, "nan_policy": self.nan_policy,
                   "n_samples": self.n_samples, "layout": self._layout}
-        arrays = {f"total_{k}": v for k, v in self._totals.items()}
+        arrays = {f"total_{k}": v for k, v in self._canonical_totals().items()}
         for name, value in (("edges", self.edges), ("edges_y", self.edges_y)):
             if value is not None:
                 arrays[name] = value
         return header, arrays
 
     @classmethod
-    def _from_state(cls, header: Any, arrays: dict[str, np.ndarray], threads: int | None) -> Accumulator:
+    def _from_state(cls, header: Any, arrays: dict[str, np.ndarray], threads: int | None, device: Any = None
+                    ) -> Accumulator:
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise ValueError(f"its format is {header.get('format') if isinstance(header, dict) else None!r}, "
                              f"not {FORMAT!r}")
@@ -303,7 +333,12 @@ class Accumulator:
             raise ValueError(f"it is format version {header.get('version')!r}; this pairmi "
                              f"({_core.__version__}) reads version {FORMAT_VERSION}")
         acc = cls(header["estimator"], correction=header["correction"], units=header["units"],
-                  dtype=header["dtype"], bins=header["bins"], threads=threads, nan_policy=header["nan_policy"])
+                  dtype=header["dtype"], bins=header["bins"], threads=threads, nan_policy=header["nan_policy"],
+                  backend=None if device is None else "torch")
+        if device is not None:
+            from .backends import torch as tb
+
+            acc.device, acc._numpy_out = tb._torch().device(device), False
         acc._restore(header, arrays)
         return acc
 
@@ -324,7 +359,7 @@ class Accumulator:
         if x.shape[1] == 0:
             raise ValueError("the chunk has no samples")
         if self._layout is not None:
-            self._check_layout(x, y_arr, squeeze)
+            self._check_layout(x.shape, x.dtype.name, None if y_arr is None else y_arr.shape, squeeze)
         elif y_arr is None and self._given[1] is not None:
             raise ValueError("this accumulator pairs X against Y (edges_y was given): pass y with each chunk")
         arrays = [x] if y_arr is None else [x, y_arr]
@@ -334,25 +369,26 @@ class Accumulator:
                 _arrays.check_ranges(arr, name)  # the first chunk sets the edges
         return arrays[0], (arrays[1] if len(arrays) > 1 else None), squeeze
 
-    def _check_layout(self, x: np.ndarray, y: np.ndarray | None, squeeze: bool) -> None:
+    def _check_layout(self, x: tuple[int, ...], dtype: str, y: tuple[int, ...] | None, squeeze: bool) -> None:
+        """The shapes x (layers, n, dx) and y of a chunk, and x's dtype name, against the first's."""
         lay = self._layout
         assert lay is not None
-        if squeeze != lay["squeeze"] or x.shape[0] != lay["layers"]:
+        if squeeze != lay["squeeze"] or x[0] != lay["layers"]:
             first = "(n, d)" if lay["squeeze"] else f"({lay['layers']}, n, d)"
-            raise ValueError(f"the chunk has shape {x.shape if not squeeze else x.shape[1:]}; the first was {first}")
-        if x.shape[2] != lay["dx"]:
-            raise ValueError(f"the chunk has {x.shape[2]} variables; the accumulator has {lay['dx']}")
-        if x.dtype.name != lay["dtype"]:
-            raise ValueError(f"the chunk's dtype {x.dtype} differs from the first chunk's {lay['dtype']}: convert it")
+            raise ValueError(f"the chunk has shape {tuple(x) if not squeeze else tuple(x[1:])}; the first was {first}")
+        if x[2] != lay["dx"]:
+            raise ValueError(f"the chunk has {x[2]} variables; the accumulator has {lay['dx']}")
+        if dtype != lay["dtype"]:
+            raise ValueError(f"the chunk's dtype {dtype} differs from the first chunk's {lay['dtype']}: convert it")
         if (y is not None) != lay["cross"]:
             raise ValueError("this accumulator pairs X against Y: pass y with each chunk" if lay["cross"] else
                              "this accumulator pairs X against itself: pass no y")
-        if y is not None and y.shape[2] != lay["dy"]:
-            raise ValueError(f"y has {y.shape[2]} variables; the accumulator has {lay['dy']}")
+        if y is not None and y[2] != lay["dy"]:
+            raise ValueError(f"y has {y[2]} variables; the accumulator has {lay['dy']}")
 
-    def _new_layout(self, x: np.ndarray, y: np.ndarray | None, squeeze: bool) -> dict[str, Any]:
+    def _new_layout(self, x: Any, y: Any, squeeze: bool, dtype: str | None = None) -> dict[str, Any]:
         return {"layers": x.shape[0], "dx": x.shape[2], "dy": 0 if y is None else y.shape[2],
-                "cross": y is not None, "squeeze": squeeze, "dtype": x.dtype.name}
+                "cross": y is not None, "squeeze": squeeze, "dtype": dtype or x.dtype.name}
 
     def _first_edges(self, x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         binned = self.estimator in BINNED_ESTIMATORS
@@ -409,6 +445,197 @@ class Accumulator:
             mi[:, idx, idx] = np.inf
         return mi
 
+    # --- the torch backend -------------------------------------------------------------------------
+
+    def _update_on_device(self, chunk: Any, y: Any) -> Accumulator:
+        """update() with the totals on self.device: the same checks, counting by torch there."""
+        from .backends import torch as tb
+
+        if self._layout is None and y is None and self._given[1] is not None:
+            raise ValueError("this accumulator pairs X against Y (edges_y was given): pass y with each chunk")
+        given = [chunk] if y is None else [chunk, y]
+        names = ["chunk", "y"][: len(given)]
+        ndims = [v.ndim if tb.is_tensor(v) else np.ndim(v) for v in given]
+        dtype = _dtype_name(chunk)
+        tensors = tb.checked_tensors(given, names, (2, 3), self.nan_policy, self.device, min_samples=1)
+        x, y_t = tensors[0], (tensors[1] if y is not None else None)
+        squeeze = ndims[0] == 2
+        if y_t is not None and (ndims[1] != ndims[0] or y_t.shape[0] != x.shape[0]):
+            raise ValueError(f"y must have the chunk's layers and samples: {tuple(x.shape[:2])} != {tuple(y_t.shape[:2])}")
+        if self._layout is not None:
+            self._check_layout(tuple(x.shape), dtype, None if y_t is None else tuple(y_t.shape), squeeze)
+        layout = self._layout or self._new_layout(x, y_t, squeeze, dtype)
+        if self._layout is None:
+            edges, edges_y = self._first_edges_on_device(x, y_t)
+        else:
+            edges, edges_y = self.edges, self.edges_y
+        maps = self._device_maps(edges, edges_y)
+        totals = self._totals or self._new_device_totals(layout, edges)
+        if self.estimator == "gaussian_copula":
+            tb.add_score_sums(totals, x, y_t, maps)
+        else:
+            bins = edges.shape[2] - 1
+            cx = tb.codes(x, maps[0])
+            cy = None if y_t is None else tb.codes(y_t, maps[1])
+            done = []
+            try:
+                for l in range(x.shape[0]):
+                    args = (totals["joint"][l], totals["marginal_x"][l], totals["marginal_y"][l] if y_t is not None else None,
+                            cx[l], None if cy is None else cy[l], bins)
+                    tb.add_pair_counts(*args)
+                    done.append(args)
+            except BaseException:
+                for args in done:  # the layers already added, taken out again: the state as before
+                    tb.add_pair_counts(*args, sign=-1)
+                raise
+        self._layout, self.edges, self.edges_y, self._totals = layout, edges, edges_y, totals
+        self.n_samples += x.shape[1]
+        return self
+
+    def _first_edges_on_device(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """The edges (knots) given, checked, or fitted on the first chunk on the device."""
+        from .backends import torch as tb
+
+        binned = self.estimator in BINNED_ESTIMATORS
+        edges = []
+        for arr, given, name in ((x, self._given[0], "edges"), (y, self._given[1], "edges_y")):
+            if arr is None:
+                edges.append(None)
+            elif given is not None:
+                edges.append(_arrays.check_edges(given, arr.shape[0], arr.shape[2], name, binned))
+            elif binned:
+                span = arr.amax(dim=1) - arr.amin(dim=1)
+                bad = tb._torch().nonzero(~tb._torch().isfinite(span).all(dim=0)).flatten()
+                if bad.numel():
+                    raise ValueError(f"{name} has variables whose range overflows float64 (columns {bad[:10].tolist()}): "
+                                     "rescale them")
+                bins = _arrays.check_bins(15 if self.bins is None else self.bins, arr.shape[1])
+                edges.append(tb.fit_edges(arr, self.estimator, bins).cpu().numpy())
+            else:
+                knots = min(arr.shape[1], DEFAULT_KNOTS) if self.bins is None else self.bins
+                if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or knots < 2:
+                    raise ValueError(f"the copula's knots (bins) must be an integer >= 2, got {self.bins!r}")
+                edges.append(tb.fit_knots(arr, int(knots)).cpu().numpy())
+        if binned and edges[1] is not None and edges[1].shape[2] != edges[0].shape[2]:
+            raise ValueError(f"edges and edges_y must have the same number of bins, got {edges[0].shape[2] - 1} "
+                             f"and {edges[1].shape[2] - 1}")
+        return edges[0], edges[1]
+
+    def _device_maps(self, edges: np.ndarray, edges_y: np.ndarray | None) -> tuple[Any, ...]:
+        """The edges on the device (binned), or the knots and their scores (copula), once per edges."""
+        from .backends import torch as tb
+
+        torch = tb._torch()
+        if self._maps is None or self._maps[0] is not edges:
+            def put(a: np.ndarray | None) -> Any:
+                return None if a is None else torch.tensor(a, dtype=torch.float64, device=self.device)  # a copy
+            if self.estimator == "gaussian_copula":
+                maps = (put(edges), put(knot_scores(edges)), put(edges_y),
+                        None if edges_y is None else put(knot_scores(edges_y)))
+            else:
+                maps = (put(edges), put(edges_y))
+            self._maps = (edges, maps)
+        return self._maps[1]
+
+    def _new_device_totals(self, layout: dict[str, Any], edges: np.ndarray) -> dict[str, Any]:
+        from .backends import torch as tb
+
+        torch = tb._torch()
+        L, dx, dy, cross = layout["layers"], layout["dx"], layout["dy"], layout["cross"]
+        dyy = dy if cross else dx
+        if self.estimator == "gaussian_copula":
+            shapes = {"sum_x": (L, dx), "sq_x": (L, dx), "cross": (L, dx, dyy)}
+            if cross:
+                shapes.update(sum_y=(L, dy), sq_y=(L, dy))
+            dtype = torch.float64
+        else:
+            b = edges.shape[2] - 1
+            shapes = {"joint": (L, dx * b, dyy * b), "marginal_x": (L, dx, b)}
+            if cross:
+                shapes["marginal_y"] = (L, dy, b)
+            dtype = torch.int64
+        try:
+            return {k: torch.zeros(v, dtype=dtype, device=self.device) for k, v in shapes.items()}
+        except torch.OutOfMemoryError:
+            nbytes = sum(8 * int(np.prod(v)) for v in shapes.values())
+            raise MemoryError(f"the {self.estimator} totals of {dx:,} x {dyy:,} variables need "
+                              f"{nbytes / 2**30:.1f} GiB on {self.device}: stream fewer variables per accumulator") from None
+
+    def _canonical_totals(self) -> dict[str, np.ndarray]:
+        """The totals as the C++ core keeps them (numpy; binned: uint64 pair slots), whatever the backend."""
+        if self.device is None:
+            return self._totals
+        from .backends import torch as tb
+
+        t, lay = self._totals, self._layout
+        if self.estimator == "gaussian_copula":
+            return {k: v.cpu().numpy() for k, v in t.items()}
+        out = {k: v.cpu().numpy().view(np.uint64) for k, v in t.items() if k != "joint"}
+        slots = tb.joint_to_slots(t["joint"], lay["dx"], lay["dy"] if lay["cross"] else lay["dx"], lay["cross"])
+        out["counts"] = slots.cpu().numpy().view(np.uint64)
+        return out
+
+    def _from_canonical(self, totals: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Canonical totals (see _canonical_totals) in this accumulator's form: numpy, or on its device."""
+        if self.device is None:
+            return totals
+        from .backends import torch as tb
+
+        torch = tb._torch()
+        lay = self._layout
+        assert lay is not None
+
+        def put(a: np.ndarray) -> Any:
+            return torch.from_numpy(np.ascontiguousarray(a.view(np.int64) if a.dtype == np.uint64 else a)).to(self.device)
+
+        if self.estimator == "gaussian_copula":
+            return {k: put(v) for k, v in totals.items()}
+        out = {k: put(v) for k, v in totals.items() if k != "counts"}
+        dy = lay["dy"] if lay["cross"] else lay["dx"]
+        out["joint"] = tb.slots_to_joint(put(totals["counts"]), out["marginal_x"], lay["dx"], dy, lay["cross"])
+        return out
+
+    def _result_on_device(self) -> Any:
+        """MI (layers, dx, dy) in nats times scale, float64, on the device."""
+        from .backends import torch as tb
+
+        torch = tb._torch()
+        t, n = self._totals, self.n_samples
+        if self.estimator == "gaussian_copula":
+            mean_x = t["sum_x"] / n
+            var_x = torch.clamp(t["sq_x"] / n - mean_x**2, min=0.0)
+            if "sum_y" in t:
+                mean_y = t["sum_y"] / n
+                var_y = torch.clamp(t["sq_y"] / n - mean_y**2, min=0.0)
+            else:
+                mean_y, var_y = mean_x, var_x
+            cov = t["cross"] / n - mean_x[:, :, None] * mean_y[:, None, :]
+            denom = torch.sqrt(var_x[:, :, None] * var_y[:, None, :])
+            rho = torch.where(denom > 0, cov / torch.where(denom > 0, denom, torch.ones_like(denom)), torch.zeros_like(cov))
+            mi = tb.mi_of_correlations(rho, self.scale)
+            if "sum_y" not in t:
+                idx = torch.arange(mi.shape[-1], device=mi.device)
+                mi[:, idx, idx] = float("inf")
+            return mi
+        mm = self.correction == "miller_madow"
+        return torch.stack([tb.mi_of_joint_totals(t["joint"][l], t["marginal_x"][l],
+                                                  t["marginal_y"][l] if "marginal_y" in t else None, n, mm)
+                            for l in range(t["joint"].shape[0])]) * self.scale
+
+    def _output(self, values: Any) -> Any:
+        """values (layers, dx, dy) in self.dtype, squeezed as the chunks were; a tensor on the device
+        for tensor chunks of a device accumulator, else numpy."""
+        assert self._layout is not None
+        squeeze = self._layout["squeeze"]
+        if self.device is None or self._numpy_out:
+            out = _arrays.host(values).astype(self.dtype, copy=False)
+            return out[0] if squeeze else out
+        from .backends import torch as tb
+
+        torch = tb._torch()
+        out = torch.as_tensor(values, device=self.device).to(torch.float32 if self.dtype == np.float32 else torch.float64)
+        return out[0] if squeeze else out
+
     def _require_samples(self) -> dict[str, Any]:
         if self.n_samples == 0 or self._layout is None:
             raise ValueError("no samples yet: call update() first")
@@ -425,8 +652,9 @@ class Accumulator:
         for name, (shape, dtype) in expected.items():
             if totals[name].shape != shape or totals[name].dtype != dtype:
                 raise ValueError(f"total {name!r} is {totals[name].dtype} {totals[name].shape}, not {np.dtype(dtype)} {shape}")
-        self._layout, self._totals = layout, totals
+        self._layout = layout
         self.edges, self.edges_y = arrays["edges"], arrays.get("edges_y")
+        self._totals = totals if self.device is None else self._from_canonical(totals)
         self.n_samples = int(header["n_samples"])
 
     def _new_shapes(self, layout: dict[str, Any], edges: np.ndarray | None) -> dict[str, tuple[tuple[int, ...], Any]]:
@@ -459,6 +687,28 @@ def _as_layers(data: Any, name: str) -> tuple[np.ndarray, bool]:
     if arr.ndim == 3:
         return np.ascontiguousarray(arr), False
     raise ValueError(f"{name} must be 2-d (samples, variables) or 3-d (layers, samples, variables), got shape {arr.shape}")
+
+
+def _same_device(a: Any, b: Any) -> bool:
+    """Whether both totals are numpy (None) or on one torch device."""
+    if a is None or b is None:
+        return a is None and b is None
+    from .backends import torch as tb
+
+    return tb.same_device(a, b)
+
+
+def _torch_cpu() -> Any:
+    from .backends import torch as tb
+
+    return tb._torch().device("cpu")
+
+
+def _dtype_name(data: Any) -> str:
+    """The dtype of an array or tensor, named as numpy names it."""
+    if hasattr(data, "dtype") and hasattr(data, "is_cuda"):
+        return str(data.dtype).removeprefix("torch.")
+    return _arrays.to_numpy(data, "chunk").dtype.name
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
