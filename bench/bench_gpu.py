@@ -4,7 +4,8 @@
 
 Workloads (float32 Student-t, 3 d.o.f.): 13 x 90 x 768 with equal-width bins, KSG (k = 3) and the
 Gaussian copula; one layer of 4,096 x 768 with equal-width bins and the copula; 12 x 90 x 3,072
-(GPT-2's MLP neurons) with the copula; 1,000,000 x 768 streamed through an Accumulator in chunks of
+(GPT-2's MLP neurons) with the copula; a permutation test (mi_test, equal-width, 20 shuffles; the
+difference column compares p-values) on 4,096 x 768; 1,000,000 x 768 streamed through an Accumulator in chunks of
 65,536 (eight distinct chunks cycled; equal-width bins fixed on the first). Torch timings have the
 data already on --device (default: CUDA if present, else CPU, where the torch path is a correctness
 path, not a fast one) and include a synchronisation. The core runs with --threads (default: every
@@ -33,6 +34,7 @@ WORKLOADS = [  # (name, layers, tokens, units, estimator)
     ("1 x 4,096 x 768", 1, 4096, 768, "gaussian_copula"),
     ("12 x 90 x 3,072", 12, 90, 3072, "gaussian_copula"),
     ("1,000,000 x 768 streamed", 1, 1_000_000, 768, "stream"),
+    ("1 x 4,096 x 768, 20 shuffles", 1, 4096, 768, "mi_test"),
 ]
 CHUNK = 65_536
 
@@ -97,6 +99,15 @@ def main() -> None:
             a = streamed(pool, tokens, edges, threads=args.threads)
             b = streamed(pool_d, tokens, edges, backend="torch").cpu().numpy()
             estimator = "equal_width"
+        elif estimator == "mi_test":
+            X = rng.standard_t(3, size=(tokens, units)).astype(np.float32)
+            Xd = torch.from_numpy(X).to(device)
+            kw = {"n_permutations": 20, "seed": 1}
+            core = median_time(lambda: pairmi.mi_test(X, threads=args.threads, **kw), args.runs, sync)
+            gpu = median_time(lambda: pairmi.mi_test(Xd, backend="torch", **kw), args.runs, sync)
+            a = pairmi.mi_test(X, threads=args.threads, **kw).p_value
+            b = pairmi.mi_test(Xd, backend="torch", **kw).p_value.cpu().numpy()
+            estimator = "equal_width test"
         else:
             H = rng.standard_t(3, size=(layers, tokens, units)).astype(np.float32)
             Hd = torch.from_numpy(H).to(device)

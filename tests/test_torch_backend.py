@@ -134,7 +134,7 @@ def test_bench_gpu_smoke_test_runs_on_cpu_torch():
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "workload" not in line
             and "---" not in line]
-    assert len(rows) == 7
+    assert len(rows) == 8
     assert all(float(row.split("|")[6]) <= 1e-9 for row in rows), rows
 
 
@@ -317,3 +317,21 @@ def test_add_pair_counts_rolls_back_its_own_blocks_on_interrupt(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         tb.add_pair_counts(joint, mx, None, codes, None, 4, step=10)
     assert not joint.any() and not mx.any()
+
+
+def test_torch_ksg_scales_as_the_core_and_tiles_any_way(monkeypatch):
+    """The core's scaling (tiny and huge values too), and every tiling and the uncached distances
+    give the core's numbers."""
+    from pairmi.backends import torch as tb
+
+    X = make("heavy", 90, 9, 41).astype(np.float32).astype(np.float64)
+    want = pairmi.mi_matrix(X, estimator="ksg", units="nats")
+    for factor in (1e-160, 1e150):
+        same(pairmi.mi_matrix(torch.from_numpy(X * factor), estimator="ksg", units="nats", backend="torch"),
+             pairmi.mi_matrix(X * factor, estimator="ksg", units="nats"))
+    same(tb.ksg_mi(torch.from_numpy(X)[None], None, 3, 1.0, pairs_per_tile=4)[0], want)
+    monkeypatch.setattr(tb, "KSG_DISTANCE_CACHE_BYTES", 0)
+    same(tb.ksg_mi(torch.from_numpy(X)[None], None, 3, 1.0, pairs_per_tile=9)[0], want)
+    Y = make("normal", 90, 4, 42)
+    same(tb.ksg_mi(torch.from_numpy(X)[None], torch.from_numpy(Y)[None], 4, 1.0, pairs_per_tile=2)[0],
+         pairmi.mi_matrix(X, Y, estimator="ksg", k=4, units="nats"))

@@ -1008,7 +1008,7 @@ def _torch_mi_test(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: st
                 _tb.untied_or_raise(arr, name)
         draws = torch.sort(torch.as_tensor(_shared_null(x.shape[1], s), device=x.device)).values
         exceed = draws.numel() - torch.searchsorted(draws, (observed - tol).contiguous(), right=False)
-        p = (1.0 + exceed.to(torch.float64)) / (1.0 + draws.numel())
+        p = _tb.true_divide(1.0 + exceed.to(torch.float64), 1.0 + draws.numel())
         total = torch.full_like(observed, float(draws.mean()))
     else:
         threshold = observed - tol
@@ -1017,8 +1017,8 @@ def _torch_mi_test(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: st
         for draw in nulls:
             total += draw
             exceed += draw >= threshold
-        p = (exceed.to(torch.float64) + 1.0) / (1.0 + s.n_permutations)
-        total /= s.n_permutations
+        p = _tb.true_divide(exceed.to(torch.float64) + 1.0, 1.0 + s.n_permutations)
+        total = _tb.true_divide(total, s.n_permutations)
     if y is None:
         p.fill_diagonal_(float("nan"))
     if numpy_in:

@@ -129,11 +129,18 @@ def _up(v: int, m: int) -> int:
     return -(-v // m) * m
 
 
-def xlogx_sums(counts: Any, dims: tuple[int, ...], miller_madow: bool) -> Any:
-    """Sum over `dims` of c ln c (minus 1/2 per non-empty cell for Miller-Madow), float64, of
-    integer counts."""
+def true_divide(a: Any, b: float) -> Any:
+    """a / b rounded as numpy rounds it: CUDA divides by a scalar as a product with its reciprocal."""
     torch = _torch()
-    top = int(counts.max()) if counts.numel() else 0
+    return a / torch.full_like(a, float(b))
+
+
+def xlogx_sums(counts: Any, dims: tuple[int, ...], miller_madow: bool, top: int | None = None) -> Any:
+    """Sum over `dims` of c ln c (minus 1/2 per non-empty cell for Miller-Madow), float64, of
+    integer counts at most `top` (default: their maximum, a synchronisation on an accelerator)."""
+    torch = _torch()
+    if top is None:
+        top = int(counts.max()) if counts.numel() else 0
     if top <= TABLE_COUNTS:
         table = torch.special.xlogy(*(torch.arange(top + 1, dtype=torch.float64, device=counts.device),) * 2)
         if miller_madow:
@@ -151,8 +158,8 @@ def _entropy(sum_terms: Any, n: int, miller_madow: bool) -> Any:
 
 
 def entropies(marginals: Any, n: int, miller_madow: bool) -> Any:
-    """Entropies (nats) of marginal counts (..., bins)."""
-    return _entropy(xlogx_sums(marginals, (-1,), miller_madow), n, miller_madow)
+    """Entropies (nats) of marginal counts (..., bins) of n samples."""
+    return _entropy(xlogx_sums(marginals, (-1,), miller_madow, n), n, miller_madow)
 
 
 def mi_from_joint(joint: Any, hx: Any, hy: Any, n: int, miller_madow: bool) -> Any:
@@ -160,7 +167,7 @@ def mi_from_joint(joint: Any, hx: Any, hy: Any, n: int, miller_madow: bool) -> A
     hy (dy,); clipped at 0 unless Miller-Madow (as the core)."""
     rx, dy = hx.shape[0], hy.shape[0]
     bins = joint.shape[0] // rx
-    hxy = _entropy(xlogx_sums(joint.reshape(rx, bins, dy, bins), (1, 3), miller_madow), n, miller_madow)
+    hxy = _entropy(xlogx_sums(joint.reshape(rx, bins, dy, bins), (1, 3), miller_madow, n), n, miller_madow)
     mi = hx[:, None] + hy[None, :] - hxy
     return mi if miller_madow else mi.clamp(min=0.0)
 
@@ -275,27 +282,22 @@ KSG_DISTANCE_CACHE_BYTES = 1 << 30
 
 def ksg_mi(x: Any, y: Any | None, k: int, scale: float, pairs_per_tile: int | None = None) -> Any:
     """KSG (algorithm 1) MI (layers, dx, dy), float64, nats times `scale`, by brute force: each
-    variable scaled to unit (population) variance; for a tile of pairs at once, max-norm distances
-    between all samples, the k-th neighbour's distance by topk, and the neighbours strictly inside
-    it counted by comparison; digamma sums in float64. Each variable's own distance matrix is
-    computed once per layer where they fit KSG_DISTANCE_CACHE_BYTES (a pair's is then the maximum
-    of two). +inf diagonal against itself; constant variables share nothing; clipped at 0, as the
-    core and scikit-learn."""
+    variable scaled to unit (population) variance exactly as the core scales it; for a tile of
+    (block of x variables) x (block of y variables) at once, max-norm distances between all
+    samples, the k-th neighbour's distance by topk, and the neighbours strictly inside it counted
+    by comparison; digamma sums in float64. Each variable's own distance matrix is computed once
+    per layer where they fit KSG_DISTANCE_CACHE_BYTES. +inf diagonal against itself; constant
+    variables share nothing; clipped at 0, as the core and scikit-learn."""
     torch = _torch()
     n = x.shape[1]
     tile_bytes = KSG_TILE_BYTES.get(x.device.type, KSG_TILE_BYTES_DEVICE)
-    tile = pairs_per_tile or max(1, tile_bytes // (8 * n * n))
-
-    def scaled(v: Any) -> Any:  # (layers, d, n)
-        v = v.transpose(1, 2).to(torch.float64)
-        sd = v.std(dim=-1, unbiased=False, keepdim=True)
-        return torch.where(sd > 0, v / torch.where(sd > 0, sd, torch.ones_like(sd)), v), (sd == 0)[..., 0]
+    side = max(1, int(np.sqrt(pairs_per_tile or max(1, tile_bytes // (8 * n * n)))))
 
     def distances(v: Any) -> Any:  # (P, n) -> (P, n, n)
         return (v[:, :, None] - v[:, None, :]).abs()
 
-    sx, cx = scaled(x)
-    sy, cy = (sx, cx) if y is None else scaled(y)
+    sx, cx = ksg_scaled(x)
+    sy, cy = (sx, cx) if y is None else ksg_scaled(y)
     layers, dx, dy = sx.shape[0], sx.shape[1], sy.shape[1]
     cached = 8 * n * n * (dx + (0 if y is None else dy)) <= KSG_DISTANCE_CACHE_BYTES
     psi = float(torch.special.digamma(torch.tensor(float(n), dtype=torch.float64))) + float(
@@ -303,31 +305,60 @@ def ksg_mi(x: Any, y: Any | None, k: int, scale: float, pairs_per_tile: int | No
     table = torch.special.digamma(torch.arange(1, n + 1, dtype=torch.float64, device=x.device))  # psi(count + 1)
     out = torch.zeros((layers, dx, dy), dtype=torch.float64, device=x.device)
     for l in range(layers):
-        ii, jj = torch.meshgrid(torch.arange(dx, device=x.device), torch.arange(dy, device=x.device), indexing="ij")
-        ii, jj = ii.flatten(), jj.flatten()
+        all_x = distances(sx[l]) if cached else None
+        all_y = (all_x if y is None else distances(sy[l])) if cached else None
+        for i0 in range(0, dx, side):
+            i1 = min(dx, i0 + side)
+            a = all_x[i0:i1] if cached else distances(sx[l, i0:i1])  # (bi, n, n)
+            for j0 in range(i0 if y is None else 0, dy, side):  # against itself: blocks on and right of the diagonal
+                j1 = min(dy, j0 + side)
+                b = all_y[j0:j1] if cached else distances(sy[l, j0:j1])  # (bj, n, n)
+                dist = torch.maximum(a[:, None], b[None])  # (bi, bj, n, n)
+                eps = torch.topk(dist, k + 1, dim=-1, largest=False).values[..., k:]  # self at distance 0
+                del dist
+                nx = (a[:, None] < eps).sum(dim=-1)  # the sample itself included: count + 1
+                ny = (b[None] < eps).sum(dim=-1)
+                terms = (table[nx - 1] + table[ny - 1]).mean(dim=-1)
+                out[l, i0:i1, j0:j1] = torch.clamp(psi - terms, min=0.0)
+        out[l, cx[l]] = 0.0
+        out[l, :, cy[l]] = 0.0
         if y is None:
-            keep = ii < jj
-            ii, jj = ii[keep], jj[keep]
-        live = ~(cx[l][ii] | cy[l][jj])
-        ii, jj = ii[live], jj[live]
-        if cached:
-            all_x = distances(sx[l])
-            all_y = all_x if y is None else distances(sy[l])
-        for p0 in range(0, ii.numel(), tile):
-            pi, pj = ii[p0 : p0 + tile], jj[p0 : p0 + tile]
-            ddx = all_x[pi] if cached else distances(sx[l][pi])
-            ddy = all_y[pj] if cached else distances(sy[l][pj])
-            dist = torch.maximum(ddx, ddy)
-            eps = torch.topk(dist, k + 1, dim=-1, largest=False).values[..., k:k + 1]  # self at distance 0
-            del dist
-            nx = (ddx < eps).sum(dim=-1)  # the sample itself included: count + 1
-            ny = (ddy < eps).sum(dim=-1)
-            terms = table[nx - 1] + table[ny - 1]
-            out[l, pi, pj] = torch.clamp(psi - terms.mean(dim=-1), min=0.0)
-        if y is None:
-            out[l] = out[l] + out[l].T
+            upper = torch.triu(out[l], diagonal=1)
+            out[l] = upper + upper.T
             out[l].fill_diagonal_(float("inf"))
     return out * scale
+
+
+def ksg_scaled(x: Any) -> tuple[Any, Any]:
+    """Variables of x (layers, n, d) in rows (layers, d, n), float64, divided by their population
+    standard deviation computed as the core computes it (sums in sample order, one add per sample:
+    the same roundings, so distances tie and order exactly as in the core), and which are constant."""
+    torch = _torch()
+    v = x.transpose(1, 2).to(torch.float64).contiguous()
+    n = v.shape[-1]
+
+    def sd_of(w: Any) -> Any:
+        mean = torch.zeros(w.shape[:-1], dtype=torch.float64, device=w.device)
+        for t in range(n):
+            mean = mean + w[..., t]
+        mean = mean / torch.full_like(mean, float(n))
+        var = torch.zeros_like(mean)
+        for t in range(n):
+            dev = w[..., t] - mean
+            var = var + dev * dev
+        return torch.sqrt(var / torch.full_like(var, float(n)))
+
+    sd = sd_of(v)
+    lo, hi = v.amin(dim=-1), v.amax(dim=-1)
+    constant = lo == hi
+    odd = ~(torch.isfinite(sd) & (sd > 1e-140)) & ~constant
+    if bool(odd.any()):  # tiny or overflowing: the same on values divided by their largest magnitude
+        big = torch.maximum(lo.abs(), hi.abs())
+        safe = torch.where(odd, big, torch.ones_like(big))
+        sd = torch.where(odd, safe * sd_of(v / safe[..., None]), sd)
+    sd = torch.where(constant, torch.zeros_like(sd), sd)
+    scaled = torch.where(sd[..., None] > 0, v / torch.where(sd > 0, sd, torch.ones_like(sd))[..., None], v)
+    return scaled, constant
 
 
 # --- inputs -------------------------------------------------------------------------------------
