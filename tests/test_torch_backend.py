@@ -335,3 +335,22 @@ def test_torch_ksg_scales_as_the_core_and_tiles_any_way(monkeypatch):
     Y = make("normal", 90, 4, 42)
     same(tb.ksg_mi(torch.from_numpy(X)[None], torch.from_numpy(Y)[None], 4, 1.0, pairs_per_tile=2)[0],
          pairmi.mi_matrix(X, Y, estimator="ksg", k=4, units="nats"))
+
+
+@pytest.mark.parametrize("correction", [None, "miller_madow"])
+def test_torch_binned_counts_per_sample_and_per_cell_agree(correction, monkeypatch):
+    """Few samples (n < bins**2): each sample's cell counted by a batched product; else the one-hot
+    product of every cell. Both equal the core on the same data, square and against Y."""
+    from pairmi.backends import torch as tb
+
+    X, Y = make("mixed", 150, 10, 51), make("heavy", 150, 4, 52)
+    kw = {"correction": correction, "units": "nats", "bins": 15}
+    for args in ((X,), (X, Y)):
+        want = pairmi.mi_matrix(*args, **kw)
+        same(pairmi.mi_matrix(*(torch.from_numpy(a) for a in args), backend="torch", **kw), want)
+        with monkeypatch.context() as m:
+            m.setattr(tb, "PER_SAMPLE_MAX", 0)
+            same(pairmi.mi_matrix(*(torch.from_numpy(a) for a in args), backend="torch", **kw), want)
+        with monkeypatch.context() as m:
+            m.setattr(tb, "PER_SAMPLE_BYTES", 1)  # one sample at a time
+            same(pairmi.mi_matrix(*(torch.from_numpy(a) for a in args), backend="torch", **kw), want)

@@ -75,6 +75,11 @@ TABLE_COUNTS = 1 << 22
 ONE_HOT_BYTES = 1 << 30
 # Samples per float32 product: its counts are exact integers below 2**24.
 FLOAT32_EXACT = 1 << 24
+# Up to this many samples (and fewer than bins**2) binned MI counts each sample's cell instead of
+# every cell: half-precision products of 0/1 values are exact integers up to 2048.
+PER_SAMPLE_MAX = 2048
+# Bytes of the per-sample counts (and their logarithms) computed at once.
+PER_SAMPLE_BYTES = 1 << 30
 
 
 def one_hot_rows(codes: Any, bins: int) -> Any:
@@ -162,6 +167,31 @@ def entropies(marginals: Any, n: int, miller_madow: bool) -> Any:
     return _entropy(xlogx_sums(marginals, (-1,), miller_madow, n), n, miller_madow)
 
 
+def cell_log_sums(cx: Any, cy: Any, miller_madow: bool) -> Any:
+    """For every pair of codes cx (rx, n) and cy (dy, n): the sum over cells of c ln c (minus 1/2
+    per non-empty cell for Miller-Madow), float64, as the sum over samples of ln c(s) (minus
+    1/(2 c(s))), c(s) the count of sample s's cell. For sample s all pairs' c(s) are one product:
+    [cx_i(s) == cx_i(t)] (rx x n) times [cy_j(s) == cy_j(t)] (n x dy), batched over s; exact in
+    half precision up to PER_SAMPLE_MAX samples (float64 on the CPU). Fewer values than the joint
+    counts of every cell when n < bins**2."""
+    torch = _torch()
+    rx, n = cx.shape
+    dy = cy.shape[0]
+    dtype = torch.float64 if cx.device.type == "cpu" else torch.float16
+    c = torch.arange(n + 1, dtype=torch.float64, device=cx.device)
+    table = torch.log(c) - (0.5 / c if miller_madow else 0.0)
+    table[0] = 0.0  # never used: a sample's own cell holds it
+    total = torch.zeros((rx, dy), dtype=torch.float64, device=cx.device)
+    step = max(1, PER_SAMPLE_BYTES // (14 * rx * dy))
+    for s0 in range(0, n, step):
+        s1 = min(n, s0 + step)
+        ex = (cx.T[s0:s1, :, None] == cx[None]).to(dtype)  # (s, rx, n)
+        ey = (cy.T[s0:s1, :, None] == cy[None]).to(dtype)  # (s, dy, n)
+        counts = torch.bmm(ex, ey.transpose(1, 2)).to(torch.int32)  # (s, rx, dy)
+        total += table[counts].sum(dim=0)
+    return total
+
+
 def mi_from_joint(joint: Any, hx: Any, hy: Any, n: int, miller_madow: bool) -> Any:
     """MI (rx, dy) in nats from joint counts (rx * bins, dy * bins) and the entropies hx (rx,),
     hy (dy,); clipped at 0 unless Miller-Madow (as the core)."""
@@ -223,6 +253,11 @@ def _binned_mi_of_codes(cx: Any, cy: Any | None, bins: int, scale: float, miller
                                              n, miller_madow)
         for r0 in range(0, dx, block):
             r1 = min(dx, r0 + block)
+            if n <= PER_SAMPLE_MAX and n < bins * bins:
+                sums = cell_log_sums(cx[l, r0:r1], cx[l] if cy is None else cy[l], miller_madow)
+                mi = hx[r0:r1, None] + hy[None, :] - _entropy(sums, n, miller_madow)
+                out[l, r0:r1] = mi if miller_madow else mi.clamp(min=0.0)
+                continue
             ox = oy[r0 * bins : r1 * bins] if cy is None else one_hot_rows(cx[l, r0:r1], bins)
             out[l, r0:r1] = mi_from_joint(joint_counts(ox, oy), hx[r0:r1], hy, n, miller_madow)
         if cy is None:
