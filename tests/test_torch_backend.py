@@ -354,3 +354,13 @@ def test_torch_binned_counts_per_sample_and_per_cell_agree(correction, monkeypat
         with monkeypatch.context() as m:
             m.setattr(tb, "PER_SAMPLE_BYTES", 1)  # one sample at a time
             same(pairmi.mi_matrix(*(torch.from_numpy(a) for a in args), backend="torch", **kw), want)
+
+
+def test_kth_smallest_counts_repeats():
+    from pairmi.backends import torch as tb
+
+    d = torch.tensor([[0.0, 3.0, 1.0, 1.0, 2.0], [0.0, 0.0, 5.0, 4.0, 4.0]], dtype=torch.float64)
+    assert tb.kth_smallest(d, 0).flatten().tolist() == [0.0, 0.0]
+    assert tb.kth_smallest(d, 2).flatten().tolist() == [1.0, 4.0]
+    assert tb.kth_smallest(d, 3).flatten().tolist() == [2.0, 4.0]
+    assert d[0, 1] == 3.0  # the input is left as it was

@@ -556,7 +556,7 @@ class Accumulator:
             dtype = torch.int64
         try:
             return {k: torch.zeros(v, dtype=dtype, device=self.device) for k, v in shapes.items()}
-        except torch.OutOfMemoryError:
+        except tb.out_of_memory():
             nbytes = sum(8 * int(np.prod(v)) for v in shapes.values())
             raise MemoryError(f"the {self.estimator} totals of {dx:,} x {dyy:,} variables need "
                               f"{nbytes / 2**30:.1f} GiB on {self.device}: stream fewer variables per accumulator") from None

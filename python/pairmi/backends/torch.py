@@ -1,10 +1,11 @@
 """The estimators on torch tensors, on whatever device they live.
 
 Binned joint counts are a matrix product of one-hot codes, counts = O_x^T O_y (O: samples x
-(variables * bins)), exact in float64 (and in float32 up to 2^24 samples); codes follow the C++
-core's edges and rules (np.histogram2d's), so results equal the core's within rounding. The
-copula is one product of normal scores; KSG is brute force over tiles of pairs. Everything stays
-on the tensors' device.
+(variables * bins)), exact in integers (int8 products on accelerators, float64 on the CPU); with
+few samples each sample's cell is counted instead. Codes follow the C++ core's edges and rules
+(np.histogram2d's), so results equal the core's within rounding. The copula is one product of
+normal scores; KSG is brute force over tiles of pairs. Streaming adds the same products to int64
+totals. Everything stays on the tensors' device; measurements in docs/gpu.md.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def _torch() -> Any:
     except ImportError:
         raise ImportError("backend='torch' needs torch: pip install 'pairmi[llm]'") from None
     return torch
+
+
+def out_of_memory() -> Any:
+    """The exception a device allocation failure raises (torch.OutOfMemoryError since torch 2.5)."""
+    torch = _torch()
+    return getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
 
 
 def equal_width_edges(x: Any, bins: int) -> Any:
@@ -209,7 +216,7 @@ def shrinking_on_oom(run: Any, block: int, what: str) -> Any:
     while True:
         try:
             return run(block)
-        except torch.OutOfMemoryError as exc:  # CUDA (and other accelerators') allocation failures
+        except out_of_memory() as exc:  # CUDA (and other accelerators') allocation failures
             if block == 1:
                 raise MemoryError(f"{what} does not fit on the device even one row at a time ({exc}): select fewer "
                                   "variables (dims=), fewer layers, or use backend='cpu'") from None
@@ -319,7 +326,7 @@ def ksg_mi(x: Any, y: Any | None, k: int, scale: float, pairs_per_tile: int | No
     """KSG (algorithm 1) MI (layers, dx, dy), float64, nats times `scale`, by brute force: each
     variable scaled to unit (population) variance exactly as the core scales it; for a tile of
     (block of x variables) x (block of y variables) at once, max-norm distances between all
-    samples, the k-th neighbour's distance by topk, and the neighbours strictly inside it counted
+    samples, the k-th neighbour's distance by repeated argmin, and the neighbours strictly inside it counted
     by comparison; digamma sums in float64. Each variable's own distance matrix is computed once
     per layer where they fit KSG_DISTANCE_CACHE_BYTES. +inf diagonal against itself; constant
     variables share nothing; clipped at 0, as the core and scikit-learn."""
@@ -349,7 +356,7 @@ def ksg_mi(x: Any, y: Any | None, k: int, scale: float, pairs_per_tile: int | No
                 j1 = min(dy, j0 + side)
                 b = all_y[j0:j1] if cached else distances(sy[l, j0:j1])  # (bj, n, n)
                 dist = torch.maximum(a[:, None], b[None])  # (bi, bj, n, n)
-                eps = torch.topk(dist, k + 1, dim=-1, largest=False).values[..., k:]  # self at distance 0
+                eps = kth_smallest(dist, k)  # self at distance 0 is the 0th
                 del dist
                 nx = (a[:, None] < eps).sum(dim=-1)  # the sample itself included: count + 1
                 ny = (b[None] < eps).sum(dim=-1)
@@ -362,6 +369,17 @@ def ksg_mi(x: Any, y: Any | None, k: int, scale: float, pairs_per_tile: int | No
             out[l] = upper + upper.T
             out[l].fill_diagonal_(float("inf"))
     return out * scale
+
+
+def kth_smallest(dist: Any, k: int) -> Any:
+    """The k-th smallest (0-based, repeats counted) of each row of dist (..., n), shape (..., 1), by
+    taking out the smallest k times: for KSG's small k faster than topk's selection on a GPU
+    (docs/gpu.md)."""
+    torch = _torch()
+    work = dist if k == 0 else dist.clone()
+    for _ in range(k):
+        work.scatter_(-1, work.argmin(dim=-1, keepdim=True), float("inf"))
+    return work.amin(dim=-1, keepdim=True)
 
 
 def ksg_scaled(x: Any) -> tuple[Any, Any]:
@@ -521,7 +539,7 @@ def add_pair_counts(joint: Any, marginal_x: Any, marginal_y: Any | None, cx: Any
             s1 = min(n, s0 + step)
             try:
                 block(s0, s1, sign)
-            except torch.OutOfMemoryError as exc:
+            except out_of_memory() as exc:
                 if step == 1:
                     raise MemoryError(f"the joint counts of {rows // bins:,} variables do not fit on the device ({exc}): "
                                       "stream fewer variables per accumulator") from None
