@@ -20,11 +20,12 @@ from .api import ESTIMATORS, MITest, fdr_tests, mi_layers, mi_matrix, mi_test, n
 from .stats import fdr
 from .extract import HiddenStates, demo_model, hidden_states
 from .stream import Accumulator, fit_edges
+from .topk import TopK, mi_topk
 from .compare import BiasCurve, Comparison, bias_curve, compare, gaussian_mi
 
 __version__: str = _core.__version__
 has_openmp: bool = _core.has_openmp
 
 __all__ = ["mi_matrix", "mi_layers", "null_mi", "mi_test", "MITest", "ESTIMATORS", "Accumulator", "fit_edges",
-           "fdr", "fdr_tests", "compare", "Comparison", "bias_curve", "BiasCurve", "gaussian_mi",
+           "mi_topk", "TopK", "fdr", "fdr_tests", "compare", "Comparison", "bias_curve", "BiasCurve", "gaussian_mi",
            "hidden_states", "HiddenStates", "demo_model", "has_openmp", "__version__"]

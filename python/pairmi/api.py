@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 import numpy.typing as npt
 
-from . import _arrays, _core, stats
+from . import _arrays, _core, stats, tiles
 from .backends import torch as _tb
 from .binned import BINNED_ESTIMATORS, Coded, auto_bins, binned_mi, code_layers, permutation_nulls
 from .copula import copula_mi, copula_working_bytes, mi_of_correlations, normal_scores
@@ -393,6 +393,7 @@ def mi_matrix(
     edges_y: Any = None,
     noise: float = 0.0,
     backend: str | None = None,
+    tile_size: int | None = None,
 ) -> Any:
     """Mutual information between every pair of columns.
 
@@ -459,6 +460,12 @@ def mi_matrix(
         file system raises OSError instead of killing the process with SIGBUS mid-way (plain numpy
         writes to such a memmap die that way). ``out`` may overlap X or Y (they are copied first).
         Not with ``correction='shuffle'``.
+
+        Or a zarr store (a path ending in ``.zarr``, or a zarr group), for X against itself: the
+        matrix is written there tile by tile (``pairmi.tiles``; chunks of ``tile_size`` squared,
+        ``dtype`` float16, float32 or float64; NaN where not yet written, so it can be read while
+        it is filled), and calling again with the same data and settings resumes a stopped run
+        (written tiles are skipped). Returns the zarr array.
     max_bytes : int, optional
         Refuse (MemoryError) to allocate a result that, with its working memory, exceeds this many
         bytes; default: the memory available now. Not applied to ``out``.
@@ -504,6 +511,11 @@ def mi_matrix(
     >>> pairmi.mi_matrix(X, bins=8).shape
     (4, 4)
     """
+    if out is not None and tiles.is_zarr_target(out):
+        return _zarr_mi(X, Y, out, estimator, bins, k, correction, units, threads, dtype, progress, nan_policy, edges,
+                        noise, tile_size)
+    if tile_size is not None:
+        raise ValueError("tile_size applies to a zarr out=")
     if _tb.wanted(backend, X, Y):
         return _torch_mi(X, Y, 2, estimator=estimator, bins=bins, correction=correction, units=units, dtype=dtype,
                          nan_policy=nan_policy, out=out, edges=(edges, edges_y), noise=noise, k=k)
@@ -512,6 +524,25 @@ def mi_matrix(
     s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed,
                   noise)
     return _compute(x, y, s, progress, None if out is None else _out_array(out)[None], max_bytes)[0]
+
+
+def _zarr_mi(X: Any, Y: Any, out: Any, estimator: str, bins: Bins, k: int, correction: str | None, units: str,
+             threads: int | None, dtype: npt.DTypeLike, progress: Progress, nan_policy: str, edges: Any, noise: float,
+             tile_size: int | None) -> Any:
+    """mi_matrix into a zarr store, tile by tile (pairmi.tiles)."""
+    if Y is not None:
+        raise ValueError("a zarr out= holds X against itself: pass no Y")
+    if edges is not None or noise or correction == "shuffle":
+        raise ValueError("a zarr out= takes neither edges=, noise= nor correction='shuffle'")
+    x, _ = _inputs(X, None, nan_policy)
+    s = _settings(x.shape[1], estimator, bins, k, correction, 1, 0, units, threads, np.float64)
+    if s.estimator != "gaussian_copula":
+        _check_ranges(x, None)
+    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer))
+                                  or tile_size < 1):
+        raise ValueError(f"tile_size must be a positive integer, got {tile_size!r}")
+    return tiles.mi_to_zarr(x[0], out, estimator=s.estimator, bins=s.bins, k=s.k, correction=s.correction,
+                            units=units, threads=s.threads, dtype=dtype, tile=tile_size, progress=progress)
 
 
 def _torch_mi(X: Any, Y: Any, ndim: int, *, estimator: str, bins: Bins, correction: str | None, units: str,

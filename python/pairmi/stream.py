@@ -185,6 +185,13 @@ class Accumulator:
         self._scores: tuple[Any, ...] | None = None  # the copula's knot scores, for the edges they belong to
         self._maps: tuple[Any, ...] | None = None  # the edges (or knots and scores) on the device, likewise
 
+    def _settings(self) -> dict[str, Any]:
+        """Keyword arguments that make an empty accumulator of this one's kind and edges."""
+        return {"estimator": self.estimator, "edges": self.edges if self.edges is not None else self._given[0],
+                "edges_y": self.edges_y if self.edges_y is not None else self._given[1], "bins": self.bins,
+                "correction": self.correction, "units": self.units, "dtype": self.dtype, "threads": self.threads,
+                "nan_policy": self.nan_policy, "backend": self.backend}
+
     # --- adding samples ---------------------------------------------------------------------------
 
     def update(self, chunk: Any, y: Any = None) -> Accumulator:

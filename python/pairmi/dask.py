@@ -1,0 +1,387 @@
+"""All-pairs MI beyond one process, on Dask: sample shards reduced, pair tiles to zarr or top-k.
+
+Two patterns, both on whatever Dask scheduler is current (a ``distributed.Client``, a local
+cluster, or Dask's threads):
+
+* **Sample shards, reduced** (:func:`accumulate`, :func:`accumulate_corpus`): the binned joint
+  counts and the copula's sums add up over samples, so each task adds its shard to an
+  :class:`pairmi.Accumulator` and the partial accumulators merge in a tree. Binned results are
+  bit-identical to one process whatever the sharding, the order of the merges or a retried task.
+* **Pair tiles** (:func:`mi_tiles`): tasks over square tiles of variables (block i against block j,
+  j >= i), each computed by the C++ core (every estimator, KSG too), written into a zarr store
+  (resumable, see :mod:`pairmi.tiles`) or reduced to each variable's top-k partners
+  (:mod:`pairmi.topk`).
+
+Needs ``pip install 'pairmi[dask]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import _arrays, tiles, topk
+from .binned import BINNED_ESTIMATORS, auto_bins
+from .stream import Accumulator, fit_edges
+
+
+def _dask() -> Any:
+    try:
+        import dask
+        import dask.array  # noqa: F401
+    except ImportError:
+        raise ImportError("pairmi.dask needs dask: pip install 'pairmi[dask]'") from None
+    return dask
+
+
+# --- sample shards, reduced ---------------------------------------------------------------------
+
+def _shard_accumulator(settings: dict[str, Any], *blocks: np.ndarray) -> Accumulator:
+    """A worker's task: an accumulator of its blocks of samples, added in order."""
+    acc = Accumulator(**settings)
+    for block in blocks:
+        if block.shape[-2]:
+            acc.update(block)
+    return acc
+
+
+def _merged(*accs: Accumulator) -> Accumulator:
+    """A worker's task: the merge of partial accumulators, into a new one (the inputs stay as they
+    were, so a retried task counts nothing twice)."""
+    out = Accumulator(**accs[0]._settings())
+    for acc in accs:
+        out.merge(acc)
+    return out
+
+
+def _tree(dask: Any, parts: list[Any], split_every: int, name: str) -> Any:
+    """Merge delayed accumulators in a tree of fan-in split_every."""
+    level = 0
+    while len(parts) > 1:
+        parts = [dask.delayed(_merged, pure=True, name=f"{name}-merge-{level}-{g}")(*parts[g : g + split_every])
+                 for g in range(0, len(parts), split_every)]
+        level += 1
+    return parts[0]
+
+
+def accumulate(
+    X: Any,
+    estimator: str = "equal_width",
+    *,
+    edges: Any = None,
+    bins: int | None = None,
+    correction: str | None = None,
+    units: str = "bits",
+    dtype: Any = np.float64,
+    threads: int = 1,
+    shards: int | None = None,
+    split_every: int = 8,
+    compute: bool = True,
+) -> Any:
+    """Stream a dask array's samples through :class:`pairmi.Accumulator` s on the cluster.
+
+    Parameters
+    ----------
+    X : dask.array.Array, shape (n, d) or (layers, n, d)
+        Chunked along the samples only (other axes are rechunked to one chunk).
+    estimator, bins, correction, units, dtype, threads
+        As in :class:`pairmi.Accumulator` (``threads`` per task).
+    edges : array_like, optional
+        Fixed edges (:func:`pairmi.fit_edges`); default: fitted on X's first chunk (computed
+        first), which then serves as the calibration sample.
+    shards : int, optional
+        Tasks that each add a contiguous run of X's chunks to one accumulator (default: one per
+        worker of the current ``distributed`` client, else one per chunk).
+    split_every : int
+        Fan-in of the tree of merges.
+    compute : bool
+        False: return the dask.delayed accumulator instead of computing it.
+
+    Returns
+    -------
+    Accumulator
+        Equal to one accumulator over all of X's samples: bit-identical for the binned estimators,
+        within rounding (1e-12) for the copula.
+
+    Examples
+    --------
+    >>> import dask.array as da, pairmi, pairmi.dask
+    >>> X = da.random.default_rng(0).normal(size=(40_000, 8), chunks=(10_000, 8))
+    >>> acc = pairmi.dask.accumulate(X, edges=pairmi.fit_edges(X[:1000].compute()))
+    >>> acc.n_samples, acc.result().shape
+    (40000, (8, 8))
+    """
+    dask = _dask()
+    import dask.array as da
+
+    if not isinstance(X, da.Array):
+        raise TypeError(f"X must be a dask array, got {type(X).__name__} (for numpy use pairmi.Accumulator)")
+    if X.ndim not in (2, 3):
+        raise ValueError(f"X must be 2-d (samples, variables) or 3-d (layers, samples, variables), got {X.ndim}-d")
+    if isinstance(split_every, bool) or not isinstance(split_every, int) or split_every < 2:
+        raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
+    axis = X.ndim - 2
+    X = X.rechunk({a: -1 for a in range(X.ndim) if a != axis})
+    if edges is None:
+        first = X.blocks[(0,) * axis + (0,)].compute() if X.ndim == 2 else X.blocks[0, 0, 0].compute()
+        edges = fit_edges(first, estimator, bins, threads=threads)
+    settings = {"estimator": estimator, "edges": np.asarray(edges), "bins": bins, "correction": correction,
+                "units": units, "dtype": dtype, "threads": threads}
+    Accumulator(**settings)  # the settings' checks, here rather than on a worker
+    blocks = list(X.to_delayed().ravel())
+    shards = _shard_count(shards, len(blocks))
+    bounds = np.linspace(0, len(blocks), shards + 1).astype(int)
+    name = f"pairmi-accumulate-{dask.base.tokenize(X.name, settings)}"
+    parts = [dask.delayed(_shard_accumulator, pure=True, name=f"{name}-shard-{s}")(settings, *blocks[a:b])
+             for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])) if b > a]
+    result = _tree(dask, parts, split_every, name)
+    return result.compute() if compute else result
+
+
+def _shard_count(shards: int | None, blocks: int) -> int:
+    if shards is None:
+        try:
+            from distributed import get_client
+
+            shards = len(get_client().scheduler_info()["workers"])
+        except (ImportError, ValueError):
+            shards = blocks
+    if isinstance(shards, bool) or not isinstance(shards, (int, np.integer)) or shards < 1:
+        raise ValueError(f"shards must be a positive integer, got {shards!r}")
+    return int(max(1, min(shards, blocks)))
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, Any]:
+    """The model (and tokenizer) loaded once per worker process."""
+    from .extract import _loaded
+
+    return _loaded(model, tokenizer)
+
+
+def _corpus_shard(settings: dict[str, Any], model: str, tokenizer: str | None, texts: Sequence[str],
+                  extract: dict[str, Any]) -> Accumulator:
+    """A worker's task: the activations of one shard of documents through the worker's model."""
+    from .extract import iter_hidden_states
+
+    loaded, tok = _worker_model(model, tokenizer, extract.get("device", "cpu"))
+    acc = Accumulator(**settings)
+    dims = extract.get("dims")
+    kwargs = {k: v for k, v in extract.items() if k != "dims"}
+    for batch in iter_hidden_states(loaded, texts, tokenizer=tok, **kwargs):
+        values = batch.values if dims is None else batch.values[..., dims]
+        acc.update(np.ascontiguousarray(values))
+    return acc
+
+
+def accumulate_corpus(
+    shards: Iterable[Sequence[str]],
+    model: str,
+    *,
+    edges: Any,
+    estimator: str = "equal_width",
+    tokenizer: str | None = None,
+    correction: str | None = None,
+    units: str = "bits",
+    layers: Any = None,
+    dims: Any = None,
+    site: Any = "residual",
+    max_length: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    drop_first_token: bool = False,
+    drop_special_tokens: bool = False,
+    threads: int = 1,
+    split_every: int = 8,
+    compute: bool = True,
+) -> Any:
+    """A corpus through a model on the cluster: each task runs the model (loaded once per worker)
+    over one shard of documents and accumulates its activations; the shards' accumulators merge.
+
+    Parameters
+    ----------
+    shards : iterable of sequences of str
+        The corpus split into shards of documents (each a task).
+    model, tokenizer : str
+        A model name or path each worker loads (as :func:`pairmi.hidden_states` takes it).
+    edges : array_like
+        Fixed edges (layers, d, bins + 1) from a calibration sample
+        (``pairmi.fit_edges(pairmi.hidden_states(model, sample).values)``): every shard must bin
+        alike.
+    estimator, correction, units, threads
+        As in :class:`pairmi.Accumulator`.
+    layers, dims, site, max_length, stride, batch_size, device, drop_first_token, drop_special_tokens
+        As in :func:`pairmi.iter_hidden_states` (``dims`` selects units after extraction).
+
+    Returns
+    -------
+    Accumulator
+        Equal (bit-identical for the binned estimators) to one accumulator over all the shards'
+        tokens in one process.
+    """
+    dask = _dask()
+    if not isinstance(model, str):
+        raise TypeError("model must be a name or path that each worker loads, not a loaded model")
+    settings = {"estimator": estimator, "edges": np.asarray(edges), "correction": correction, "units": units,
+                "dtype": np.float32, "threads": threads}
+    Accumulator(**settings)
+    extract = {"layers": layers, "dims": dims, "site": site, "max_length": max_length, "stride": stride,
+               "batch_size": batch_size, "device": device, "drop_first_token": drop_first_token,
+               "drop_special_tokens": drop_special_tokens}
+    shards = [list(s) for s in shards]
+    if not shards:
+        raise ValueError("shards is empty: pass the corpus split into lists of documents")
+    name = f"pairmi-corpus-{dask.base.tokenize(model, tokenizer, shards, settings, extract)}"
+    parts = [dask.delayed(_corpus_shard, pure=True, name=f"{name}-shard-{s}")(settings, model, tokenizer, texts,
+                                                                              dict(extract))
+             for s, texts in enumerate(shards)]
+    result = _tree(dask, parts, split_every, name)
+    return result.compute() if compute else result
+
+
+# --- pair tiles ---------------------------------------------------------------------------------
+
+def _tile_task(xi: np.ndarray, xj: np.ndarray, i: int, j: int, tile: int, d: int, opts: dict[str, Any],
+               diagonal: np.ndarray | None) -> np.ndarray:
+    """The MI of tile (i, j) from the samples of its two blocks of variables."""
+    same = i == j
+    x = xi if same else np.ascontiguousarray(np.concatenate([xi, xj], axis=1))
+    rows_of = topk.row_source(x, opts["estimator"], opts["bins"], opts["scale"], opts["threads"], opts["mm"],
+                              opts["k"])
+    ri = xi.shape[1]
+    values = rows_of(0, ri, 0 if same else ri, x.shape[1])
+    if same:
+        idx = np.arange(ri)
+        values[idx, idx] = diagonal
+    return values
+
+
+def _tile_to_zarr(path: str, xi: np.ndarray, xj: np.ndarray, i: int, j: int, tile: int, d: int,
+                  opts: dict[str, Any], diagonal: np.ndarray | None) -> tuple[int, int]:
+    import zarr
+
+    group = zarr.open_group(store=path, mode="r+")
+    tiles.write_tile(group, i, j, tile, _tile_task(xi, xj, i, j, tile, d, opts, diagonal))
+    return i, j
+
+
+def _tile_partials(xi: np.ndarray, xj: np.ndarray, i: int, j: int, tile: int, d: int, opts: dict[str, Any],
+                   diagonal: np.ndarray | None, k: int, threshold: float | None) -> list[topk.RowPartial]:
+    """A tile's summaries of its rows (block i) and, off the diagonal, of its columns (block j)."""
+    values = _tile_task(xi, xj, i, j, tile, d, opts, diagonal)
+    parts = [topk.summarize_block(values.copy() if i != j else values, i * tile, j * tile, k, threshold)]
+    if i != j:  # the mirror's rows lie below the diagonal: their pairs (j > i) are the tile's, not repeated
+        parts.append(topk.summarize_block(np.ascontiguousarray(values.T), j * tile, i * tile, k, threshold))
+    return parts
+
+
+def _diagonal_task(x: np.ndarray, opts: dict[str, Any]) -> np.ndarray:
+    return tiles.diagonal_of(x, opts["estimator"], opts["bins"], opts["scale"], opts["threads"], opts["mm"])
+
+
+def mi_tiles(
+    X: Any,
+    *,
+    estimator: str = "equal_width",
+    bins: int | str = 15,
+    k: int = 3,
+    correction: str | None = None,
+    units: str = "bits",
+    threads: int = 1,
+    tile_size: int | None = None,
+    out: Any = None,
+    dtype: Any = np.float32,
+    topk_k: int | None = None,
+    threshold: float | None = None,
+    compute: bool = True,
+) -> Any:
+    """The MI of every pair of a column-chunked dask array, one task per tile of variables.
+
+    Parameters
+    ----------
+    X : dask.array.Array, shape (n, d)
+        Samples in one chunk, variables in chunks (rechunked to ``tile_size`` columns).
+    estimator, bins, k, correction, units
+        As in :func:`pairmi.mi_matrix` (every estimator; ``k``: KSG's neighbours).
+    threads : int
+        Threads of each task.
+    tile_size : int, optional
+        Variables a side of a tile (default: X's column chunk).
+    out : str, optional
+        A zarr store (path ending in .zarr) to write the dense matrix into, resumable: tiles
+        already written are skipped (:mod:`pairmi.tiles`); ``dtype`` its dtype.
+    topk_k : int, optional
+        Instead of a dense matrix: each variable's ``topk_k`` strongest partners (a
+        :class:`pairmi.TopK`, with ``threshold`` the pairs above it), tiles reduced per block of rows.
+    compute : bool
+        False: return the delayed result.
+
+    Returns
+    -------
+    zarr.Array (with ``out``), TopK (with ``topk_k``), else the dense ndarray (d, d)
+        Equal to ``pairmi.mi_matrix(X.compute(), ...)`` within rounding (1e-12 bits).
+    """
+    dask = _dask()
+    import dask.array as da
+
+    if not isinstance(X, da.Array) or X.ndim != 2:
+        raise TypeError("X must be a 2-d dask array (samples, variables)")
+    if out is not None and topk_k is not None:
+        raise ValueError("pass out= (a dense matrix on disk) or topk_k= (top partners), not both")
+    n, d = X.shape
+    if estimator not in topk.TOPK_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {topk.TOPK_ESTIMATORS}, got {estimator!r}")
+    b = (auto_bins(n) if bins == "auto" else _arrays.check_bins(bins, n)) if estimator in BINNED_ESTIMATORS else 0
+    tile = int(tile_size or X.chunks[1][0])
+    if tile < 1:
+        raise ValueError(f"tile_size must be a positive integer, got {tile_size!r}")
+    X = X.rechunk((-1, tile))
+    opts = {"estimator": estimator, "bins": b, "scale": _arrays.unit_scale(units), "threads": threads,
+            "mm": correction == "miller_madow", "k": k}
+    cols = list(X.to_delayed().ravel())
+    name = f"pairmi-tiles-{dask.base.tokenize(X.name, opts, tile)}"
+    diag = [dask.delayed(_diagonal_task, pure=True, name=f"{name}-diag-{i}")(c, opts) for i, c in enumerate(cols)]
+    blocks = tiles.tile_blocks(d, tile)
+    if out is not None:
+        settings = {"estimator": estimator, "bins": b, "k": k, "correction": correction, "units": units,
+                    "samples": n, "data": f"dask:{X.name}"}
+        group = tiles.open_store(out, d, tile, dtype, settings)
+        todo = tiles.pending_tiles(group, d, tile)
+        path = str(out)
+        writes = [dask.delayed(_tile_to_zarr, pure=True, name=f"{name}-zarr-{i}-{j}")(
+            path, cols[i], cols[j], i, j, tile, d, opts, diag[i] if i == j else None) for i, j in todo]
+        if not compute:
+            return writes
+        dask.compute(*writes)
+        return group["mi"]
+    if topk_k is not None:
+        if isinstance(topk_k, bool) or not isinstance(topk_k, (int, np.integer)) or not 1 <= topk_k < d:
+            raise ValueError(f"topk_k must be an integer in [1, {d - 1}], got {topk_k!r}")
+        per_row: dict[int, list[Any]] = {}
+        for i, j in blocks:
+            task = dask.delayed(_tile_partials, pure=True, name=f"{name}-topk-{i}-{j}")(
+                cols[i], cols[j], i, j, tile, d, opts, diag[i] if i == j else None, int(topk_k), threshold)
+            per_row.setdefault(i, []).append(task[0])
+            if i != j:
+                per_row.setdefault(j, []).append(task[1])
+        rows = [dask.delayed(topk.merge_partials, pure=True, name=f"{name}-rows-{i}")(parts, int(topk_k))
+                for i, parts in sorted(per_row.items())]
+        result = dask.delayed(topk.finish, pure=True, name=f"{name}-finish")(rows, d, int(topk_k), threshold, units,
+                                                                            estimator)
+        return result.compute() if compute else result
+    dense = dask.delayed(_assemble, pure=True, name=f"{name}-dense")(
+        [dask.delayed(_tile_task, pure=True, name=f"{name}-tile-{i}-{j}")(
+            cols[i], cols[j], i, j, tile, d, opts, diag[i] if i == j else None) for i, j in blocks], blocks, tile, d,
+        dtype)
+    return dense.compute() if compute else dense
+
+
+def _assemble(values: list[np.ndarray], blocks: list[tuple[int, int]], tile: int, d: int, dtype: Any) -> np.ndarray:
+    out = np.empty((d, d), dtype=dtype)
+    for (i, j), v in zip(blocks, values):
+        out[i * tile : i * tile + v.shape[0], j * tile : j * tile + v.shape[1]] = v
+        out[j * tile : j * tile + v.shape[1], i * tile : i * tile + v.shape[0]] = v.T
+    return out

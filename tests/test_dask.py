@@ -1,0 +1,196 @@
+"""pairmi.dask on a local cluster of 2 worker processes: sample shards reduced and pair tiles
+(dense, zarr, top-k) equal the single-process results; a worker killed mid-run changes nothing;
+a resumed zarr write equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("zarr")
+
+import pairmi  # noqa: E402
+import pairmi.dask as pdask  # noqa: E402
+from datagen import make  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def test_accumulate_equals_one_process_bit_for_bit(client):
+    rng = np.random.default_rng(0)
+    X = rng.standard_t(3, size=(2, 6000, 10)).astype(np.float32)
+    edges = pairmi.fit_edges(X[:, :1000], bins=9)
+    one = pairmi.Accumulator(edges=edges).update(X)
+    for chunks, shards, split in ((1000, None, 8), (700, 5, 2)):
+        acc = pdask.accumulate(da.from_array(X, chunks=(2, chunks, 10)), edges=edges, shards=shards, split_every=split)
+        assert acc.n_samples == 6000
+        np.testing.assert_array_equal(acc.result(), one.result())  # integer counts: any order, the same bits
+        np.testing.assert_array_equal(acc._totals["counts"], one._totals["counts"])
+    first = pdask.accumulate(da.from_array(X[0], chunks=(1500, 10)), "equal_frequency", bins=6)  # edges from chunk 0
+    np.testing.assert_array_equal(first.result(), pairmi.Accumulator("equal_frequency", bins=6).update(X[0, :1500])
+                                  .update(X[0, 1500:]).result())
+    copula = pdask.accumulate(da.from_array(X[0], chunks=(1000, 10)), "gaussian_copula", edges=pairmi.fit_edges(
+        X[0, :500], "gaussian_copula"))
+    want = pairmi.Accumulator("gaussian_copula", edges=pairmi.fit_edges(X[0, :500], "gaussian_copula")).update(X[0])
+    finite = np.isfinite(want.result())
+    np.testing.assert_allclose(copula.result()[finite], want.result()[finite], rtol=0, atol=1e-12)
+
+
+def test_accumulate_survives_a_killed_worker(client, tmp_path):
+    """The first attempt at one chunk kills its worker process; Dask retries the task elsewhere and
+    the result is identical."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(4000, 6))
+    marker = str(tmp_path / "killed")
+
+    def die_once(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the worker process dies mid-run
+        return block
+
+    Xd = da.from_array(X, chunks=(500, 6)).map_blocks(die_once, dtype=X.dtype)
+    edges = pairmi.fit_edges(X[:500], bins=7)
+    acc = pdask.accumulate(Xd, edges=edges, shards=4)
+    assert os.path.exists(marker)
+    np.testing.assert_array_equal(acc.result(), pairmi.Accumulator(edges=edges).update(X).result())
+
+
+@pytest.mark.parametrize("estimator", ["equal_width", "gaussian_copula", "ksg"])
+def test_pair_tiles_equal_mi_matrix(client, estimator, tmp_path):
+    X = make("mixed", 200, 23, 3)
+    Xd = da.from_array(X, chunks=(200, 7))
+    want = pairmi.mi_matrix(X, estimator=estimator)
+    finite = np.isfinite(want)
+
+    def same(got):
+        assert np.array_equal(np.isfinite(got), finite)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=0, atol=1e-12)
+
+    same(pdask.mi_tiles(Xd, estimator=estimator, dtype=np.float64))
+    same(pdask.mi_tiles(Xd, estimator=estimator, out=str(tmp_path / "m.zarr"), dtype=np.float64)[...])
+    got = pdask.mi_tiles(Xd, estimator=estimator, topk_k=4, threshold=0.2)
+    ref = pairmi.mi_topk(X, k=4, estimator=estimator, threshold=0.2)
+    np.testing.assert_array_equal(got.indices, ref.indices)
+    np.testing.assert_allclose(got.values, ref.values, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(got.above, ref.above)
+    np.testing.assert_array_equal(got.pairs[0], ref.pairs[0])
+    np.testing.assert_array_equal(got.pairs[1], ref.pairs[1])
+
+
+def test_resumed_dask_zarr_write_equals_an_uninterrupted_one(client, tmp_path):
+    import dask
+
+    X = make("heavy", 150, 20, 4)
+    Xd = da.from_array(X, chunks=(150, 6))
+    path = str(tmp_path / "r.zarr")
+    writes = pdask.mi_tiles(Xd, out=path, dtype=np.float32, compute=False)
+    assert len(writes) == 10  # 4 blocks of columns: 10 tiles of the upper triangle
+    dask.compute(*writes[:3])  # a run that stopped after 3 tiles
+    assert len(pdask.mi_tiles(Xd, out=path, compute=False)) == 7
+    done = pdask.mi_tiles(Xd, out=path, dtype=np.float32)
+    np.testing.assert_array_equal(done[...], pairmi.mi_matrix(X, dtype=np.float32))
+
+
+def test_accumulate_corpus_equals_one_process(client, tiny_gpt2_dir):
+    from pairmi.corpus import python_docstrings
+    from pairmi.extract import iter_hidden_states
+
+    docs = [d for _, d in zip(range(12), python_docstrings())]
+    shards = [docs[:5], docs[5:9], docs[9:]]
+    kw = {"max_length": 32, "batch_size": 4}
+    sample = np.concatenate([b.values for b in iter_hidden_states(str(tiny_gpt2_dir), docs[:2], **kw)], axis=1)
+    edges = pairmi.fit_edges(sample, bins=8)
+    got = pdask.accumulate_corpus(shards, str(tiny_gpt2_dir), edges=edges, **kw)
+    want = pairmi.Accumulator(edges=edges, dtype=np.float32)
+    for b in iter_hidden_states(str(tiny_gpt2_dir), docs, **kw):
+        want.update(b.values)
+    assert got.n_samples == want.n_samples > 0
+    np.testing.assert_array_equal(got.result(), want.result())
+
+
+def test_clear_errors():
+    X = da.zeros((10, 4), chunks=(5, 4))
+    with pytest.raises(TypeError, match="dask array"):
+        pdask.accumulate(np.zeros((10, 4)))
+    with pytest.raises(ValueError, match="split_every"):
+        pdask.accumulate(X, split_every=1)
+    with pytest.raises(ValueError, match="not both"):
+        pdask.mi_tiles(X, out="x.zarr", topk_k=2)
+    with pytest.raises(ValueError, match="topk_k"):
+        pdask.mi_tiles(X, topk_k=4, bins=3)
+
+
+def test_in_process_zarr_out_resumes_and_refuses_other_data(tmp_path):
+    X = make("normal", 120, 30, 5)
+    path = tmp_path / "m.zarr"
+    calls = []
+
+    def stop_after_two(done, total):
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pairmi.mi_matrix(X, out=str(path), tile_size=8, progress=stop_after_two)
+    import zarr
+
+    partial = zarr.open_group(str(path))["mi"][...]
+    assert np.isnan(partial).any() and not np.isnan(partial[:8, :8]).any()  # readable while unfinished
+    seen = []
+    z = pairmi.mi_matrix(X, out=str(path), tile_size=8, progress=lambda d, t: seen.append(d))
+    assert seen[0] == 3 and seen[-1] == 10  # the two written tiles were skipped
+    np.testing.assert_array_equal(z[...], pairmi.mi_matrix(X))  # float64, as mi_matrix by default
+    with pytest.raises(ValueError, match="other data or settings"):
+        pairmi.mi_matrix(X * 2, out=str(path), tile_size=8)
+    half = pairmi.mi_matrix(X, out=str(tmp_path / "h.zarr"), dtype=np.float16, tile_size=16)
+    assert half.dtype == np.float16
+    with pytest.raises(ValueError, match="no Y"):
+        pairmi.mi_matrix(X, X, out=str(tmp_path / "y.zarr"))
+    shutil.rmtree(path)
+
+
+def test_mi_topk_equals_a_stable_argsort_of_the_dense_matrix():
+    """Ties broken by index: integer-valued data gives many equal MIs."""
+    X = make("ties", 300, 25, 6)
+    X[:, 3] = X[:, 2]  # an exact duplicate: equal values in two columns of every row
+    for estimator in ("equal_width", "equal_frequency", "gaussian_copula"):
+        dense = pairmi.mi_matrix(X, estimator=estimator)
+        np.fill_diagonal(dense, -np.inf)
+        order = np.argsort(-dense, axis=1, kind="stable")[:, :6]
+        top = pairmi.mi_topk(X, k=6, estimator=estimator, threshold=0.05)
+        np.testing.assert_array_equal(top.indices, order)
+        np.testing.assert_array_equal(top.values, np.take_along_axis(dense, order, axis=1))
+        off = ~np.eye(25, dtype=bool)
+        np.testing.assert_allclose(top.mean, np.where(off, dense, 0).sum(axis=1) / 24, rtol=1e-12)
+        np.testing.assert_array_equal(top.above, ((dense >= 0.05) & off).sum(axis=1))
+        i, j = np.nonzero(np.triu(dense >= 0.05, 1))
+        np.testing.assert_array_equal(top.pairs[0], i)
+        np.testing.assert_array_equal(top.pairs[1], j)
+        np.testing.assert_array_equal(top.max_partner, order[:, 0])
+    for bad, words in (({"k": 25}, "k must be"), ({"k": 0}, "k must be"), ({"threshold": np.nan}, "threshold"),
+                       ({"estimator": "x"}, "estimator")):
+        with pytest.raises(ValueError, match=words):
+            pairmi.mi_topk(X, **{"k": 3, **bad})
+
+
+def test_mi_topk_blocks_do_not_matter(monkeypatch):
+    from pairmi import topk
+
+    X = make("mixed", 200, 40, 7)
+    want = pairmi.mi_topk(X, k=5, estimator="gaussian_copula")
+    monkeypatch.setattr(topk, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(topk, "SCORE_VARIABLES", 3)
+    got = pairmi.mi_topk(X, k=5, estimator="gaussian_copula")
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-12)  # products of other shapes round alike to 1e-15
