@@ -21,7 +21,7 @@ from datagen import make  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   host="127.0.0.1") as cluster, distributed.Client(cluster) as c:
         yield c
 
@@ -194,3 +194,24 @@ def test_mi_topk_blocks_do_not_matter(monkeypatch):
     got = pairmi.mi_topk(X, k=5, estimator="gaussian_copula")
     np.testing.assert_array_equal(got.indices, want.indices)
     np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-12)  # products of other shapes round alike to 1e-15
+
+
+def test_cli_corpus_on_a_local_cluster_equals_one_process(tiny_gpt2_dir, tmp_path, capsys):
+    from pairmi.cli import main
+    from pairmi.corpus import python_docstrings
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(d.replace("\n", " ") for _, d in zip(range(15), python_docstrings())))
+    args = ["analyze", "--model", str(tiny_gpt2_dir), "--corpus", str(text), "--calibration-tokens", "200",
+            "--batch-size", "4", "--max-length", "32", "--keep-tokens", "64", "--threads", "1", "--no-figures"]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    assert main(args + ["--out", str(tmp_path / "two"), "--workers", "2", "--shard-tokens", "300"]) == 0
+    captured = capsys.readouterr()
+    assert "local Dask cluster: 2 worker processes" in captured.err
+    one, two = pairmi.analysis.load(tmp_path / "one"), pairmi.analysis.load(tmp_path / "two")
+    assert two.params["shards"] > 1 and two.params["tokens"] == one.params["tokens"]
+    np.testing.assert_array_equal(two.mi, one.mi)  # the same edges, the same tokens: the same counts
+    for bad, words in ((["--workers", "2", "--resume"], "--resume applies to a single-process run"),
+                       (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "not both")):
+        assert main(args + ["--out", str(tmp_path / "bad")] + bad) == 2
+        assert words in capsys.readouterr().err

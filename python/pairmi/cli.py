@@ -36,6 +36,7 @@ examples:
   pairmi analyze --text-file p.txt --estimator ksg --layers 0,6 --dims 0:128 --out r/
   pairmi analyze --model ./my-model --tokenizer gpt2 --text "..." --out r/  # a folder without tokenizer files
   pairmi analyze --python-docs --max-tokens 100000 --out corpus/           # stream a corpus; Ctrl-C, --resume
+  pairmi analyze --corpus docs.txt --workers 8 --out corpus/               # the corpus on a local Dask cluster
 """
 
 
@@ -193,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random tokens kept in mi.npz for the figures (default: %(default)s)")
     c.add_argument("--save-every", type=float, default=300.0,
                    help="seconds between saves of the running totals for --resume (default: %(default)s)")
+    c.add_argument("--workers", type=_positive, default=None, metavar="N",
+                   help="run the corpus on a local Dask cluster of N worker processes (needs pairmi[dask])")
+    c.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the corpus on a running Dask cluster, e.g. tcp://host:8786 (needs pairmi[dask])")
+    c.add_argument("--shard-tokens", type=_positive, default=100_000,
+                   help="tokens of documents per Dask task with --workers/--scheduler (default: %(default)s)")
 
     p = sub.add_parser("plot", help="redraw the figures of a saved analysis (no model needed)",
                        description="Redraw the PNG figures from the mi.npz that `pairmi analyze` saved.")
@@ -493,7 +500,6 @@ def _print_null(analysis: Any) -> None:
 
 def _analyze_corpus(args: argparse.Namespace) -> None:
     """--corpus / --python-docs: stream documents through the model into an Accumulator."""
-    from .analysis import save, save_figures
     from .corpus import analyze_corpus, python_docstrings, read_documents
     from .stream import STREAM_ESTIMATORS
 
@@ -508,6 +514,15 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         raise ValueError("--corpus needs a fixed number of --bins")
     if args.corpus is not None and not args.corpus.is_file():
         raise ValueError(f"--corpus {args.corpus}: no such file")
+    cluster = args.workers is not None or args.scheduler is not None
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("pass --workers (a local cluster) or --scheduler (a running one), not both")
+    if cluster and args.resume:
+        raise ValueError("--resume applies to a single-process run: on a cluster a lost task is retried instead")
+    if cluster:
+        from .dask import _dask
+
+        _dask()  # a clear ImportError naming the extra, before any model loads
     _prepare_out(args.out, args.resume, args.overwrite)
     _check_selection(args.model, args.site, args.layers, args.dims)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -517,6 +532,9 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one bar: ours
+    if cluster:
+        run = _corpus_on_cluster(args, docs)
+        return _report_corpus(args, run, state)
     bar = _TokenBar(args.max_tokens)
     try:
         run = analyze_corpus(
@@ -531,6 +549,40 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         kept = f"running totals saved in {state}; rerun with --resume" if state.exists() else "nothing was saved yet"
         raise _Interrupted(f"interrupted; {kept}") from None
     bar.close()
+    _report_corpus(args, run, state)
+
+
+def _corpus_on_cluster(args: argparse.Namespace, docs: Any) -> Any:
+    """The corpus run on a local Dask cluster (--workers) or a running one (--scheduler)."""
+    from distributed import Client, LocalCluster
+
+    from . import dask as pdask
+
+    kwargs = {"tokenizer": args.tokenizer, "estimator": args.estimator, "bins": args.bins, "correction": args.correction,
+              "units": args.units, "layers": args.layers, "dims": args.dims, "site": args.site,
+              "max_length": args.max_length, "stride": args.stride, "batch_size": args.batch_size,
+              "device": args.device, "drop_first_token": args.drop_first_token, "max_tokens": args.max_tokens,
+              "calibration_tokens": args.calibration_tokens, "keep_tokens": args.keep_tokens,
+              "shard_tokens": args.shard_tokens, "threads": args.threads or 1}
+    try:
+        if args.scheduler is not None:
+            with Client(args.scheduler, timeout=30) as client:
+                print(f"Dask cluster at {args.scheduler}: {len(client.scheduler_info()['workers'])} workers", file=sys.stderr)
+                return pdask.analyze_corpus(args.model, docs, **kwargs)
+        with LocalCluster(n_workers=args.workers, threads_per_worker=args.threads or 1, processes=True,
+                          dashboard_address=":0") as local, Client(local):
+            print(f"local Dask cluster: {args.workers} worker processes", file=sys.stderr)
+            return pdask.analyze_corpus(args.model, docs, **kwargs)
+    except KeyboardInterrupt:
+        raise _Interrupted("interrupted; a cluster run keeps no state: run it again") from None
+    except OSError as exc:  # the scheduler cannot be reached
+        raise ValueError(f"--scheduler {args.scheduler}: {exc}") from None
+
+
+def _report_corpus(args: argparse.Namespace, run: Any, state: Path) -> None:
+    """Save a corpus run's analysis and figures, and print its summary."""
+    from .analysis import save, save_figures
+
     path = save(run.analysis, args.out, args.save_states)
     written = [path, args.out / "summary.csv"] + ([] if args.no_figures else
                                                     save_figures(run.analysis, args.out, **_figure_options(args)))

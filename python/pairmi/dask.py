@@ -242,6 +242,102 @@ def accumulate_corpus(
     return result.compute() if compute else result
 
 
+def corpus_shards(documents: Iterable[str], tokenizer: Any, shard_tokens: int, max_tokens: int | None = None
+                  ) -> tuple[list[list[str]], int]:
+    """Whole documents grouped into shards of about `shard_tokens` tokens (counted by the tokenizer
+    on the client), up to `max_tokens`; blank documents dropped. Returns the shards and the count."""
+    shards: list[list[str]] = [[]]
+    in_shard = total = 0
+    for doc in documents:
+        if not doc.strip():
+            continue
+        if max_tokens is not None and total >= max_tokens:
+            break
+        count = len(tokenizer(doc, add_special_tokens=False)["input_ids"])
+        if in_shard and in_shard + count > shard_tokens:
+            shards.append([])
+            in_shard = 0
+        shards[-1].append(doc)
+        in_shard += count
+        total += count
+    return [s for s in shards if s], total
+
+
+def analyze_corpus(
+    model: str,
+    documents: Iterable[str],
+    *,
+    tokenizer: str | None = None,
+    estimator: str = "equal_width",
+    bins: int = 15,
+    correction: str | None = None,
+    units: str = "bits",
+    layers: Any = None,
+    dims: Any = None,
+    site: Any = "residual",
+    max_length: int | None = None,
+    stride: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    drop_first_token: bool = False,
+    max_tokens: int | None = None,
+    calibration_tokens: int = 10_000,
+    keep_tokens: int = 2_000,
+    shard_tokens: int = 100_000,
+    threads: int = 1,
+) -> Any:
+    """:func:`pairmi.corpus.analyze_corpus` on the current Dask cluster: the edges are fitted on the
+    first ``calibration_tokens`` tokens here, the documents go out in shards of about
+    ``shard_tokens`` tokens (whole documents; ``max_tokens`` counts the tokenizer's tokens, so the
+    model's windows may keep a few fewer), each worker runs the model (loaded once) over its shards,
+    and the accumulators merge. The figures' token sample is the calibration sample's first
+    ``keep_tokens``. Returns a :class:`pairmi.corpus.CorpusRun`; ``seconds_model`` is the
+    calibration's forward passes here, ``seconds_mi`` the cluster's whole run.
+    """
+    import time
+
+    from .analysis import Analysis
+    from .corpus import CorpusRun, _core_version, _select
+    from .extract import _loaded, iter_hidden_states
+
+    if not isinstance(model, str):
+        raise TypeError("model must be a name or path that each worker loads, not a loaded model")
+    loaded, tok = _loaded(model, tokenizer)
+    docs = list(documents) if not isinstance(documents, list) else documents
+    extract = {"layers": layers, "site": site, "max_length": max_length, "stride": stride, "batch_size": batch_size,
+               "device": device, "drop_first_token": drop_first_token}
+    t0 = time.perf_counter()
+    batches = []  # whole batches up to calibration_tokens, as the single-process run calibrates
+    for batch in iter_hidden_states(loaded, docs, tokenizer=tok, **extract):
+        batches.append(batch)
+        if sum(len(b.tokens) for b in batches) >= calibration_tokens:
+            break
+    seconds_model = time.perf_counter() - t0
+    if not batches or sum(len(b.tokens) for b in batches) < 2:
+        raise ValueError("the corpus gave fewer than 2 tokens: MI needs at least 2")
+    sample = np.concatenate([b.values for b in batches], axis=1)
+    tokens = [t for b in batches for t in b.tokens]
+    edges = fit_edges(_select(sample, dims), estimator, bins if estimator != "gaussian_copula" else None)
+    shards, counted = corpus_shards(docs, tok, shard_tokens, max_tokens)
+    t0 = time.perf_counter()
+    acc = accumulate_corpus(shards, model, edges=edges, estimator=estimator, tokenizer=tokenizer, correction=correction,
+                            units=units, dims=dims, threads=threads, **extract)
+    mi = acc.result()
+    seconds_mi = time.perf_counter() - t0
+    units_all = sample.shape[2]
+    dim_idx = np.arange(units_all) if dims is None else np.arange(units_all)[dims]
+    params = {"estimator": estimator, "bins": bins, "correction": correction, "units": units, "layers": layers,
+              "dims": repr(dims), "site": site, "max_length": max_length, "stride": stride,
+              "drop_first_token": drop_first_token, "max_tokens": max_tokens, "calibration_tokens": calibration_tokens,
+              "keep_tokens": keep_tokens, "model": model, "tokens": acc.n_samples, "shards": len(shards),
+              "pairmi_version": _core_version(), "corpus": True, "dask": True,
+              "seconds_model": round(seconds_model, 3), "seconds_mi": round(seconds_mi, 3)}
+    extra = {} if estimator == "gaussian_copula" else {"bias": acc.bias()}
+    keep = min(keep_tokens, sample.shape[1])
+    analysis = Analysis(mi, batches[0].layer_names, tokens[:keep], dim_idx, params, sample[:, :keep], extra)
+    return CorpusRun(analysis, acc, seconds_model, seconds_mi, acc.n_samples)
+
+
 # --- pair tiles ---------------------------------------------------------------------------------
 
 def _tile_task(xi: np.ndarray, xj: np.ndarray, i: int, j: int, tile: int, d: int, opts: dict[str, Any],
