@@ -75,8 +75,8 @@ void ksg_case(const Case& c, std::size_t full_d, int threads, int repeats) {
     pairmi::ksg_mi(sorted, nullptr, c.layers, 3, 1.0, out.data(), threads);
   });
   const double per_pair = best / (c.layers * pairs_of(c.d));
-  std::printf("ksg    %-24s layers=%-3zu n=%-6zu d=%-5zu k=3     threads=%d  best %.3f s  %.2f us per pair",
-              c.name, c.layers, c.n, c.d, threads, best, per_pair * 1e6);
+  std::printf("ksg    %-24s layers=%-3zu n=%-6zu d=%-5zu k=3     threads=%d  best %.3f s  %.2f us per pair", c.name,
+              c.layers, c.n, c.d, threads, best, per_pair * 1e6);
   if (full_d != c.d) std::printf("  -> %zu dims extrapolated: %.0f s", full_d, per_pair * c.layers * pairs_of(full_d));
   std::printf("\n");
 }
@@ -97,7 +97,8 @@ int main(int argc, char** argv) {
               student_t ? "Student-t" : "normal");
   auto wanted = [&](const std::string& name) { return name.find(only) != std::string::npos; };
   if (wanted("binned paragraph")) binned_case({"gpt2-sized paragraph", 13, 90, 768, 15}, threads, repeats);
-  if (wanted("binned corpus")) binned_case({"long corpus, one layer", 1, 4096, 768, 15}, threads, std::max(1, repeats / 2));
+  if (wanted("binned corpus"))
+    binned_case({"long corpus, one layer", 1, 4096, 768, 15}, threads, std::max(1, repeats / 2));
   if (wanted("ksg paragraph")) ksg_case({"gpt2-sized paragraph", 1, 90, 768, 0}, 768, threads, 1);
   if (wanted("ksg corpus")) ksg_case({"long corpus, one layer", 1, 4096, 96, 0}, 768, threads, 1);
   return 0;

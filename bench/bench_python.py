@@ -5,7 +5,8 @@
 pairmi computes all pairs of a GPT-2-sized stack of hidden states (13 layers x 90 tokens x 768
 dims, 15 bins); the course's ``mutInfo_manual`` is timed on P random pairs and extrapolated to all
 pairs (said so in the output). Also one layer of a long corpus (4096 tokens x 768 dims, binned;
-KSG too with --ksg-corpus-dims 768) and KSG against scikit-learn. Data (--data): Student-t (3 d.o.f.) float32, heavy-tailed like hidden
+KSG too with --ksg-corpus-dims 768) and KSG against scikit-learn. Data (--data): Student-t (3 d.o.f.)
+float32, heavy-tailed like hidden
 states (the default), or the hidden states of GPT-2's architecture with random weights
 (``GPT2LMHeadModel(GPT2Config())``, seed 0, 90 random token ids; needs torch and transformers), the
 shape of the course's analysis without a download. The long-corpus case is Student-t either way.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
+from datagen import KINDS, make
 from hypothesis import given
 from hypothesis import strategies as st
 
 import pairmi
 from pairmi import binned
-from datagen import KINDS, make
-import reference
 
 TOL = 1e-9  # bits (or nats): both compute the same plug-in entropies in float64
 ESTIMATORS = ("equal_width", "equal_frequency")
@@ -191,8 +191,13 @@ def test_progress_is_reported():
     assert calls and calls[-1][0] == calls[-1][1] and all(t == calls[0][1] for _, t in calls)
 
 
-def test_openmp_flag_is_exposed():
-    assert isinstance(pairmi.has_openmp, bool)
+def test_openmp_flag_matches_the_linked_runtime():
+    """has_openmp says what the compiled module links: an OpenMP runtime among its needed libraries."""
+    from pathlib import Path
+
+    binary = Path(pairmi._core.__file__).read_bytes()
+    linked = any(name in binary for name in (b"libgomp", b"libomp", b"libiomp5"))
+    assert pairmi.has_openmp is linked
 
 
 def test_runs_against_the_installed_package():

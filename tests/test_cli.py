@@ -13,9 +13,9 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("matplotlib")
 
-import pairmi  # noqa: E402
-from pairmi.analysis import load  # noqa: E402
-from pairmi.cli import main  # noqa: E402
+import pairmi
+from pairmi.analysis import load
+from pairmi.cli import main
 
 TEXT = "Turkish coffee is brewed slowly in a small pot, and the grounds settle at the bottom of the cup. " * 2
 
@@ -246,7 +246,7 @@ def test_degenerate_units_pair_choice_formats_and_saved_states(tmp_path, capsys)
     saved = load(out)
     assert saved.hidden_states is None and "degenerate" in saved.extra
     np.testing.assert_array_equal(np.flatnonzero(saved.extra["degenerate"][1]), [127, 223, 319])
-    header, first, last = (out / "summary.csv").read_text().splitlines()
+    header, _first, last = (out / "summary.csv").read_text().splitlines()
     assert "degenerate_units" in header and last.split(",")[header.split(",").index("degenerate_units")] == "3"
     assert (out / "pair.svg").exists()  # drawn from the run's states before mi.npz dropped them
     assert (out / "layers.svg").read_text().lstrip().startswith("<?xml")

@@ -45,7 +45,7 @@ def test_read_documents(tmp_path):
     assert list(corpus.read_documents(path, by="paragraph")) == ["first line", "second line\nthird", "fourth"]
     latin = tmp_path / "latin.txt"
     latin.write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
-    with pytest.raises(ValueError, match="latin.txt is not valid utf-8 text"):
+    with pytest.raises(ValueError, match=r"latin\.txt is not valid utf-8 text"):
         list(corpus.read_documents(latin))
     assert list(corpus.read_documents(latin, encoding="latin-1")) == ["caf\xe9 cr\xe8me"]
 
@@ -190,8 +190,8 @@ def test_corpus_equals_mi_layers_with_the_calibration_edges(tiny, docs, estimato
 
 def test_a_resumed_run_is_bit_identical(tiny, docs, tmp_path):
     model, tok = tiny
-    kw = dict(tokenizer=tok, bins=10, max_length=32, batch_size=3, calibration_tokens=200, keep_tokens=50,
-              max_tokens=1200, seed=3)
+    kw = {"tokenizer": tok, "bins": 10, "max_length": 32, "batch_size": 3, "calibration_tokens": 200, "keep_tokens": 50,
+              "max_tokens": 1200, "seed": 3}
     straight = corpus.analyze_corpus(model, iter(docs[:12]), **kw)
     state = tmp_path / "state.npz"
 

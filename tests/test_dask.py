@@ -14,9 +14,10 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("zarr")
 
+from datagen import make  # noqa: E402
+
 import pairmi  # noqa: E402
 import pairmi.dask as pdask  # noqa: E402
-from datagen import make  # noqa: E402
 
 
 @pytest.fixture(scope="module")

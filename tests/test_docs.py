@@ -7,12 +7,15 @@ import importlib
 
 import pytest
 
-MODULES = ["pairmi.api", "pairmi.compare", "pairmi.stats", "pairmi.stream", "pairmi.corpus", "pairmi.extract"]
+MODULES = ["pairmi.api", "pairmi.compare", "pairmi.stats", "pairmi.stream", "pairmi.corpus", "pairmi.extract",
+           "pairmi.topk"]
 
 
-@pytest.mark.parametrize("name", MODULES + ["pairmi.plot"])
+@pytest.mark.parametrize("name", MODULES + ["pairmi.plot", "pairmi.dask"])
 def test_docstring_examples(name):
     if name == "pairmi.plot":
         pytest.importorskip("matplotlib")
+    if name == "pairmi.dask":
+        pytest.importorskip("dask.array")
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

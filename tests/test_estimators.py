@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
+from datagen import make
 from hypothesis import given
 from hypothesis import strategies as st
 
 import pairmi
-import reference
-from datagen import make
 from pairmi.binned import auto_bins
 
 sklearn_fs = pytest.importorskip("sklearn.feature_selection")

@@ -158,7 +158,7 @@ def test_model_folder_without_tokenizer_files(tmp_path, gpt2_random):
 
 
 def test_a_missing_local_folder_is_not_called_a_hub_id(tmp_path):
-    with pytest.raises(OSError, match="no model folder .*it is a path"):
+    with pytest.raises(OSError, match=r"no model folder .*it is a path"):
         pairmi.hidden_states(str(tmp_path / "no" / "such" / "model"), TEXT)
     with pytest.raises(OSError, match="no model folder"):
         pairmi.hidden_states("./gtp2-typo", TEXT)

@@ -9,12 +9,12 @@ import threading
 
 import numpy as np
 import pytest
+import reference
+from datagen import make
 from hypothesis import given
 from hypothesis import strategies as st
 
 import pairmi
-import reference
-from datagen import make
 
 GOOD = make("normal", 50, 4, 0)
 NAN = GOOD.copy()
@@ -90,7 +90,7 @@ def test_nan_policy_omit_drops_samples_everywhere():
         lambda x: (x > 0),
         lambda x: x.astype(">f8"),
         lambda x: x.astype(">f4"),
-        lambda x: np.asfortranarray(x),
+        np.asfortranarray,
         lambda x: np.repeat(x, 2, axis=1)[:, ::2],
         lambda x: x.tolist(),
     ],

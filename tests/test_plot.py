@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-import pairmi  # noqa: E402
-from pairmi import plot  # noqa: E402
+import pairmi
+from pairmi import plot
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datagen import make
 
 import pairmi
 from pairmi import _arrays, analysis, api
 from pairmi.cli import main
-from datagen import make
 
 HERE = Path(__file__).parent
 
@@ -237,7 +237,8 @@ def test_layer_names_never_become_paths_outside_the_folder(tmp_path):
     assert not list(tmp_path.rglob("PWN*")) and sorted(p.name for p in tmp_path.iterdir()) == ["figs", "r"]
 
 
-@pytest.mark.parametrize("name,want", [("a/../b", "a_.._b"), ("..", "_"), ("", "_"), (".hidden", "hidden"), ("L 3\n", "L_3_"), ("x.y-z_1", "x.y-z_1")])
+@pytest.mark.parametrize("name,want", [("a/../b", "a_.._b"), ("..", "_"), ("", "_"), (".hidden", "hidden"),
+                                       ("L 3\n", "L_3_"), ("x.y-z_1", "x.y-z_1")])
 def test_safe_name(name, want):
     assert analysis.safe_name(name) == want
 

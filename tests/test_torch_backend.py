@@ -8,8 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import pairmi  # noqa: E402
 from datagen import KINDS, make  # noqa: E402
+
+import pairmi  # noqa: E402
 
 CASES = [(e, c) for e in ("equal_width", "equal_frequency") for c in (None, "miller_madow")] + [("gaussian_copula", None)]
 
@@ -107,7 +108,8 @@ def test_cuda_equals_the_core(kind):  # pragma: no cover - runs where a GPU is
     same(pairmi.null_mi(Xd, n_permutations=5, bins=7, dtype=np.float64).cpu(),
          pairmi.null_mi(X, n_permutations=5, bins=7, dtype=np.float64))
     for estimator in ("equal_width", "gaussian_copula"):
-        t, want = pairmi.mi_test(Xd, Yd, estimator=estimator, n_permutations=9), pairmi.mi_test(X, Y, estimator=estimator, n_permutations=9)
+        t = pairmi.mi_test(Xd, Yd, estimator=estimator, n_permutations=9)
+        want = pairmi.mi_test(X, Y, estimator=estimator, n_permutations=9)
         assert t.p_value.is_cuda
         np.testing.assert_array_equal(t.p_value.cpu().numpy(), want.p_value)
     for estimator in ("equal_width", "gaussian_copula"):

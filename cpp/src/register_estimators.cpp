@@ -24,9 +24,7 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument(what);
 }
 
-void check_bins(int bins) {
-  require(bins >= 2 && bins <= pairmi::kMaxBins, "bins must be in [2, 255]");
-}
+void check_bins(int bins) { require(bins >= 2 && bins <= pairmi::kMaxBins, "bins must be in [2, 255]"); }
 
 // (layers, n, d) samples -> (layers, d, bins + 1) edges, by Fill (equal-width or equal-frequency).
 template <class T, void (*Fill)(const T*, std::size_t, std::size_t, std::size_t, int, double*, int)>
@@ -128,8 +126,8 @@ py::array_t<double> entropies(const Array<std::uint8_t>& codes, int bins, int th
 // `progress(done, total)` (optional) is called between tiles; Ctrl-C stops the run and raises.
 template <class Out>
 void binned_mi(const Array<std::uint8_t>& cx, const Array<double>& hx, const py::object& cy_obj,
-               const py::object& hy_obj, int bins, double scale, py::array_t<Out, py::array::c_style> out,
-               int threads, const py::object& progress, bool miller_madow) {
+               const py::object& hy_obj, int bins, double scale, py::array_t<Out, py::array::c_style> out, int threads,
+               const py::object& progress, bool miller_madow) {
   check_bins(bins);
   check_codes(cx, hx, bins, "x");
   const bool square = cy_obj.is_none();
@@ -154,8 +152,8 @@ void binned_mi(const Array<std::uint8_t>& cx, const Array<double>& hx, const py:
 
 // KSG MI of all pairs of x (layers, n, dx) against itself (y None) or y (layers, n, dy) into out.
 template <class T, class Out>
-void ksg_mi(const Array<T>& x, const py::object& y_obj, int k, double scale,
-            py::array_t<Out, py::array::c_style> out, int threads, const py::object& progress) {
+void ksg_mi(const Array<T>& x, const py::object& y_obj, int k, double scale, py::array_t<Out, py::array::c_style> out,
+            int threads, const py::object& progress) {
   require(x.ndim() == 3, "x must be (layers, samples, variables)");
   const bool square = y_obj.is_none();
   const Array<T> y = square ? x : y_obj.cast<Array<T>>();

@@ -35,7 +35,8 @@ bool shape_is(const py::array& a, std::initializer_list<std::size_t> shape) {
 void check_codes(const Array<std::uint8_t>& codes, int bins, const char* name) {
   require(codes.ndim() == 3, std::string(name) + " codes must be (layers, variables, samples)");
   const std::uint8_t* p = codes.data();
-  require(codes.size() == 0 || *std::max_element(p, p + codes.size()) < bins, std::string(name) + " codes must be below bins");
+  require(codes.size() == 0 || *std::max_element(p, p + codes.size()) < bins,
+          std::string(name) + " codes must be below bins");
 }
 
 void add_pair_counts(const Array<std::uint8_t>& cx, const py::object& cy_obj, int bins, Totals counts,
@@ -80,12 +81,15 @@ void mi_from_counts(const Totals& counts, const Totals& marginal_x, const py::ob
   const bool square = marginal_y_obj.is_none();
   const std::size_t layers = marginal_x.shape(0), dx = marginal_x.shape(1), b = std::size_t(bins);
   Totals marginal_y = square ? marginal_x : marginal_y_obj.cast<Totals>();
-  require(marginal_y.ndim() == 3 && marginal_y.shape(0) == py::ssize_t(layers), "marginal_y must be (layers, dy, bins)");
+  require(marginal_y.ndim() == 3 && marginal_y.shape(0) == py::ssize_t(layers),
+          "marginal_y must be (layers, dy, bins)");
   const std::size_t dy = marginal_y.shape(1);
-  require(shape_is(marginal_x, {layers, dx, b}) && shape_is(marginal_y, {layers, dy, b}), "marginals must have bins columns");
+  require(shape_is(marginal_x, {layers, dx, b}) && shape_is(marginal_y, {layers, dy, b}),
+          "marginals must have bins columns");
   const pairmi::PairSlots slots{dx, dy, square};
   require(shape_is(counts, {layers, slots.count(), b, b}), "counts must be (layers, pairs, bins, bins)");
-  require(shape_is(out, {layers, dx, dy}) && out.writeable(), "out must be a writeable C-contiguous (layers, dx, dy) array");
+  require(shape_is(out, {layers, dx, dy}) && out.writeable(),
+          "out must be a writeable C-contiguous (layers, dx, dy) array");
   const std::uint64_t *pc = counts.data(), *pmx = marginal_x.data(), *pmy = square ? nullptr : marginal_y.data();
   Out* po = out.mutable_data();
   py::gil_scoped_release release;

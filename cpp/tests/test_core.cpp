@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <map>
 #include <random>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -162,9 +163,8 @@ void test_monitor_stops_run() {
   std::vector<double> h(d, 0.0), out(d * d, -1.0);
   const pairmi::CodedLayers x{codes.data(), h.data(), d};
   int calls = 0;
-  const bool done = pairmi::binned_mi(x, nullptr, 1, n, 2, 1.0, out.data(), 1, [&](std::size_t, std::size_t) {
-    return ++calls < 2;
-  });
+  const bool done =
+      pairmi::binned_mi(x, nullptr, 1, n, 2, 1.0, out.data(), 1, [&](std::size_t, std::size_t) { return ++calls < 2; });
   CHECK(!done && calls == 2);
   CHECK(out[(d - 1) * d + d - 1] == -1.0);  // the last tile was never computed
 }
@@ -357,18 +357,23 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
   std::normal_distribution<double> nd;
   const auto value = [&](double v) {
     switch (values) {
-      case KsgValues::ties: return std::round(4 * v) / 4;
-      case KsgValues::near_ties: return std::round(4 * v) / 4 + 3e-8 * nd(rng);
-      case KsgValues::offset: return 1e12 + v;
-      case KsgValues::tiny: return std::round(4 * v) == 0 ? 1e-39 * nd(rng) : std::round(4 * v) / 4;
-      default: return v;
+      case KsgValues::ties:
+        return std::round(4 * v) / 4;
+      case KsgValues::near_ties:
+        return std::round(4 * v) / 4 + 3e-8 * nd(rng);
+      case KsgValues::offset:
+        return 1e12 + v;
+      case KsgValues::tiny:
+        return std::round(4 * v) == 0 ? 1e-39 * nd(rng) : std::round(4 * v) / 4;
+      default:
+        return v;
     }
   };
   auto draw = [&](std::size_t d) {
     std::vector<double> m(layers * n * d);
     for (std::size_t i = 0; i < m.size(); ++i) {
       const double v = (i % d == 1) ? m[i - 1] + 0.3 * nd(rng) : nd(rng);  // column 1 depends on 0
-      m[i] = (i % d == 2) ? 1.5 : value(v);                                  // column 2 constant
+      m[i] = (i % d == 2) ? 1.5 : value(v);                                // column 2 constant
       if (values == KsgValues::outlier && i / d % n == 0 && i % d % 2 == 1) m[i] += 40;
     }
     return m;
@@ -391,8 +396,10 @@ void test_ksg(std::size_t layers, std::size_t n, std::size_t dx, std::size_t dy,
           CHECK(std::isinf(got));
           continue;
         }
-        const auto x = scaled_column(std::vector<double>(mx.begin() + l * n * dx, mx.begin() + (l + 1) * n * dx), n, dx, i);
-        const auto y = scaled_column(std::vector<double>(my.begin() + l * n * d2, my.begin() + (l + 1) * n * d2), n, d2, j);
+        const auto x =
+            scaled_column(std::vector<double>(mx.begin() + l * n * dx, mx.begin() + (l + 1) * n * dx), n, dx, i);
+        const auto y =
+            scaled_column(std::vector<double>(my.begin() + l * n * d2, my.begin() + (l + 1) * n * d2), n, d2, j);
         const bool constant = i == 2 || (j == 2 && d2 > 2);
         CHECK(near(got, constant ? 0.0 : ksg_direct(x, y, k), 1e-12));
         CHECK(near(narrow[(l * dx + i) * d2 + j], got, 1e-12));  // four lanes against the widest
@@ -454,54 +461,91 @@ void test_ksg_counts_by_search(std::size_t n, KsgValues values) {
 
 }  // namespace
 
-int main() {
-  test_equal_width_edges();
-  test_codes_follow_numpy_rules();
-  test_binned_mi(90, 13, 15);
-  test_binned_mi(90, 40, 15);  // rows on both kernels; three 16-column blocks across the diagonal
-  test_binned_mi(90, 100, 15);  // tiles of 16 whole rows, all reading the column blocks laid out once
-  test_binned_mi(700, 9, 6);
-  test_binned_mi(1003, 10, 5);  // counts four samples per load, then a tail of three
-  test_binned_mi(70000, 6, 4);
-  test_binned_mi(40, 7, 64);
-  test_binned_mi(300, 6, 20);  // sums while counting, with four-byte counts
-  test_cross_and_layers();
-  test_cross_orientations(false);
-  test_cross_orientations(true);
-  test_monitor_stops_run();
-  test_monitor_reports_the_end();
-  test_bin_layers_matches_edges();
-  test_ksg(1, 90, 23, 0, 3);                    // full and partial tiles; the last lane block repeats samples
-  test_ksg(1, 2, 4, 0, 1);                      // fewer samples than four lanes: float64 throughout
-  test_ksg(1, 3, 4, 0, 2, KsgValues::ties);     // k = n - 1
-  test_ksg(1, 4, 6, 0, 3);                      // k = n - 1, one block of four lanes
-  test_ksg(1, 5, 6, 3, 2);                      // cross, one sample past a block of four
-  test_ksg(1, 9, 6, 3, 2);                      // cross, blocks of eight overlapping on seven lanes
-  test_ksg(2, 60, 5, 9, 1, KsgValues::ties);    // cross, layers, ties
-  test_ksg(1, 300, 7, 0, 5, KsgValues::ties);   // k other than 3
-  test_ksg(1, 200, 6, 0, 20, KsgValues::ties);  // k larger than a chunk of neighbours
-  test_ksg(1, 2100, 5, 0, 3);                   // walks of many chunks, the smaller tiles for long inputs
-  test_ksg(1, 500, 6, 0, 3, KsgValues::near_ties);
-  test_ksg(1, 300, 6, 0, 3, KsgValues::offset);
-  test_ksg(1, 300, 6, 0, 3, KsgValues::tiny);
-  test_ksg_signed_zeros();
-  test_accumulated_counts(false);
-  test_accumulated_counts(true);
-  test_ksg_monitor_inside_a_pair();
-  test_ksg_no_layers();
-  test_ksg_scaling_extreme_magnitudes();
-  // From 384 samples the AVX2 kernel counts by binary search, and the samples in the column
-  // variable's tails walk its order: against walks (four lanes) and direct
-  test_ksg(1, 400, 5, 4, 2, KsgValues::ties);       // cross; tails of two blocks
-  test_ksg(1, 531, 5, 4, 3, KsgValues::near_ties);  // cross; the last blocks of three overlap
-  test_ksg(1, 600, 6, 0, 5, KsgValues::ties);       // many distances within a band
-  test_ksg(1, 600, 6, 0, 3, KsgValues::offset);
-  test_ksg(1, 600, 6, 0, 3, KsgValues::tiny);
-  test_ksg(1, 1100, 6, 0, 3, KsgValues::outlier);  // counts of all the other samples
+// Named groups of cases: `test_core NAME` runs one (ctest lists each), `test_core` runs all,
+// `test_core --list` prints the names.
+const std::vector<std::pair<const char*, void (*)()>> kCases = {
+    {"edges", [] { test_equal_width_edges(); }},
+    {"codes", [] { test_codes_follow_numpy_rules(); }},
+    {"binned",
+     [] {
+       test_binned_mi(90, 13, 15);
+       test_binned_mi(90, 40, 15);   // rows on both kernels; three 16-column blocks across the diagonal
+       test_binned_mi(90, 100, 15);  // tiles of 16 whole rows, all reading the column blocks laid out once
+       test_binned_mi(700, 9, 6);
+       test_binned_mi(1003, 10, 5);  // counts four samples per load, then a tail of three
+       test_binned_mi(70000, 6, 4);
+       test_binned_mi(40, 7, 64);
+       test_binned_mi(300, 6, 20);  // sums while counting, with four-byte counts
+     }},
+    {"cross",
+     [] {
+       test_cross_and_layers();
+       test_cross_orientations(false);
+       test_cross_orientations(true);
+     }},
+    {"monitor",
+     [] {
+       test_monitor_stops_run();
+       test_monitor_reports_the_end();
+     }},
+    {"layer_binning", [] { test_bin_layers_matches_edges(); }},
+    {"ksg",
+     [] {
+       test_ksg(1, 90, 23, 0, 3);                    // full and partial tiles; the last lane block repeats samples
+       test_ksg(1, 2, 4, 0, 1);                      // fewer samples than four lanes: float64 throughout
+       test_ksg(1, 3, 4, 0, 2, KsgValues::ties);     // k = n - 1
+       test_ksg(1, 4, 6, 0, 3);                      // k = n - 1, one block of four lanes
+       test_ksg(1, 5, 6, 3, 2);                      // cross, one sample past a block of four
+       test_ksg(1, 9, 6, 3, 2);                      // cross, blocks of eight overlapping on seven lanes
+       test_ksg(2, 60, 5, 9, 1, KsgValues::ties);    // cross, layers, ties
+       test_ksg(1, 300, 7, 0, 5, KsgValues::ties);   // k other than 3
+       test_ksg(1, 200, 6, 0, 20, KsgValues::ties);  // k larger than a chunk of neighbours
+       test_ksg(1, 2100, 5, 0, 3);                   // walks of many chunks, the smaller tiles for long inputs
+       test_ksg(1, 500, 6, 0, 3, KsgValues::near_ties);
+       test_ksg(1, 300, 6, 0, 3, KsgValues::offset);
+       test_ksg(1, 300, 6, 0, 3, KsgValues::tiny);
+     }},
+    {"ksg_signed_zeros", [] { test_ksg_signed_zeros(); }},
+    {"accumulate",
+     [] {
+       test_accumulated_counts(false);
+       test_accumulated_counts(true);
+     }},
+    {"ksg_monitor", [] { test_ksg_monitor_inside_a_pair(); }},
+    {"ksg_no_layers", [] { test_ksg_no_layers(); }},
+    {"ksg_scaling", [] { test_ksg_scaling_extreme_magnitudes(); }},
+    {"ksg_long",
+     [] {
+       // From 384 samples the AVX2 kernel counts by binary search, and the samples in the column
+       // variable's tails walk its order: against walks (four lanes) and direct
+       test_ksg(1, 400, 5, 4, 2, KsgValues::ties);       // cross; tails of two blocks
+       test_ksg(1, 531, 5, 4, 3, KsgValues::near_ties);  // cross; the last blocks of three overlap
+       test_ksg(1, 600, 6, 0, 5, KsgValues::ties);       // many distances within a band
+       test_ksg(1, 600, 6, 0, 3, KsgValues::offset);
+       test_ksg(1, 600, 6, 0, 3, KsgValues::tiny);
+       test_ksg(1, 1100, 6, 0, 3, KsgValues::outlier);  // counts of all the other samples
 #ifdef PAIRMI_KSG_AVX2
-  for (const auto values : {KsgValues::plain, KsgValues::ties, KsgValues::outlier})
-    for (const std::size_t n : {8, 9, 90, 170, 531, 1100}) test_ksg_counts_by_search(n, values);
+       for (const auto values : {KsgValues::plain, KsgValues::ties, KsgValues::outlier})
+         for (const std::size_t n : {8, 9, 90, 170, 531, 1100}) test_ksg_counts_by_search(n, values);
 #endif
-  if (failures == 0) std::printf("all core tests passed\n");
+     }},
+};
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--list") {
+    for (const auto& [name, run] : kCases) std::printf("%s\n", name);
+    return EXIT_SUCCESS;
+  }
+  bool found = argc == 1;
+  for (const auto& [name, run] : kCases)
+    if (argc == 1 || std::string(argv[1]) == name) {
+      run();
+      found = true;
+    }
+  if (!found) {
+    std::printf("no test case named %s (see --list)\n", argv[1]);
+    return EXIT_FAILURE;
+  }
+  if (failures == 0) std::printf("core tests passed\n");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -17,15 +17,36 @@ except ImportError as exc:  # pragma: no cover - only without a build
     ) from exc
 
 from .api import ESTIMATORS, MITest, fdr_tests, mi_layers, mi_matrix, mi_test, null_mi
-from .stats import fdr
+from .compare import BiasCurve, Comparison, bias_curve, compare, gaussian_mi
 from .extract import HiddenStates, demo_model, hidden_states
+from .stats import fdr
 from .stream import Accumulator, fit_edges
 from .topk import TopK, mi_topk
-from .compare import BiasCurve, Comparison, bias_curve, compare, gaussian_mi
 
 __version__: str = _core.__version__
 has_openmp: bool = _core.has_openmp
 
-__all__ = ["mi_matrix", "mi_layers", "null_mi", "mi_test", "MITest", "ESTIMATORS", "Accumulator", "fit_edges",
-           "mi_topk", "TopK", "fdr", "fdr_tests", "compare", "Comparison", "bias_curve", "BiasCurve", "gaussian_mi",
-           "hidden_states", "HiddenStates", "demo_model", "has_openmp", "__version__"]
+__all__ = [
+    "ESTIMATORS",
+    "Accumulator",
+    "BiasCurve",
+    "Comparison",
+    "HiddenStates",
+    "MITest",
+    "TopK",
+    "__version__",
+    "bias_curve",
+    "compare",
+    "demo_model",
+    "fdr",
+    "fdr_tests",
+    "fit_edges",
+    "gaussian_mi",
+    "has_openmp",
+    "hidden_states",
+    "mi_layers",
+    "mi_matrix",
+    "mi_test",
+    "mi_topk",
+    "null_mi",
+]

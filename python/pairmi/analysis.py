@@ -10,9 +10,10 @@ import os
 import re
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ def analyze(
             layer = _analyze_layer(values[k][:, dim_idx], threads, null, options, progress)
             if path is not None:
                 buf = io.BytesIO()
-                np.savez(buf, **layer)
+                np.savez(buf, **dict[str, Any](layer))
                 atomic_write_bytes(path, buf.getvalue())
         mis.append(layer["mi"])
         if null:
@@ -179,7 +180,7 @@ def save(analysis: Analysis, out: str | os.PathLike, states: str = "sample", see
         raise ValueError(f"states must be one of {STATES}, got {states!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    arrays = {
+    arrays: dict[str, Any] = {
         "mi": analysis.mi.astype(np.float32, copy=False),
         "layer_names": np.array(analysis.layer_names),
         "tokens": np.array(analysis.tokens),

@@ -7,8 +7,9 @@ import errno
 import mmap
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +21,8 @@ from .copula import copula_mi, copula_working_bytes, mi_of_correlations, normal_
 
 ESTIMATORS = BINNED_ESTIMATORS + ("ksg", "gaussian_copula")
 CORRECTIONS = (None, "miller_madow", "shuffle")
-Progress = Optional[Callable[[int, int], None]]
-Bins = Union[int, str]
+Progress = Callable[[int, int], None] | None
+Bins = int | str
 # Bytes of out= that one block of rows fills (the working memory of a memmapped run).
 OUT_BLOCK_BYTES = 64 << 20
 
@@ -60,9 +61,8 @@ def _settings(n, estimator, bins, k, correction, n_permutations, seed, units, th
             bins = edges[0].shape[2] - 1
         else:
             bins = auto_bins(n) if bins == "auto" else _arrays.check_bins(bins, n)
-    if estimator == "ksg":
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n:
-            raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {n - 1}], got {k!r}")
+    if estimator == "ksg" and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < n):
+        raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {n - 1}], got {k!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise TypeError(f"seed must be an integer or None, got {seed!r}")
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 1:
@@ -343,7 +343,7 @@ def _release(out: np.ndarray) -> None:
     mapped = _memmap_file(out)
     if mapped is None:
         return
-    out.flush()
+    cast(np.memmap, out).flush()
     if hasattr(mmap, "MADV_DONTNEED"):
         mapped[0].madvise(mmap.MADV_DONTNEED)
 
@@ -417,7 +417,8 @@ def mi_matrix(
         (with many duplicates the k-th distance can be 0 and the estimate is unreliable: jitter
         such data yourself). A pair scoring above min(H(X), H(Y)) of its variables' values as
         discrete distributions (possible only with ties) is clipped to that bound, with a
-        RuntimeWarning. Columns are scaled robustly: any magnitude float64 holds gives the same MI. ``'gaussian_copula'``: ranks (ties averaged) mapped to normal scores,
+        RuntimeWarning. Columns are scaled robustly: any magnitude float64 holds gives the same MI.
+        ``'gaussian_copula'``: ranks (ties averaged) mapped to normal scores,
         MI = -½ log(1 - ρ²) of their correlation; exact for Gaussian dependence, a lower bound
         otherwise.
     bins : int or 'auto'
@@ -500,7 +501,8 @@ def mi_matrix(
     -----
     Plug-in binned MI is biased upwards when samples are few for the cells: with 90 samples and
     15x15 bins, two independent Gaussian variables score about 1.1 bits (equal-width) and 1.6 bits
-    (equal-frequency); Miller-Madow removes only part of that, the shuffle correction all of it. Use a correction, ``mi_test``, or KSG / Gaussian copula before reading
+    (equal-frequency); Miller-Madow removes only part of that, the shuffle correction all of it.
+    Use a correction, ``mi_test``, or KSG / Gaussian copula before reading
     meaning into such values. Values are converted to float64 before binning, so float32 data is
     binned as ``np.histogram2d`` bins ``x.astype(float64)``.
 
@@ -575,13 +577,13 @@ def _torch_mi(X: Any, Y: Any, ndim: int, *, estimator: str, bins: Bins, correcti
             raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {x.shape[1] - 1}], got {k!r}")
         result = tb.ksg_mi(x, y, int(k), scale)
     else:
-        fixed = tuple(None if e is None else torch.tensor(  # a copy: checked edges may be a read-only view
+        fixed: tuple[Any, ...] = tuple(None if e is None else torch.tensor(  # a copy: checked edges may be a read-only view
             _arrays.check_edges(e, t.shape[0], t.shape[2], name, True), device=x.device)
             for e, t, name in ((edges[0], x, "edges"), (edges[1], y, "edges_y")) if t is not None)
         fixed = fixed + (None,) * (2 - len(fixed))
         b = fixed[0].shape[2] - 1 if fixed[0] is not None else (
             auto_bins(x.shape[1]) if bins == "auto" else _arrays.check_bins(bins, x.shape[1]))
-        result = tb.binned_mi(x, y, estimator, b, scale, correction == "miller_madow", fixed)
+        result = tb.binned_mi(x, y, estimator, b, scale, correction == "miller_madow", (fixed[0], fixed[1]))
     result = result.to(torch.float32 if dtype == np.float32 else torch.float64)
     result = result[0] if ndim == 2 else result
     return result.cpu().numpy() if numpy_in else result
@@ -948,7 +950,7 @@ def _shared_null(n: int, s: _Settings) -> np.ndarray:
     rng = np.random.default_rng(s.seed)
     ranks = np.arange(n, dtype=np.float64)
     permuted = np.stack([rng.permutation(ranks) for _ in range(s.n_permutations)], axis=1)
-    kw = {"bins": s.bins} if s.estimator in BINNED_ESTIMATORS else {}
+    kw: dict[str, Any] = {"bins": s.bins} if s.estimator in BINNED_ESTIMATORS else {}
     return mi_matrix(ranks[:, None], permuted, estimator=s.estimator, units="nats", threads=s.threads, **kw)[0] * s.scale
 
 
@@ -1000,8 +1002,8 @@ def _torch_null_mi(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: st
     nulls = torch.empty((s.n_permutations, cx.shape[1], target.shape[1]),
                         dtype=torch.float32 if s.dtype == np.float32 else torch.float64, device=x.device)
     for k, moved in enumerate(_tb.reorderings(target[0], s.n_permutations, s.seed, None)):
-        pair = (moved[None], None) if cy is None else (cx, moved[None])
-        nulls[k] = _tb.binned_mi_of_codes(*pair, s.bins, s.scale)[0]
+        a, b = (moved[None], None) if cy is None else (cx, moved[None])
+        nulls[k] = _tb.binned_mi_of_codes(a, b, s.bins, s.scale)[0]
     return nulls.cpu().numpy() if numpy_in else nulls
 
 

@@ -55,7 +55,7 @@ def auto_bins(n: int) -> int:
     Pattern Recognition Letters 33(10), 2012. n = 90 gives 5 bins, n = 4096 gives 13. Clipped to
     [2, min(255, n)].
     """
-    b = int(round(np.sqrt(1.0 + np.sqrt(1.0 + 24.0 * n)) / np.sqrt(2.0)))
+    b = round(np.sqrt(1.0 + np.sqrt(1.0 + 24.0 * n)) / np.sqrt(2.0))
     return max(2, min(255, n, b))
 
 

@@ -7,8 +7,9 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -293,10 +294,9 @@ def _check_selection(model: str, site: str, layers: list[int] | None, dims: Any)
     from .extract import site_shape
 
     count, units = site_shape(model, site)
-    if layers is not None and count is not None:
-        if not layers or any(not -count <= k < count for k in layers):
-            raise ValueError(f"--layers {','.join(map(str, layers))}: {model} has {count} {site} layers "
-                             f"(indices in [-{count}, {count}))")
+    if layers is not None and count is not None and (not layers or any(not -count <= k < count for k in layers)):
+        raise ValueError(f"--layers {','.join(map(str, layers))}: {model} has {count} {site} layers "
+                         f"(indices in [-{count}, {count}))")
     if units is not None and dims is not None:
         picked = np.arange(units)[dims] if isinstance(dims, slice) else np.asarray(dims)
         if not isinstance(dims, slice) and ((picked < -units) | (picked >= units)).any():
@@ -404,7 +404,10 @@ def _print_summary(analysis: Any) -> None:
 
     units = analysis.params.get("units", "bits")
     est = analysis.params.get("estimator")
-    detail = f"{analysis.params.get('bins')} bins" if est in BINNED_ESTIMATORS else f"k={analysis.params.get('k', 3)}" if est == "ksg" else "ranks"
+    if est in BINNED_ESTIMATORS:
+        detail = f"{analysis.params.get('bins')} bins"
+    else:
+        detail = f"k={analysis.params.get('k', 3)}" if est == "ksg" else "ranks"
     tokens = analysis.params.get("tokens", len(analysis.tokens))  # a corpus run keeps only a sample of them
     print(f"{'layer':>6} {'mean':>8} {'median':>8} {'q95':>8}   ({units}, {est}, {detail}, {tokens:,} tokens)")
     for row in summary_rows(analysis):
@@ -538,7 +541,8 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     bar = _TokenBar(args.max_tokens)
     try:
         run = analyze_corpus(
-            args.model, docs, tokenizer=args.tokenizer, estimator=args.estimator, bins=args.bins, correction=args.correction, units=args.units,
+            args.model, docs, tokenizer=args.tokenizer, estimator=args.estimator, bins=args.bins,
+            correction=args.correction, units=args.units,
             layers=args.layers, dims=args.dims, site=args.site, max_length=args.max_length, stride=args.stride,
             batch_size=args.batch_size, device=args.device, drop_first_token=args.drop_first_token,
             max_tokens=args.max_tokens, calibration_tokens=args.calibration_tokens, keep_tokens=args.keep_tokens,

@@ -121,7 +121,7 @@ def compare(
     shuffled = np.stack([rng.permutation(ys) for _ in range(n_permutations)], axis=1) if n_permutations else None
     mi, null = {}, {}
     for e in estimators:
-        kw = {"bins": bins} if e in BINNED_ESTIMATORS else {"k": k} if e == "ksg" else {}
+        kw: dict[str, Any] = {"bins": bins} if e in BINNED_ESTIMATORS else {"k": k} if e == "ksg" else {}
         mi[e] = float(mi_matrix(xs[:, None], ys[:, None], estimator=e, units=units, threads=threads, **kw)[0, 0])
         null[e] = (float(mi_matrix(xs[:, None], shuffled, estimator=e, units=units, threads=threads, **kw).mean())
                    if shuffled is not None else float("nan"))

@@ -6,8 +6,8 @@ the true MI that is exact for Gaussian dependence, and it is robust to outliers 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from statistics import NormalDist
-from typing import Callable
 
 import numpy as np
 

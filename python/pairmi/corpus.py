@@ -321,7 +321,7 @@ class _RunState:
         header = {"format": STATE_FORMAT, "version": STATE_VERSION, "settings": settings, "windows": self.windows,
                   "tokens": self.tokens, "rng": self.rng.bit_generator.state, "layer_names": names,
                   "sample_tokens": self.sample_tok, "accumulator": acc_header}
-        arrays = {f"acc_{k}": v for k, v in acc_arrays.items()}
+        arrays: dict[str, Any] = {f"acc_{k}": v for k, v in acc_arrays.items()}
         if self.sample is not None:
             arrays.update(sample=self.sample, sample_ids=self.sample_ids)
         with atomic_file(path) as fh:
@@ -360,4 +360,4 @@ class _RunState:
         return acc
 
 
-__all__ = ["read_documents", "dataset_texts", "python_docstrings", "analyze_corpus", "CorpusRun"]
+__all__ = ["CorpusRun", "analyze_corpus", "dataset_texts", "python_docstrings", "read_documents"]

@@ -18,7 +18,9 @@ Needs ``pip install 'pairmi[dask]'``.
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +32,7 @@ from .stream import Accumulator, fit_edges
 def _dask() -> Any:
     try:
         import dask
-        import dask.array  # noqa: F401
+        import dask.array
     except ImportError:
         raise ImportError("pairmi.dask needs dask: pip install 'pairmi[dask]'") from None
     return dask
@@ -127,15 +129,15 @@ def accumulate(
     if edges is None:
         first = X.blocks[(0,) * axis + (0,)].compute() if X.ndim == 2 else X.blocks[0, 0, 0].compute()
         edges = fit_edges(first, estimator, bins, threads=threads)
-    settings = {"estimator": estimator, "edges": np.asarray(edges), "bins": bins, "correction": correction,
-                "units": units, "dtype": dtype, "threads": threads}
+    settings: dict[str, Any] = {"estimator": estimator, "edges": np.asarray(edges), "bins": bins,
+                                "correction": correction, "units": units, "dtype": dtype, "threads": threads}
     Accumulator(**settings)  # the settings' checks, here rather than on a worker
     blocks = list(X.to_delayed().ravel())
     shards = _shard_count(shards, len(blocks))
     bounds = np.linspace(0, len(blocks), shards + 1).astype(int)
     name = f"pairmi-accumulate-{dask.base.tokenize(X.name, settings)}"
     parts = [dask.delayed(_shard_accumulator, pure=True, name=f"{name}-shard-{s}")(settings, *blocks[a:b])
-             for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])) if b > a]
+             for s, (a, b) in enumerate(itertools.pairwise(bounds)) if b > a]
     result = _tree(dask, parts, split_every, name)
     return result.compute() if compute else result
 
@@ -225,8 +227,8 @@ def accumulate_corpus(
     dask = _dask()
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
-    settings = {"estimator": estimator, "edges": np.asarray(edges), "correction": correction, "units": units,
-                "dtype": np.float32, "threads": threads}
+    settings: dict[str, Any] = {"estimator": estimator, "edges": np.asarray(edges), "correction": correction,
+                                "units": units, "dtype": np.float32, "threads": threads}
     Accumulator(**settings)
     extract = {"layers": layers, "dims": dims, "site": site, "max_length": max_length, "stride": stride,
                "batch_size": batch_size, "device": device, "drop_first_token": drop_first_token,
@@ -330,6 +332,7 @@ def analyze_corpus(
               "dims": repr(dims), "site": site, "max_length": max_length, "stride": stride,
               "drop_first_token": drop_first_token, "max_tokens": max_tokens, "calibration_tokens": calibration_tokens,
               "keep_tokens": keep_tokens, "model": model, "tokens": acc.n_samples, "shards": len(shards),
+              "tokenizer_tokens": counted,
               "pairmi_version": _core_version(), "corpus": True, "dask": True,
               "seconds_model": round(seconds_model, 3), "seconds_mi": round(seconds_mi, 3)}
     extra = {} if estimator == "gaussian_copula" else {"bias": acc.bias()}

@@ -11,8 +11,9 @@ import itertools
 import os
 import socket
 import urllib.parse
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -288,6 +289,7 @@ def hidden_states(
     if input_ids is not None:
         texts: list[Any] = _id_sequences(input_ids)
     else:
+        assert text_or_texts is not None
         texts = [text_or_texts] if isinstance(text_or_texts, str) else list(text_or_texts)
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise ValueError("text_or_texts must be a non-empty string or a list of non-empty strings")

@@ -6,7 +6,8 @@ Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state, a
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -177,12 +177,13 @@ class Accumulator:
         self._numpy_out = True  # results as numpy (the chunks were), else tensors on the device
         self._given = (None if edges is None else _arrays.to_numpy(edges, "edges"),
                        None if edges_y is None else _arrays.to_numpy(edges_y, "edges_y"))
-        self.edges: np.ndarray | None = None  # (layers, dx, k), fixed at the first chunk
-        self.edges_y: np.ndarray | None = None
+        # (layers, dx, k) float64, fixed at the first chunk (None before it)
+        self.edges: Any = None
+        self.edges_y: Any = None
         self.n_samples = 0
         self._layout: dict[str, Any] | None = None  # the first chunk's shape and dtype
-        self._totals: dict[str, np.ndarray] = {}
-        self._scores: tuple[Any, ...] | None = None  # the copula's knot scores, for the edges they belong to
+        self._totals: dict[str, Any] = {}  # numpy arrays, or tensors on self.device
+        self._scores: Any = None  # the copula's knot scores, for the edges they belong to
         self._maps: tuple[Any, ...] | None = None  # the edges (or knots and scores) on the device, likewise
 
     def _settings(self) -> dict[str, Any]:
@@ -235,7 +236,10 @@ class Accumulator:
             assert other._layout is not None and other.edges is not None
             binned = self.estimator in BINNED_ESTIMATORS
             for given, theirs, name in ((self._given[0], other.edges, "edges"), (self._given[1], other.edges_y, "edges_y")):
-                mine = None if given is None or theirs is None else _arrays.check_edges(given, *theirs.shape[:2], name, binned)
+                if given is None or theirs is None:
+                    mine = None
+                else:
+                    mine = _arrays.check_edges(given, theirs.shape[0], theirs.shape[1], name, binned)
                 if given is not None and not _same(mine, theirs):
                     raise ValueError(f"cannot merge: this accumulator's {name} differ from the other's")
             if self.device is None and self.backend != "cpu" and other.device is not None:
@@ -318,7 +322,7 @@ class Accumulator:
             problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"{path} is not a readable pairmi accumulator state: {problem}") from None
 
-    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The JSON header and the arrays that :meth:`_from_state` rebuilds this accumulator from."""
         header = {"format": FORMAT, "version": FORMAT_VERSION, "pairmi_version": _core.__version__,
                   "estimator": self.estimator, "correction": self.correction, "units": self.units,
@@ -397,9 +401,9 @@ class Accumulator:
         return {"layers": x.shape[0], "dx": x.shape[2], "dy": 0 if y is None else y.shape[2],
                 "cross": y is not None, "squeeze": squeeze, "dtype": dtype or x.dtype.name}
 
-    def _first_edges(self, x: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def _first_edges(self, x: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
         binned = self.estimator in BINNED_ESTIMATORS
-        edges = []
+        edges: list[Any] = []
         for arr, given, name in ((x, self._given[0], "edges"), (y, self._given[1], "edges_y")):
             if arr is None:
                 edges.append(None)
@@ -419,12 +423,13 @@ class Accumulator:
         _arrays.check_memory(nbytes, f"the {self.estimator} totals of {layout['dx']:,} x {dy:,} variables", None)
         return {name: np.zeros(shape, dtype=dtype) for name, (shape, dtype) in shapes.items()}
 
-    def _add_scores(self, x: np.ndarray, y: np.ndarray | None, edges: np.ndarray, edges_y: np.ndarray | None,
+    def _add_scores(self, x: np.ndarray, y: np.ndarray | None, edges: np.ndarray, edges_y: Any,
                     totals: dict[str, np.ndarray]) -> None:
         """The copula's sums: each layer's mapped scores, their squares and cross-products."""
         if self._scores is None or self._scores[0] is not edges:  # the knots' scores, once per map
             self._scores = (edges, knot_scores(edges), None if edges_y is None else knot_scores(edges_y))
-        _, sx, sy = self._scores
+        sx: Any = self._scores[1]
+        sy: Any = self._scores[2]
         parts = []
         for l in range(x.shape[0]):
             zx = mapped_scores(x[l].T, edges[l], sx[l])
@@ -443,7 +448,11 @@ class Accumulator:
         t, n = self._totals, float(self.n_samples)
         mean_x = t["sum_x"] / n
         var_x = np.maximum(t["sq_x"] / n - mean_x**2, 0.0)
-        mean_y, var_y = (mean_x, var_x) if "sum_y" not in t else (t["sum_y"] / n, np.maximum(t["sq_y"] / n - (t["sum_y"] / n) ** 2, 0.0))
+        if "sum_y" in t:
+            mean_y = t["sum_y"] / n
+            var_y = np.maximum(t["sq_y"] / n - mean_y**2, 0.0)
+        else:
+            mean_y, var_y = mean_x, var_x
         cov = t["cross"] / n - mean_x[:, :, None] * mean_y[:, None, :]
         denom = np.sqrt(var_x[:, :, None] * var_y[:, None, :])
         mi = mi_of_correlations(np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0))
@@ -504,7 +513,7 @@ class Accumulator:
         from .backends import torch as tb
 
         binned = self.estimator in BINNED_ESTIMATORS
-        edges = []
+        edges: list[Any] = []
         for arr, given, name in ((x, self._given[0], "edges"), (y, self._given[1], "edges_y")):
             if arr is None:
                 edges.append(None)
@@ -536,6 +545,7 @@ class Accumulator:
         if self._maps is None or self._maps[0] is not edges:
             def put(a: np.ndarray | None) -> Any:
                 return None if a is None else torch.tensor(a, dtype=torch.float64, device=self.device)  # a copy
+            maps: tuple[Any, ...]
             if self.estimator == "gaussian_copula":
                 maps = (put(edges), put(knot_scores(edges)), put(edges_y),
                         None if edges_y is None else put(knot_scores(edges_y)))
@@ -575,6 +585,7 @@ class Accumulator:
         from .backends import torch as tb
 
         t, lay = self._totals, self._layout
+        assert lay is not None
         if self.estimator == "gaussian_copula":
             return {k: v.cpu().numpy() for k, v in t.items()}
         out = {k: v.cpu().numpy().view(np.uint64) for k, v in t.items() if k != "joint"}

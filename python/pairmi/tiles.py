@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ def fingerprint(x: np.ndarray) -> str:
     """A digest of the data's shape, dtype and bytes (blake2b), to refuse resuming on other data."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{x.shape}{x.dtype.str}".encode())
-    h.update(memoryview(np.ascontiguousarray(x)).cast("B"))
+    h.update(np.ascontiguousarray(x).tobytes())
     return h.hexdigest()
 
 

@@ -9,8 +9,9 @@ the lower index, so the result equals a stable argsort of the dense matrix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -107,11 +108,12 @@ def merge_partials(parts: list[RowPartial], k: int) -> RowPartial:
     idx = np.concatenate([p.indices for p in parts], axis=1)
     val = np.concatenate([p.values for p in parts], axis=1)
     idx, val = _ordered(idx, val, min(k, idx.shape[1]))
-    above = None if first.above is None else sum(p.above for p in parts)
-    pairs = None
+    above = None if first.above is None else np.sum([p.above for p in parts if p.above is not None], axis=0)
+    pairs: Any = None
     if first.pairs is not None:
         pairs = tuple(np.concatenate([p.pairs[n] for p in parts]) for n in range(3))  # type: ignore[index]
-    return RowPartial(first.row0, idx, val, sum(p.total for p in parts), sum(p.seen for p in parts), above, pairs)
+    total = np.sum([p.total for p in parts], axis=0)
+    return RowPartial(first.row0, idx, val, total, np.sum([p.seen for p in parts], axis=0), above, pairs)
 
 
 def finish(parts: list[RowPartial], d: int, k: int, threshold: float | None, units: str, estimator: str) -> TopK:

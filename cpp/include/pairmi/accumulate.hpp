@@ -32,10 +32,9 @@ struct PairSlots {
 // other's increment. Each array is read four samples per load: the loop is bound by loads.
 [[gnu::noinline]] inline void count_four(const std::uint16_t* __restrict base, std::size_t n,
                                          const std::uint8_t* const* col, std::uint32_t* const* h) {
-  const std::uint8_t *__restrict y0 = col[0], *__restrict y1 = col[1], *__restrict y2 = col[2],
-                     *__restrict y3 = col[3];
-  std::uint32_t *__restrict a0 = h[0], *__restrict a1 = h[1], *__restrict a2 = h[2], *__restrict a3 = h[3];
-  std::uint32_t *__restrict b0 = h[4], *__restrict b1 = h[5], *__restrict b2 = h[6], *__restrict b3 = h[7];
+  const std::uint8_t* __restrict y0 = col[0], * __restrict y1 = col[1], * __restrict y2 = col[2], * __restrict y3 = col[3];
+  std::uint32_t* __restrict a0 = h[0], * __restrict a1 = h[1], * __restrict a2 = h[2], * __restrict a3 = h[3];
+  std::uint32_t* __restrict b0 = h[4], * __restrict b1 = h[5], * __restrict b2 = h[6], * __restrict b3 = h[7];
   std::size_t s = 0;
   for (; s + 4 <= n; s += 4) {
     std::uint64_t a;
@@ -82,28 +81,28 @@ inline void add_pair_counts(const std::uint8_t* x, std::size_t dx, const std::ui
   const std::size_t side = std::clamp<std::size_t>((std::size_t{128} << 10) / std::max<std::size_t>(n, 1), 4, 64);
   const auto tiles = make_tiles(layers, dx, dy, upper, side);
   for_each_tile(tiles, threads, {}, [&] {
-    return [&, base = std::vector<std::uint16_t>(n), hist = std::vector<std::uint32_t>(8 * cells)](
-               const Tile& t) mutable {
-      for (std::size_t i = t.r0; i < t.r1; ++i) {
-        const std::uint8_t* xi = x + (t.layer * dx + i) * n;
-        // bins <= 255: every cell index (< 255 * 255) fits in 16 bits.
-        for (std::size_t s = 0; s < n; ++s) base[s] = std::uint16_t(xi[s] * bins);
-        const std::size_t j0 = upper ? std::max(t.c0, i + 1) : t.c0;
-        for (std::size_t j = j0; j < t.c1; j += 4) {
-          const std::size_t m = std::min<std::size_t>(4, t.c1 - j);
-          const std::uint8_t* col[4];
-          for (std::size_t k = 0; k < 4; ++k) col[k] = yy + (t.layer * dy + j + std::min(k, m - 1)) * n;
-          std::uint32_t* h[8];
-          for (std::size_t k = 0; k < 8; ++k) h[k] = hist.data() + k * cells;
-          count_four(base.data(), n, col, h);
-          for (std::size_t k = 0; k < m; ++k) {
-            std::uint64_t* total = counts + (t.layer * slot.count() + slot(i, j + k)) * cells;
-            for (std::size_t c = 0; c < cells; ++c) total[c] += std::uint64_t(h[k][c]) + h[k + 4][c];
+    return
+        [&, base = std::vector<std::uint16_t>(n), hist = std::vector<std::uint32_t>(8 * cells)](const Tile& t) mutable {
+          for (std::size_t i = t.r0; i < t.r1; ++i) {
+            const std::uint8_t* xi = x + (t.layer * dx + i) * n;
+            // bins <= 255: every cell index (< 255 * 255) fits in 16 bits.
+            for (std::size_t s = 0; s < n; ++s) base[s] = std::uint16_t(xi[s] * bins);
+            const std::size_t j0 = upper ? std::max(t.c0, i + 1) : t.c0;
+            for (std::size_t j = j0; j < t.c1; j += 4) {
+              const std::size_t m = std::min<std::size_t>(4, t.c1 - j);
+              const std::uint8_t* col[4];
+              for (std::size_t k = 0; k < 4; ++k) col[k] = yy + (t.layer * dy + j + std::min(k, m - 1)) * n;
+              std::uint32_t* h[8];
+              for (std::size_t k = 0; k < 8; ++k) h[k] = hist.data() + k * cells;
+              count_four(base.data(), n, col, h);
+              for (std::size_t k = 0; k < m; ++k) {
+                std::uint64_t* total = counts + (t.layer * slot.count() + slot(i, j + k)) * cells;
+                for (std::size_t c = 0; c < cells; ++c) total[c] += std::uint64_t(h[k][c]) + h[k + 4][c];
+              }
+              std::memset(hist.data(), 0, hist.size() * sizeof hist[0]);
+            }
           }
-          std::memset(hist.data(), 0, hist.size() * sizeof hist[0]);
-        }
-      }
-    };
+        };
   });
   const auto add_marginals = [&](const std::uint8_t* codes, std::size_t cols, std::uint64_t* marginal) {
 #pragma omp parallel for schedule(static) num_threads(std::max(1, threads))

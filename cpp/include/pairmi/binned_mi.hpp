@@ -34,8 +34,14 @@ class PairCounter {
   static constexpr int kGroup = 4;
 
   PairCounter(std::size_t n, int bins, const XLogXTable& f)
-      : n_(n), cells_(std::size_t(bins) * bins), bins_(bins),
-        f_(f.data()), g_(f.steps()), sum_while_counting_(sum_while_counting(n, bins)), base_(n), base16_(n),
+      : n_(n),
+        cells_(std::size_t(bins) * bins),
+        bins_(bins),
+        f_(f.data()),
+        g_(f.steps()),
+        sum_while_counting_(sum_while_counting(n, bins)),
+        base_(n),
+        base16_(n),
         hist_(kGroup * cells_, 0) {}
 
   void set_row(const std::uint8_t* x) {
@@ -59,8 +65,7 @@ class PairCounter {
     Count* __restrict h1 = h0 + cells_;
     Count* __restrict h2 = h1 + cells_;
     Count* __restrict h3 = h2 + cells_;
-    const std::uint8_t *__restrict y0 = y[0], *__restrict y1 = y[1], *__restrict y2 = y[2],
-                       *__restrict y3 = y[3];
+    const std::uint8_t* __restrict y0 = y[0], * __restrict y1 = y[1], * __restrict y2 = y[2], * __restrict y3 = y[3];
     const std::uint32_t* __restrict base = base_.data();
     double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     if (sum_while_counting_) {
@@ -89,13 +94,11 @@ class PairCounter {
   // Many samples per cell: counts only. Loads, not arithmetic, bound this loop, so each code array
   // is read four samples per load (-18 % at 4096 samples); the same shifts pick the same sample from
   // both loads on either byte order. Kept out of line: inlined, it slowed the loop above by ~8 %.
-  [[gnu::noinline]] void count4(Count* __restrict h0, Count* __restrict h1, Count* __restrict h2,
-                                Count* __restrict h3, const std::uint8_t* __restrict y0,
-                                const std::uint8_t* __restrict y1, const std::uint8_t* __restrict y2,
-                                const std::uint8_t* __restrict y3) {
+  [[gnu::noinline]] void count4(Count* __restrict h0, Count* __restrict h1, Count* __restrict h2, Count* __restrict h3,
+                                const std::uint8_t* __restrict y0, const std::uint8_t* __restrict y1,
+                                const std::uint8_t* __restrict y2, const std::uint8_t* __restrict y3) {
     const std::uint16_t* __restrict base = base16_.data();
-    const auto count = [&](std::uint32_t a, std::uint32_t c0, std::uint32_t c1, std::uint32_t c2,
-                           std::uint32_t c3) {
+    const auto count = [&](std::uint32_t a, std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3) {
       ++h0[a + c0];
       ++h1[a + c1];
       ++h2[a + c2];
@@ -224,9 +227,15 @@ class RankCounter {
   // Allocates nothing for n > kMaxSamples (sums is then not to be called). lanes: 16, else
   // widest_lanes().
   RankCounter(std::size_t n, int bins, const XLogXTable& f, int lanes = 0)
-      : n_(n), bins_(bins), lanes_(lanes == 16 ? 16 : widest_lanes()), steps_(f.steps()),
-        earlier_(usable(n) * kMaxLanes), pending_(usable(n) * kMaxLanes), tally_(kMid * kMaxLanes),
-        high_(kMaxLanes), highs_(kMaxLanes) {}
+      : n_(n),
+        bins_(bins),
+        lanes_(lanes == 16 ? 16 : widest_lanes()),
+        steps_(f.steps()),
+        earlier_(usable(n) * kMaxLanes),
+        pending_(usable(n) * kMaxLanes),
+        tally_(kMid * kMaxLanes),
+        high_(kMaxLanes),
+        highs_(kMaxLanes) {}
 
   int lanes() const { return lanes_; }
 
@@ -256,9 +265,8 @@ class RankCounter {
 
   // Samples M.. of a group, while M < kLow (unrolled: M is known, so are the ranks to tally).
   template <int W, std::size_t M>
-  [[gnu::always_inline]] inline void first_ranks(const std::uint8_t* block, const std::uint8_t* group,
-                                                 std::size_t size, std::uint8_t* earlier,
-                                                 typename ByteLanes<W>::type* low) {
+  [[gnu::always_inline]] inline void first_ranks(const std::uint8_t* block, const std::uint8_t* group, std::size_t size,
+                                                 std::uint8_t* earlier, typename ByteLanes<W>::type* low) {
     using V = typename ByteLanes<W>::type;
     if constexpr (M < kLow) {
       if (M >= size) return;
@@ -381,9 +389,9 @@ class RankCounter {
   int bins_, lanes_;
   const double* steps_;
   const std::uint8_t *sample_ = nullptr, *start_ = nullptr;  // the row's groups (BinGroups)
-  std::vector<std::uint8_t> earlier_, pending_, tally_;  // [position in group, sample or rank][lane]
-  std::vector<double> high_;                             // add_high's sums per lane
-  std::vector<std::uint8_t> highs_;                      // and counts
+  std::vector<std::uint8_t> earlier_, pending_, tally_;      // [position in group, sample or rank][lane]
+  std::vector<double> high_;                                 // add_high's sums per lane
+  std::vector<std::uint8_t> highs_;                          // and counts
 };
 
 // Codes of `layers` stacked sets of `cols` variables: codes[(l * cols + c) * n + t], with each
@@ -404,7 +412,9 @@ class ColumnLanes {
   // order[l * c.cols + i]: the variable in position i of layer l.
   ColumnLanes(const CodedLayers& c, const std::vector<std::uint32_t>& order, std::size_t layers, std::size_t n,
               int lanes, int threads)
-      : n_(n), lanes_(std::size_t(lanes)), blocks_((c.cols + lanes_ - 1) / lanes_),
+      : n_(n),
+        lanes_(std::size_t(lanes)),
+        blocks_((c.cols + lanes_ - 1) / lanes_),
         data_(layers * blocks_ * lanes_ * n, 0) {
 #pragma omp parallel for schedule(static) num_threads(std::max(1, threads))
     for (long b = 0; b < static_cast<long>(layers * blocks_); ++b) {
@@ -462,8 +472,7 @@ inline std::vector<std::uint32_t> cost_order(const BinGroups& groups, std::size_
 }
 
 // x against itself: rows and columns in the same order. lanes: the rank kernel's.
-inline PairPlan square_plan(const CodedLayers& x, std::size_t layers, std::size_t n, int bins, int lanes,
-                            int threads) {
+inline PairPlan square_plan(const CodedLayers& x, std::size_t layers, std::size_t n, int bins, int lanes, int threads) {
   PairPlan plan{groups_of(x, layers, n, bins, threads), {}, {}, {}};
   plan.x_order = cost_order(plan.groups, layers, x.cols);
   plan.y_order = plan.x_order;
@@ -491,9 +500,16 @@ struct CrossPlans {
 template <class Count, class Out>
 class BinnedTileWorker {
  public:
-  BinnedTileWorker(const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins, const XLogXTable& f,
-                   bool clamp, const PairWriter<Out>& write, const PairPlan& plan, int rank_lanes)
-      : x_(x), y_(y), n_(n), f_(f), clamp_(clamp), write_(write), plan_(plan), counter_(n, bins, f),
+  BinnedTileWorker(const CodedLayers& x, const CodedLayers& y, std::size_t n, int bins, const XLogXTable& f, bool clamp,
+                   const PairWriter<Out>& write, const PairPlan& plan, int rank_lanes)
+      : x_(x),
+        y_(y),
+        n_(n),
+        f_(f),
+        clamp_(clamp),
+        write_(write),
+        plan_(plan),
+        counter_(n, bins, f),
         ranks_(n, bins, f, rank_lanes) {}
 
   void operator()(const Tile& t) {
@@ -636,8 +652,8 @@ bool run_binned(const std::vector<Tile>& tiles, const CodedLayers& x, const Code
   transposed.transposed = true;
   return for_each_tile(tiles, threads, monitor, [&] {
     return CrossTileWorker<Worker>(Worker(x, *y, n, bins, f, clamp, write, plans.by_x, rank_lanes),
-                                   Worker(*y, x, n, bins, f, clamp, transposed, plans.by_y, rank_lanes), plans,
-                                   x.cols, y->cols);
+                                   Worker(*y, x, n, bins, f, clamp, transposed, plans.by_y, rank_lanes), plans, x.cols,
+                                   y->cols);
   });
 }
 
@@ -648,9 +664,9 @@ bool run_binned(const std::vector<Tile>& tiles, const CodedLayers& x, const Code
 // rank kernel (16, 32 where the CPU has AVX2, 0 for the widest it runs); the results are the same.
 // Returns false if the monitor stopped the run.
 template <class Out>
-bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, std::size_t n, int bins,
-               double scale, Out* out, int threads = 1, const TileMonitor& monitor = {},
-               bool miller_madow = false, int rank_lanes = 0) {
+bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, std::size_t n, int bins, double scale,
+               Out* out, int threads = 1, const TileMonitor& monitor = {}, bool miller_madow = false,
+               int rank_lanes = 0) {
   const bool upper = (y == nullptr);
   const CodedLayers& yy = upper ? x : *y;
   const auto tiles = binned_tiles(layers, x.cols, yy.cols, upper, n);
@@ -665,8 +681,8 @@ bool binned_mi(const CodedLayers& x, const CodedLayers* y, std::size_t layers, s
 }
 
 // Entropy (nats) of each of `cols` coded variables (codes[c * n + t]), plug-in or Miller-Madow.
-inline void column_entropies(const std::uint8_t* codes, std::size_t cols, std::size_t n, int bins,
-                             double* entropy, int threads = 1, bool miller_madow = false) {
+inline void column_entropies(const std::uint8_t* codes, std::size_t cols, std::size_t n, int bins, double* entropy,
+                             int threads = 1, bool miller_madow = false) {
   const XLogXTable f(n, miller_madow);
 #pragma omp parallel num_threads(std::max(1, threads))
   {

@@ -22,8 +22,7 @@ inline void equal_width_edges(double lo, double hi, int bins, double* edges) {
   }
   const double delta = hi - lo;
   const double step = delta / bins;
-  for (int k = 0; k < bins; ++k)
-    edges[k] = (step == 0 ? (double(k) / bins) * delta : double(k) * step) + lo;
+  for (int k = 0; k < bins; ++k) edges[k] = (step == 0 ? (double(k) / bins) * delta : double(k) * step) + lo;
   edges[bins] = hi;
 }
 
@@ -98,8 +97,7 @@ void column_min_max(const T* x, std::size_t n, std::size_t d, std::size_t ld, do
 // (ties) give empty bins, as in numpy. Equal-width edges: a guess from (v - lo) / width, corrected
 // by walking the edges (exact for any sorted edges; rounding puts the guess at most one bin off).
 // Other edges: every inner edge compared, branch-free and vectorised over samples.
-inline void codes_from_edges(const double* v, std::size_t n, const double* edges, int bins,
-                             std::uint8_t* codes) {
+inline void codes_from_edges(const double* v, std::size_t n, const double* edges, int bins, std::uint8_t* codes) {
   double uniform[kMaxBins + 1];
   equal_width_edges(edges[0], edges[bins], bins, uniform);
   if (std::equal(uniform, uniform + bins + 1, edges)) {
@@ -124,8 +122,8 @@ inline void codes_from_edges(const double* v, std::size_t n, const double* edges
 // codes is column-major (d, n): column c's codes are contiguous at codes + c * n, the layout the
 // joint-histogram kernel streams. Columns are gathered in blocks so each row is read once per block.
 template <class T>
-void bin_columns(const T* x, std::size_t n, std::size_t d, std::size_t ld, const double* edges,
-                 int bins, std::uint8_t* codes) {
+void bin_columns(const T* x, std::size_t n, std::size_t d, std::size_t ld, const double* edges, int bins,
+                 std::uint8_t* codes) {
   constexpr std::size_t kBlockCols = 8, kBlockRows = 1024;
   std::vector<double> buf(kBlockCols * kBlockRows);
   for (std::size_t c0 = 0; c0 < d; c0 += kBlockCols) {
@@ -133,11 +131,9 @@ void bin_columns(const T* x, std::size_t n, std::size_t d, std::size_t ld, const
     for (std::size_t t0 = 0; t0 < n; t0 += kBlockRows) {
       const std::size_t nt = std::min(kBlockRows, n - t0);
       for (std::size_t t = 0; t < nt; ++t)
-        for (std::size_t c = 0; c < nc; ++c)
-          buf[c * kBlockRows + t] = static_cast<double>(x[(t0 + t) * ld + c0 + c]);
+        for (std::size_t c = 0; c < nc; ++c) buf[c * kBlockRows + t] = static_cast<double>(x[(t0 + t) * ld + c0 + c]);
       for (std::size_t c = 0; c < nc; ++c)
-        codes_from_edges(&buf[c * kBlockRows], nt, edges + (c0 + c) * (bins + 1), bins,
-                         codes + (c0 + c) * n + t0);
+        codes_from_edges(&buf[c * kBlockRows], nt, edges + (c0 + c) * (bins + 1), bins, codes + (c0 + c) * n + t0);
     }
   }
 }

@@ -52,13 +52,13 @@ constexpr std::size_t kKsgGuard = kKsgChunk + 8;
 // Each variable of `layers` stacked row-major (n, d) matrices, scaled to unit variance (population
 // std, as sklearn's scale(); a constant variable keeps scale 1) and sorted once.
 struct SortedColumns {
-  std::size_t cols = 0, n = 0;           // cols = layers * d, indexed l * d + c
-  std::vector<double> value;             // [col * n + t]: scaled value of sample t
-  std::vector<double> sorted;            // srt(col)[p]: p-th smallest scaled value, -inf / +inf guards
-  std::vector<float> sorted32;           // srt32(col)[p]: the same minus the column's median, float32
-  std::vector<std::uint32_t> order;      // [col * n + p]: sample at sorted position p
-  std::vector<std::uint32_t> position;   // [col * n + t]: sorted position of sample t
-  std::vector<std::uint8_t> constant;    // [col]: all values equal
+  std::size_t cols = 0, n = 0;          // cols = layers * d, indexed l * d + c
+  std::vector<double> value;            // [col * n + t]: scaled value of sample t
+  std::vector<double> sorted;           // srt(col)[p]: p-th smallest scaled value, -inf / +inf guards
+  std::vector<float> sorted32;          // srt32(col)[p]: the same minus the column's median, float32
+  std::vector<std::uint32_t> order;     // [col * n + p]: sample at sorted position p
+  std::vector<std::uint32_t> position;  // [col * n + t]: sorted position of sample t
+  std::vector<std::uint8_t> constant;   // [col]: all values equal
 
   std::size_t stride() const { return n + 2 * kKsgGuard; }
   const double* val(std::size_t c) const { return &value[c * n]; }
@@ -241,8 +241,7 @@ template <int W, int K>
 // (Dir = 1) or left (Dir = -1) of position p in the sorted values v.
 template <int W, int Dir>
 [[gnu::always_inline]] inline void side_gap(const float* v, std::size_t p, std::size_t offset,
-                                            const typename FloatLanes<W>::type& vp,
-                                            typename FloatLanes<W>::type& gap) {
+                                            const typename FloatLanes<W>::type& vp, typename FloatLanes<W>::type& gap) {
   typename FloatLanes<W>::type q;
   std::memcpy(&q, v + p + std::ptrdiff_t(offset) * Dir, sizeof q);
   gap = Dir > 0 ? q - vp : vp - q;  // >= 0: v is sorted
@@ -338,7 +337,8 @@ constexpr std::size_t kKsgSearchFrom = 384;
     for (int c = 0; c < kChains; ++c) {
       at[c] = _mm256_add_epi32(_mm256_set1_epi32(std::int32_t(p[c / 2])), lane);
       // The offset of the guard just past the end of this side: its gap is infinite.
-      guard[c] = c % 2 == 0 ? _mm256_sub_epi32(_mm256_set1_epi32(std::int32_t(n)), at[c]) : _mm256_add_epi32(at[c], one);
+      guard[c] =
+          c % 2 == 0 ? _mm256_sub_epi32(_mm256_set1_epi32(std::int32_t(n)), at[c]) : _mm256_add_epi32(at[c], one);
       vp[c] = _mm256_loadu_ps(v + p[c / 2]);
       const __m256 r = _mm256_loadu_ps(eps + p[c / 2]), w = _mm256_loadu_ps(band + p[c / 2]);
       lower[c] = _mm256_sub_ps(r, w);  // as the walks compute them
@@ -388,8 +388,9 @@ inline std::size_t ksg_tail(std::size_t n) { return n / 20 / 8 * 8; }
 template <int W, int K, bool Skip>
 [[gnu::always_inline]] inline void walk_block(const float* v, const float* other, std::size_t p, int kk,
                                               typename FloatLanes<W>::type* right, typename FloatLanes<W>::type* left,
-                                              const typename FloatLanes<W>::mask& skip, typename FloatLanes<W>::type& kth,
-                                              typename FloatLanes<W>::type& band, std::size_t& hi, std::size_t& lo) {
+                                              const typename FloatLanes<W>::mask& skip,
+                                              typename FloatLanes<W>::type& kth, typename FloatLanes<W>::type& band,
+                                              std::size_t& hi, std::size_t& lo) {
   using V = typename FloatLanes<W>::type;
   using M = typename FloatLanes<W>::mask;
   constexpr float inf = std::numeric_limits<float>::infinity();
@@ -424,23 +425,34 @@ template <int W, int K, bool Skip>
 
 // Per thread: one pair's arrays.
 struct KsgScratch {
-  std::vector<float> y_by_x;          // the column variable at the row variable's sorted positions, guarded
-  std::vector<float> eps;             // float32 k-th neighbour distance by row variable position
-  std::vector<float> eps_by_y;        // the same by column variable position
-  std::vector<float> band;            // band half-width by row variable position
-  std::vector<float> band_by_y;       // the same by column variable position
-  std::vector<std::int32_t> nx, ny;   // certain marginal counts by row position and by column position
+  std::vector<float> y_by_x;                 // the column variable at the row variable's sorted positions, guarded
+  std::vector<float> eps;                    // float32 k-th neighbour distance by row variable position
+  std::vector<float> eps_by_y;               // the same by column variable position
+  std::vector<float> band;                   // band half-width by row variable position
+  std::vector<float> band_by_y;              // the same by column variable position
+  std::vector<std::int32_t> nx, ny;          // certain marginal counts by row position and by column position
   std::vector<std::int32_t> near_x, near_y;  // distances within the band, by row and by column position
-  std::vector<double> exact_best;     // k best distances of a sample recomputed in float64
-  std::vector<float> x_by_y;          // the row variable at the column variable's sorted positions, guarded
-  std::vector<std::int32_t> skip;     // by row position: -1 for a sample in the column variable's tails
+  std::vector<double> exact_best;            // k best distances of a sample recomputed in float64
+  std::vector<float> x_by_y;                 // the row variable at the column variable's sorted positions, guarded
+  std::vector<std::int32_t> skip;            // by row position: -1 for a sample in the column variable's tails
   // The k best distances of each side when k is not 3 (bytes, aligned by hand: a heap array of a
   // 32-byte vector type is only 16-byte aligned in code compiled without AVX).
   std::vector<unsigned char> best_bytes;
   StopCheck should_stop;  // asked every kKsgPollEvery samples of a pair's walks
   KsgScratch(std::size_t n, int k)
-      : y_by_x(n + 2 * kKsgGuard, 0.0f), eps(n), eps_by_y(n), band(n), band_by_y(n), nx(n), ny(n), near_x(n), near_y(n),
-        exact_best(std::size_t(k)), x_by_y(n + 2 * kKsgGuard, 0.0f), skip(n), best_bytes(2 * std::size_t(k) * 32 + 32) {}
+      : y_by_x(n + 2 * kKsgGuard, 0.0f),
+        eps(n),
+        eps_by_y(n),
+        band(n),
+        band_by_y(n),
+        nx(n),
+        ny(n),
+        near_x(n),
+        near_y(n),
+        exact_best(std::size_t(k)),
+        x_by_y(n + 2 * kKsgGuard, 0.0f),
+        skip(n),
+        best_bytes(2 * std::size_t(k) * 32 + 32) {}
 
   template <int W>
   typename FloatLanes<W>::type* best() {
@@ -476,7 +488,8 @@ inline double sorted_gap(const double* v, std::ptrdiff_t at, std::ptrdiff_t offs
 // psi(n_x + 1) + psi(n_y + 1) of the sample at x position p, all in float64 as the definition
 // reads: its neighbours outwards in x on each side until the x gap reaches the k-th max-norm
 // distance so far; then the strict counts.
-inline double ksg_point_exact(const KsgPair& pair, std::size_t n, std::size_t p, int k, const double* psi, double* best) {
+inline double ksg_point_exact(const KsgPair& pair, std::size_t n, std::size_t p, int k, const double* psi,
+                              double* best) {
   constexpr double inf = std::numeric_limits<double>::infinity();
   const double *xs = pair.xs, *ys = pair.ys;  // guarded: gaps past an end are infinite
   const std::ptrdiff_t at = std::ptrdiff_t(p);
@@ -550,7 +563,8 @@ template <int W, int K, bool Search>
     left = right + kk;
   }
   for (std::size_t p0 = 0; p0 < n; p0 += W) {
-    if (p0 % kKsgPollEvery == kKsgPollEvery - W && scratch.should_stop()) return 0.0;  // the run's results are discarded
+    if (p0 % kKsgPollEvery == kKsgPollEvery - W && scratch.should_stop())
+      return 0.0;  // the run's results are discarded
     const std::size_t p = std::min(p0, n - W);
     V kth, band;
     M skipped = {};
@@ -588,7 +602,8 @@ template <int W, int K, bool Search>
       }
   }
 #ifdef PAIRMI_KSG_AVX2
-  if (Search) count_by_search_avx2(xs, n, scratch.eps.data(), scratch.band.data(), scratch.nx.data(), scratch.near_x.data());
+  if (Search)
+    count_by_search_avx2(xs, n, scratch.eps.data(), scratch.band.data(), scratch.nx.data(), scratch.near_x.data());
 #endif
 
   // n_y: in the column variable's order, each side on its own against the stored distances.
@@ -645,20 +660,20 @@ template <int W, int K, bool Search>
 
 // ksg_pair_sum with k = 3 compiled as a constant (the common case), else k as given.
 template <int W, bool Search = false>
-[[gnu::always_inline]] inline double ksg_pair_sum_for_k(const KsgPair& pair, std::size_t n, int k,
-                                                        const double* psi, KsgScratch& scratch) {
+[[gnu::always_inline]] inline double ksg_pair_sum_for_k(const KsgPair& pair, std::size_t n, int k, const double* psi,
+                                                        KsgScratch& scratch) {
   return k == 3 ? ksg_pair_sum<W, 3, Search>(pair, n, k, psi, scratch)
                 : ksg_pair_sum<W, 0, Search>(pair, n, k, psi, scratch);
 }
 
 #ifdef PAIRMI_KSG_AVX2
 [[gnu::target("avx2")]] inline double ksg_pair_sum_avx2(const KsgPair& pair, std::size_t n, int k, const double* psi,
-                                                         KsgScratch& scratch) {
+                                                        KsgScratch& scratch) {
   return ksg_pair_sum_for_k<8>(pair, n, k, psi, scratch);
 }
 // The same, counting by search (for n >= kKsgSearchFrom).
 [[gnu::target("avx2")]] inline double ksg_pair_sum_search_avx2(const KsgPair& pair, std::size_t n, int k,
-                                                                const double* psi, KsgScratch& scratch) {
+                                                               const double* psi, KsgScratch& scratch) {
   return ksg_pair_sum_for_k<8, true>(pair, n, k, psi, scratch);
 }
 #endif
@@ -686,8 +701,15 @@ class KsgTileWorker {
  public:
   KsgTileWorker(const SortedColumns& x, const SortedColumns& y, std::size_t d_x, std::size_t d_y, int k,
                 const std::vector<double>& psi, const PairWriter<Out>& write, int lanes, const StopCheck& stop = {})
-      : x_(x), y_(y), dx_(d_x), dy_(d_y), k_(k), psi_(psi), write_(write),
-        lanes_(x.n >= 8 && lanes == 8 ? 8 : 4), scratch_(x.n, k) {
+      : x_(x),
+        y_(y),
+        dx_(d_x),
+        dy_(d_y),
+        k_(k),
+        psi_(psi),
+        write_(write),
+        lanes_(x.n >= 8 && lanes == 8 ? 8 : 4),
+        scratch_(x.n, k) {
     scratch_.should_stop = stop;
   }
 
@@ -740,8 +762,9 @@ bool ksg_mi(const SortedColumns& x, const SortedColumns* y, std::size_t layers, 
   const auto psi = digamma_table(x.n);
   const PairWriter<Out> write{out, dx, dy, upper, scale};
   const int w = lanes == 4 ? 4 : ksg_widest_lanes();
-  return for_each_tile(tiles, threads, monitor,
-                       [&](const StopCheck& stop) { return KsgTileWorker<Out>(x, yy, dx, dy, k, psi, write, w, stop); });
+  return for_each_tile(tiles, threads, monitor, [&](const StopCheck& stop) {
+    return KsgTileWorker<Out>(x, yy, dx, dy, k, psi, write, w, stop);
+  });
 }
 
 }  // namespace pairmi

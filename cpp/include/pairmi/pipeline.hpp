@@ -14,8 +14,8 @@ namespace pairmi {
 // Equal-width edges (as np.histogram2d builds them) of every column of `layers` stacked row-major
 // (n, d) matrices: edges[(l * d + c) * (bins + 1) + k].
 template <class T>
-void equal_width_layer_edges(const T* x, std::size_t layers, std::size_t n, std::size_t d, int bins,
-                             double* edges, int threads = 1) {
+void equal_width_layer_edges(const T* x, std::size_t layers, std::size_t n, std::size_t d, int bins, double* edges,
+                             int threads = 1) {
 #pragma omp parallel for schedule(static) num_threads(std::max(1, threads))
   for (long l = 0; l < static_cast<long>(layers); ++l) {
     std::vector<double> lo(d), hi(d);
@@ -29,8 +29,8 @@ void equal_width_layer_edges(const T* x, std::size_t layers, std::size_t n, std:
 // Equal-frequency edges (as np.percentile builds them, see equal_frequency_edges) of every column of
 // `layers` stacked row-major (n, d) matrices: edges[(l * d + c) * (bins + 1) + k].
 template <class T>
-void equal_frequency_layer_edges(const T* x, std::size_t layers, std::size_t n, std::size_t d, int bins,
-                                 double* edges, int threads = 1) {
+void equal_frequency_layer_edges(const T* x, std::size_t layers, std::size_t n, std::size_t d, int bins, double* edges,
+                                 int threads = 1) {
   constexpr std::size_t kCols = 16;  // columns gathered per pass over the rows
   const std::size_t blocks = (d + kCols - 1) / kCols;
   const auto pos = equal_frequency_positions(n, bins);
@@ -69,8 +69,7 @@ void bin_layers(const T* x, std::size_t layers, std::size_t n, std::size_t d, co
   for (long b = 0; b < static_cast<long>(layers * blocks); ++b) {
     const std::size_t l = std::size_t(b) / blocks, c0 = std::size_t(b) % blocks * kCols;
     const std::size_t nc = std::min(kCols, d - c0);
-    bin_columns(x + l * n * d + c0, n, nc, d, edges + (l * d + c0) * (bins + 1), bins,
-                codes + (l * d + c0) * n);
+    bin_columns(x + l * n * d + c0, n, nc, d, edges + (l * d + c0) * (bins + 1), bins, codes + (l * d + c0) * n);
   }
   (void)threads;
 }

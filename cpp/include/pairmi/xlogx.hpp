@@ -18,7 +18,10 @@ namespace pairmi {
 class XLogXTable {
  public:
   XLogXTable(std::size_t n, bool miller_madow = false)
-      : n_(n), log_n_(std::log(double(n))), offset_(miller_madow ? 0.5 / double(n) : 0.0), f_(n + 1, 0.0),
+      : n_(n),
+        log_n_(std::log(double(n))),
+        offset_(miller_madow ? 0.5 / double(n) : 0.0),
+        f_(n + 1, 0.0),
         step_(n, 0.0) {
     for (std::size_t c = 1; c <= n; ++c) f_[c] = double(c) * std::log(double(c)) - (miller_madow ? 0.5 : 0.0);
     for (std::size_t c = 0; c < n; ++c) step_[c] = f_[c + 1] - f_[c];

@@ -347,8 +347,8 @@ def ksg_mi(x: Any, y: Any | None, k: int, scale: float, pairs_per_tile: int | No
     table = torch.special.digamma(torch.arange(1, n + 1, dtype=torch.float64, device=x.device))  # psi(count + 1)
     out = torch.zeros((layers, dx, dy), dtype=torch.float64, device=x.device)
     for l in range(layers):
-        all_x = distances(sx[l]) if cached else None
-        all_y = (all_x if y is None else distances(sy[l])) if cached else None
+        all_x: Any = distances(sx[l]) if cached else None
+        all_y: Any = (all_x if y is None else distances(sy[l])) if cached else None
         for i0 in range(0, dx, side):
             i1 = min(dx, i0 + side)
             a = all_x[i0:i1] if cached else distances(sx[l, i0:i1])  # (bi, n, n)
@@ -375,7 +375,6 @@ def kth_smallest(dist: Any, k: int) -> Any:
     """The k-th smallest (0-based, repeats counted) of each row of dist (..., n), shape (..., 1), by
     taking out the smallest k times: for KSG's small k faster than topk's selection on a GPU
     (docs/gpu.md)."""
-    torch = _torch()
     work = dist if k == 0 else dist.clone()
     for _ in range(k):
         work.scatter_(-1, work.argmin(dim=-1, keepdim=True), float("inf"))
