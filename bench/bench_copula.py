@@ -82,8 +82,10 @@ def main() -> None:
         for name, fn in cases.items():
             times[name].append(timed(fn))
     med = {k: float(np.median(v)) for k, v in times.items()}
-    print(f"# Gaussian copula, {L} x {n} x {d:,}, float32 result; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, threads={args.threads}, median of {args.runs} alternating runs")
+    print(
+        f"# Gaussian copula, {L} x {n} x {d:,}, float32 result; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, threads={args.threads}, median of {args.runs} alternating runs"
+    )
     print("| what | median | runs |")
     print("| --- | --- | --- |")
     rows = {
@@ -95,20 +97,26 @@ def main() -> None:
         print(f"| {what} | {med[name]:.3f} s | " + ", ".join(f"{t:.3f}" for t in times[name]) + " |")
     for name in ("reused", "fresh"):
         ratios = [c / b for c, b in zip(times[name], times["bare"])]
-        print(f"| **ratio {name} / bare** (target <= 2) | **{float(np.median(ratios)):.2f}x** | "
-              + ", ".join(f"{r:.2f}" for r in ratios) + " |")
+        print(
+            f"| **ratio {name} / bare** (target <= 2) | **{float(np.median(ratios)):.2f}x** | "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + " |"
+        )
 
     if not os.path.exists("/proc/self/clear_refs"):
         print("peak memory: needs Linux's /proc/self/clear_refs; skipped")
         return
-    run = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(L), str(n), str(d), str(args.threads)],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", PEAK_SCRIPT, str(L), str(n), str(d), str(args.threads)], capture_output=True, text=True, check=True
+    )
     m = json.loads(run.stdout)
     score_bytes = L * n * d * 8
     allowed = 1.2 * m["result"] + score_bytes
-    print(f"| peak memory of the call | {m['peak'] / 2**20:,.0f} MiB | result {m['result'] / 2**20:,.0f} MiB, "
-          f"normal scores {score_bytes / 2**20:,.0f} MiB, allowed {allowed / 2**20:,.0f} MiB, "
-          f"pairmi's estimate {m['estimate'] / 2**20:,.0f} MiB |")
+    print(
+        f"| peak memory of the call | {m['peak'] / 2**20:,.0f} MiB | result {m['result'] / 2**20:,.0f} MiB, "
+        f"normal scores {score_bytes / 2**20:,.0f} MiB, allowed {allowed / 2**20:,.0f} MiB, "
+        f"pairmi's estimate {m['estimate'] / 2**20:,.0f} MiB |"
+    )
 
 
 if __name__ == "__main__":

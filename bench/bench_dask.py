@@ -68,8 +68,9 @@ def stream_cluster(tokens: int, edges: np.ndarray):
 
     import pairmi.dask
 
-    parts = [da.from_delayed(dask.delayed(chunk)(i, rows), shape=(rows, D), dtype=np.float32)
-             for i, rows in enumerate(sizes(tokens))]
+    parts = [
+        da.from_delayed(dask.delayed(chunk)(i, rows), shape=(rows, D), dtype=np.float32) for i, rows in enumerate(sizes(tokens))
+    ]
     return pairmi.dask.accumulate(da.concatenate(parts), edges=edges, threads=1, shards=2)
 
 
@@ -98,39 +99,72 @@ def main() -> None:
     import pairmi.dask
 
     rows = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      host="127.0.0.1") as cluster, Client(cluster):
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1") as cluster,
+        Client(cluster),
+    ):
         edges = pairmi.fit_edges(chunk(0, min(CHUNK, args.tokens)), bins=BINS)
-        one, dist, t_one, t_dist = median_alternating(lambda: stream_one(args.tokens, edges),
-                                                      lambda: stream_cluster(args.tokens, edges), args.runs)
+        one, dist, t_one, t_dist = median_alternating(
+            lambda: stream_one(args.tokens, edges), lambda: stream_cluster(args.tokens, edges), args.runs
+        )
         same = np.array_equal(stream_one(args.tokens, edges).result(), stream_cluster(args.tokens, edges).result())
-        rows.append({"what": f"{args.tokens:,} x {D} binned accumulation", "one_process_s": one, "cluster_s": dist,
-                     "overhead": dist / one - 1, "identical": same, "runs_one": t_one, "runs_cluster": t_dist})
+        rows.append(
+            {
+                "what": f"{args.tokens:,} x {D} binned accumulation",
+                "one_process_s": one,
+                "cluster_s": dist,
+                "overhead": dist / one - 1,
+                "identical": same,
+                "runs_one": t_one,
+                "runs_cluster": t_dist,
+            }
+        )
         X = np.random.default_rng(1).standard_normal((args.ksg_samples, D), dtype=np.float32)
         Xd = da.from_array(X, chunks=(args.ksg_samples, 128))
         one, dist, t_one, t_dist = median_alternating(
             lambda: pairmi.mi_matrix(X, estimator="ksg", threads=2),
-            lambda: pairmi.dask.mi_tiles(Xd, estimator="ksg", threads=1, dtype=np.float64), args.runs)
+            lambda: pairmi.dask.mi_tiles(Xd, estimator="ksg", threads=1, dtype=np.float64),
+            args.runs,
+        )
         a = pairmi.mi_matrix(X, estimator="ksg", threads=2)
         b = pairmi.dask.mi_tiles(Xd, estimator="ksg", threads=1, dtype=np.float64)
         finite = np.isfinite(a)
-        rows.append({"what": f"KSG pair tiles, {args.ksg_samples:,} x {D}", "one_process_s": one, "cluster_s": dist,
-                     "overhead": dist / one - 1, "identical": float(np.abs(a[finite] - b[finite]).max()),
-                     "runs_one": t_one, "runs_cluster": t_dist})
-    done = subprocess.run([sys.executable, "-c", TOPK_SCRIPT, "1024", str(args.topk_variables)],
-                          capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        rows.append(
+            {
+                "what": f"KSG pair tiles, {args.ksg_samples:,} x {D}",
+                "one_process_s": one,
+                "cluster_s": dist,
+                "overhead": dist / one - 1,
+                "identical": float(np.abs(a[finite] - b[finite]).max()),
+                "runs_one": t_one,
+                "runs_cluster": t_dist,
+            }
+        )
+    done = subprocess.run(
+        [sys.executable, "-c", TOPK_SCRIPT, "1024", str(args.topk_variables)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     topk = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"# pairmi {pairmi.__version__}: LocalCluster (2 processes x 1 thread) against one process (2 threads), "
-          f"median of {args.runs} alternating runs\n")
+    print(
+        f"# pairmi {pairmi.__version__}: LocalCluster (2 processes x 1 thread) against one process (2 threads), "
+        f"median of {args.runs} alternating runs\n"
+    )
     print("| workload | one process | cluster | overhead | target | same result |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['what']} | {r['one_process_s']:.1f} s | {r['cluster_s']:.1f} s | {100 * r['overhead']:+.1f} % "
-              f"| <= +15 % | {r['identical']} |")
+        print(
+            f"| {r['what']} | {r['one_process_s']:.1f} s | {r['cluster_s']:.1f} s | {100 * r['overhead']:+.1f} % "
+            f"| <= +15 % | {r['identical']} |"
+        )
     d = args.topk_variables
-    print(f"\n| mi_topk(k=10), 1,024 x {d:,}, Gaussian copula | {topk['seconds']:.1f} s | peak "
-          f"{topk['peak_bytes'] / 2**30:.2f} GiB (target <= 1 GB; input {topk['input_bytes'] / 2**30:.2f} GiB, "
-          f"dense float32 result {4 * d * d / 2**30:.1f} GiB) | partners found: {topk['partners_found']} |")
+    print(
+        f"\n| mi_topk(k=10), 1,024 x {d:,}, Gaussian copula | {topk['seconds']:.1f} s | peak "
+        f"{topk['peak_bytes'] / 2**30:.2f} GiB (target <= 1 GB; input {topk['input_bytes'] / 2**30:.2f} GiB, "
+        f"dense float32 result {4 * d * d / 2**30:.1f} GiB) | partners found: {topk['partners_found']} |"
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"rows": rows, "topk": topk}, fh, indent=1)

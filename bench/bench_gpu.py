@@ -76,8 +76,10 @@ def main() -> None:
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     name = torch.cuda.get_device_name(device) if cuda else f"CPU torch, {os.cpu_count()} CPUs"
-    print(f"# pairmi {pairmi.__version__}: C++ core ({platform.machine()}, threads={args.threads}) against torch "
-          f"{torch.__version__} on {name}, median of {args.runs}{' (tiny sizes)' if args.tiny else ''}\n")
+    print(
+        f"# pairmi {pairmi.__version__}: C++ core ({platform.machine()}, threads={args.threads}) against torch "
+        f"{torch.__version__} on {name}, median of {args.runs}{' (tiny sizes)' if args.tiny else ''}\n"
+    )
     print("| workload | estimator | C++ core | torch | core / torch | max abs difference (bits) | torch peak memory |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     rng = np.random.default_rng(0)
@@ -118,10 +120,23 @@ def main() -> None:
         finite = np.isfinite(a)
         diff = float(np.abs(a[finite] - b[finite]).max()) if np.array_equal(finite, np.isfinite(b)) else float("inf")
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else float("nan")
-        rows.append({"workload": label, "estimator": estimator, "core_s": core, "torch_s": gpu, "max_abs_diff_bits": diff,
-                     "torch_peak_gib": peak, "device": name, "threads": args.threads})
-        print(f"| {label} | {estimator} | {core:.4f} s | {gpu:.4f} s | {core / gpu:.2f}x | {diff:.1e} | "
-              + (f"{peak:.2f} GiB |" if cuda else "- |"), flush=True)
+        rows.append(
+            {
+                "workload": label,
+                "estimator": estimator,
+                "core_s": core,
+                "torch_s": gpu,
+                "max_abs_diff_bits": diff,
+                "torch_peak_gib": peak,
+                "device": name,
+                "threads": args.threads,
+            }
+        )
+        print(
+            f"| {label} | {estimator} | {core:.4f} s | {gpu:.4f} s | {core / gpu:.2f}x | {diff:.1e} | "
+            + (f"{peak:.2f} GiB |" if cuda else "- |"),
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)

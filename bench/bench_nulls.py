@@ -29,8 +29,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     X = np.random.default_rng(0).standard_t(3, size=(args.tokens, args.dims)).astype(np.float32)
-    print(f"# mi_test, {args.tokens} x {args.dims} Student-t, {args.permutations} permutations; "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, threads={args.threads}, median of {args.runs}\n")
+    print(
+        f"# mi_test, {args.tokens} x {args.dims} Student-t, {args.permutations} permutations; "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, threads={args.threads}, median of {args.runs}\n"
+    )
     print("| estimator | per-pair shuffles | shared null | speed-up | max abs p difference |")
     print("| --- | --- | --- | --- | --- |")
     for estimator in ("equal_frequency", "gaussian_copula"):
@@ -39,8 +41,9 @@ def main() -> None:
         for _ in range(args.runs):
             for null in times:
                 t0 = time.perf_counter()
-                results[null] = pairmi.mi_test(X, estimator=estimator, null=null, n_permutations=args.permutations,
-                                               threads=args.threads)
+                results[null] = pairmi.mi_test(
+                    X, estimator=estimator, null=null, n_permutations=args.permutations, threads=args.threads
+                )
                 times[null].append(time.perf_counter() - t0)
         iu = np.triu_indices(args.dims, k=1)
         diff = np.abs(results["shuffle"].p_value[iu] - results["shared"].p_value[iu]).max()

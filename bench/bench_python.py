@@ -65,29 +65,39 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=300, help="pairs timed with the reference loop")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--corpus-tokens", type=int, default=4096, help="tokens of the one-layer corpus case (0: skip)")
-    parser.add_argument("--ksg-corpus-dims", type=int, default=0,
-                        help="also KSG on the corpus case's first D dims (768: all; about a minute on 2 cores; 0: skip)")
+    parser.add_argument(
+        "--ksg-corpus-dims",
+        type=int,
+        default=0,
+        help="also KSG on the corpus case's first D dims (768: all; about a minute on 2 cores; 0: skip)",
+    )
     parser.add_argument("--ksg-layers", type=int, default=13, help="layers for the KSG benchmark (0: skip)")
     parser.add_argument("--sklearn-columns", type=int, default=2, help="columns timed with mutual_info_regression")
-    parser.add_argument("--shuffle-permutations", type=int, default=20,
-                        help="permutations of the timed correction='shuffle' runs (0: skip)")
-    parser.add_argument("--data", choices=("student-t", "gpt2-random"), default="student-t",
-                        help="the 13 x 90 x 768 hidden states (see above)")
+    parser.add_argument(
+        "--shuffle-permutations", type=int, default=20, help="permutations of the timed correction='shuffle' runs (0: skip)"
+    )
+    parser.add_argument(
+        "--data", choices=("student-t", "gpt2-random"), default="student-t", help="the 13 x 90 x 768 hidden states (see above)"
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
     H = hidden_states(args.data, rng)
     pairs = DIMS * (DIMS - 1) // 2
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
-          f"pairmi {pairmi.__version__}, OpenMP {pairmi.has_openmp}, threads={args.threads}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
+        f"pairmi {pairmi.__version__}, OpenMP {pairmi.has_openmp}, threads={args.threads}"
+    )
     print(f"data: {args.data}, {LAYERS} layers x {TOKENS} tokens x {DIMS} dims, {BINS} bins, {pairs:,} pairs per layer")
 
     for estimator in ("equal_width", "equal_frequency"):
         pairmi.mi_layers(H[:1], estimator=estimator, threads=args.threads)  # warm-up (OpenMP pool)
         t = best_of(lambda: pairmi.mi_layers(H, estimator=estimator, threads=args.threads), args.repeats)
         incs = LAYERS * pairs * TOKENS
-        print(f"pairmi.mi_layers {estimator:>15}: {t:.3f} s for all pairs of all layers "
-              f"({incs / t / 1e9:.2f} G increments/s, best of {args.repeats})")
+        print(
+            f"pairmi.mi_layers {estimator:>15}: {t:.3f} s for all pairs of all layers "
+            f"({incs / t / 1e9:.2f} G increments/s, best of {args.repeats})"
+        )
         if estimator == "equal_width":
             t_pairmi = t
 
@@ -102,8 +112,10 @@ def main() -> None:
         mut_info_manual(H[l, :, i].astype(np.float64), H[l, :, j].astype(np.float64))
     per_pair = (time.perf_counter() - t0) / args.pairs
     total = per_pair * LAYERS * pairs
-    print(f"course loop mutInfo_manual: {per_pair * 1e6:.0f} us per pair, measured on {args.pairs} random pairs; "
-          f"extrapolated to all {LAYERS} x {pairs:,} pairs: {total:.0f} s ({total / 60:.1f} min)")
+    print(
+        f"course loop mutInfo_manual: {per_pair * 1e6:.0f} us per pair, measured on {args.pairs} random pairs; "
+        f"extrapolated to all {LAYERS} x {pairs:,} pairs: {total:.0f} s ({total / 60:.1f} min)"
+    )
     print(f"speed-up of pairmi (equal_width) over the course loop: {total / t_pairmi:,.0f}x")
 
     if args.corpus_tokens:
@@ -115,8 +127,10 @@ def main() -> None:
 def bench_shuffle(H, permutations, threads):
     """The shuffle correction: one kernel pass per permutation, plus shuffling the codes."""
     for estimator in ("equal_width", "equal_frequency"):
-        t = best_of(lambda: pairmi.mi_layers(H, estimator=estimator, correction="shuffle",
-                                             n_permutations=permutations, threads=threads), 1)
+        t = best_of(
+            lambda: pairmi.mi_layers(H, estimator=estimator, correction="shuffle", n_permutations=permutations, threads=threads),
+            1,
+        )
         print(f"pairmi.mi_layers {estimator:>15}, correction='shuffle', {permutations} permutations: {t:.2f} s")
 
 
@@ -133,13 +147,17 @@ def bench_corpus(tokens, threads, repeats, rng, ksg_dims):
     incs = DIMS * (DIMS - 1) // 2 * tokens
     for estimator in ("equal_width", "equal_frequency"):
         t = best_of(lambda: pairmi.mi_matrix(X, estimator=estimator, bins=BINS, threads=threads), repeats)
-        print(f"pairmi.mi_matrix {estimator:>15}: {t:.3f} s for all pairs of one {tokens} x {DIMS} layer "
-              f"({incs / t / 1e9:.2f} G increments/s, best of {repeats})")
+        print(
+            f"pairmi.mi_matrix {estimator:>15}: {t:.3f} s for all pairs of one {tokens} x {DIMS} layer "
+            f"({incs / t / 1e9:.2f} G increments/s, best of {repeats})"
+        )
     if ksg_dims:
         t = best_of(lambda: pairmi.mi_matrix(X[:, :ksg_dims], estimator="ksg", threads=threads), 1)
         pairs = ksg_dims * (ksg_dims - 1) // 2
-        print(f"pairmi.mi_matrix ksg (k=3): {t:.1f} s for all {pairs:,} pairs of {tokens} tokens x {ksg_dims} dims "
-              f"({t / pairs * 1e6:.0f} us per pair, one run)")
+        print(
+            f"pairmi.mi_matrix ksg (k=3): {t:.1f} s for all {pairs:,} pairs of {tokens} tokens x {ksg_dims} dims "
+            f"({t / pairs * 1e6:.0f} us per pair, one run)"
+        )
 
 
 def bench_ksg(H, threads, columns, rng):
@@ -155,13 +173,17 @@ def bench_ksg(H, threads, columns, rng):
         mutual_info_regression(H[0].astype(np.float64), H[0][:, c].astype(np.float64), n_neighbors=3)
     per_column = (time.perf_counter() - t0) / columns
     per_pair = per_column / dims
-    print(f"sklearn mutual_info_regression loop: {per_pair * 1e6:.0f} us per pair, measured on {columns} columns x "
-          f"{dims} dims; extrapolated to all {pairs:,} pairs: {per_pair * pairs:.0f} s")
+    print(
+        f"sklearn mutual_info_regression loop: {per_pair * 1e6:.0f} us per pair, measured on {columns} columns x "
+        f"{dims} dims; extrapolated to all {pairs:,} pairs: {per_pair * pairs:.0f} s"
+    )
     print(f"speed-up of pairmi ksg over the sklearn loop: {per_pair * pairs / t:,.0f}x per distinct pair")
     # The course's loop as written: one call per column of every layer, so every pair twice.
     loop = per_column * dims * layers
-    print(f"the course's loop as written ({layers} x {dims} calls, one per column: each pair twice): {loop:.0f} s, "
-          f"{loop / t:,.0f}x pairmi's time")
+    print(
+        f"the course's loop as written ({layers} x {dims} calls, one per column: each pair twice): {loop:.0f} s, "
+        f"{loop / t:,.0f}x pairmi's time"
+    )
     t = best_of(lambda: pairmi.mi_layers(H, estimator="gaussian_copula"), 3)
     print(f"pairmi.mi_layers gaussian_copula: {t:.3f} s for all pairs of {layers} layer(s)")
 

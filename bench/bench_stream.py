@@ -99,36 +99,55 @@ def rate(runs: int, threads: int) -> None:
     for name, what in (("stream", "`Accumulator.update` x 8, `result()`"), ("memory", "`mi_matrix(X, edges=E)`")):
         med = float(np.median(times[name]))
         print(f"| {what} | {med:.3f} s | {increments / med:.3g} | " + ", ".join(f"{t:.3f}" for t in times[name]) + " |")
-    print(f"| **streamed / in memory** (target <= 1.3) | **{float(np.median(ratios)):.2f}x** | | "
-          + ", ".join(f"{r:.2f}" for r in ratios) + " |")
+    print(
+        f"| **streamed / in memory** (target <= 1.3) | **{float(np.median(ratios)):.2f}x** | | "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+        + " |"
+    )
 
 
 def size(tokens: int, threads: int) -> None:
     if not os.path.exists("/proc/self/clear_refs"):
         print("\n## 2. skipped: needs Linux's /proc/self/clear_refs")
         return
-    run = subprocess.run([sys.executable, "-c", SIZE_SCRIPT, str(tokens), str(D), str(CHUNK), str(BINS), str(threads)],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", SIZE_SCRIPT, str(tokens), str(D), str(CHUNK), str(BINS), str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     m = json.loads(run.stdout)
     allowed = m["counts"] + 2 * m["chunk"] + 200 * 2**20
     print(f"\n## 2. {m['n']:,} tokens x {D}, one layer, equal-width, chunks of {CHUNK:,} (fresh process)\n")
     print("| what | measured | target |")
     print("| --- | --- | --- |")
     print(f"| wall time, updates and result | {m['seconds']:.1f} s | <= 90 s |")
-    print(f"| peak memory of the run | {m['peak'] / 2**20:,.0f} MiB | <= counts {m['counts'] / 2**20:,.0f} MiB + two "
-          f"chunks {2 * m['chunk'] / 2**20:,.0f} MiB + 200 MiB = {allowed / 2**20:,.0f} MiB |")
+    print(
+        f"| peak memory of the run | {m['peak'] / 2**20:,.0f} MiB | <= counts {m['counts'] / 2**20:,.0f} MiB + two "
+        f"chunks {2 * m['chunk'] / 2**20:,.0f} MiB + 200 MiB = {allowed / 2**20:,.0f} MiB |"
+    )
 
 
 def corpus(tokens: int, threads: int) -> None:
     from pairmi.corpus import analyze_corpus, python_docstrings
 
-    run = analyze_corpus("minilm", python_docstrings(), estimator="equal_width", bins=BINS, max_tokens=tokens,
-                         batch_size=16, calibration_tokens=10_000, threads=threads)
+    run = analyze_corpus(
+        "minilm",
+        python_docstrings(),
+        estimator="equal_width",
+        bins=BINS,
+        max_tokens=tokens,
+        batch_size=16,
+        calibration_tokens=10_000,
+        threads=threads,
+    )
     iu = np.triu_indices(run.analysis.mi.shape[-1], k=1)
     mi = run.analysis.mi[(slice(None), *iu)]
     bias = run.analysis.extra["bias"][(slice(None), *iu)]
-    print(f"\n## 3. all-MiniLM-L6-v2 over {run.tokens:,} tokens of Python's docstrings, 7 layers x 384 units, "
-          f"equal-width, {BINS} bins\n")
+    print(
+        f"\n## 3. all-MiniLM-L6-v2 over {run.tokens:,} tokens of Python's docstrings, 7 layers x 384 units, "
+        f"equal-width, {BINS} bins\n"
+    )
     print("| what | measured |")
     print("| --- | --- |")
     print(f"| model forward passes (tokenizing included) | {run.seconds_model:.1f} s |")
@@ -148,8 +167,10 @@ def copula_map(tokens: int, threads: int) -> None:
     H = np.concatenate([b.values for b in batches], axis=1)
     exact = pairmi.mi_layers(H, estimator="gaussian_copula", threads=threads, dtype=np.float64)
     iu = np.triu_indices(H.shape[2], k=1)
-    print(f"\n## 4. Gaussian copula: fixed normal-score map against exact ranks, MiniLM, {H.shape[1]:,} tokens, "
-          f"{H.shape[0]} layers x {H.shape[2]} units (bits)\n")
+    print(
+        f"\n## 4. Gaussian copula: fixed normal-score map against exact ranks, MiniLM, {H.shape[1]:,} tokens, "
+        f"{H.shape[0]} layers x {H.shape[2]} units (bits)\n"
+    )
     print("| calibration tokens, knots | mean abs difference | 99.9th percentile | max | mean exact MI |")
     print("| --- | --- | --- | --- | --- |")
     for calibration, knots in ((1_000, 1_000), (10_000, 1_000), (10_000, 10_000)):
@@ -158,8 +179,10 @@ def copula_map(tokens: int, threads: int) -> None:
         for start in range(0, H.shape[1], CHUNK):
             acc.update(H[:, start : start + CHUNK])
         diff = np.abs(acc.result()[(slice(None), *iu)] - exact[(slice(None), *iu)])  # off the +inf diagonal
-        print(f"| {calibration:,}, {knots:,} | {diff.mean():.2e} | {np.quantile(diff, 0.999):.2e} | {diff.max():.2e} | "
-              f"{exact[(slice(None), *iu)].mean():.4f} |")
+        print(
+            f"| {calibration:,}, {knots:,} | {diff.mean():.2e} | {np.quantile(diff, 0.999):.2e} | {diff.max():.2e} | "
+            f"{exact[(slice(None), *iu)].mean():.4f} |"
+        )
 
 
 def main() -> None:
@@ -170,8 +193,7 @@ def main() -> None:
     ap.add_argument("--corpus-tokens", type=int, default=100_000, help="tokens of part 3 (0 skips it)")
     ap.add_argument("--copula-tokens", type=int, default=50_000, help="tokens of part 4 (0 skips it)")
     args = ap.parse_args()
-    print(f"# Streaming MI, {platform.machine()}, {os.cpu_count()} CPUs, threads={args.threads}, pairmi "
-          f"{pairmi.__version__}")
+    print(f"# Streaming MI, {platform.machine()}, {os.cpu_count()} CPUs, threads={args.threads}, pairmi {pairmi.__version__}")
     if args.runs:
         rate(args.runs, args.threads)
     if args.million:

@@ -23,16 +23,29 @@ from pairmi.extract import iter_hidden_states
 
 
 def report(name: str, values: np.ndarray, segments: list[int], permutations: int, threads: int) -> None:
-    tests = [pairmi.mi_test(layer, estimator="equal_frequency", bins=15, null="rotation", segments=segments,
-                            n_permutations=permutations, seed=0, threads=threads) for layer in values]
+    tests = [
+        pairmi.mi_test(
+            layer,
+            estimator="equal_frequency",
+            bins=15,
+            null="rotation",
+            segments=segments,
+            n_permutations=permutations,
+            seed=0,
+            threads=threads,
+        )
+        for layer in values
+    ]
     q = pairmi.fdr_tests(tests)
     iu = np.triu_indices(values.shape[2], k=1)
     print(f"\n{name}: {values.shape[1]:,} tokens, {values.shape[2]} units, {permutations} rotations (bits)\n")
     print("| layer | observed | null (rotations) | corrected | significant at FDR 5 % |")
     print("| --- | --- | --- | --- | --- |")
     for k, (t, qk) in enumerate(zip(tests, q)):
-        print(f"| L{k} | {t.mi[iu].mean():.3f} | {t.null_mean[iu].mean():.3f} | {t.corrected[iu].mean():.3f} | "
-              f"{int((qk[iu] <= 0.05).sum()):,} of {iu[0].size:,} |")
+        print(
+            f"| L{k} | {t.mi[iu].mean():.3f} | {t.null_mean[iu].mean():.3f} | {t.corrected[iu].mean():.3f} | "
+            f"{int((qk[iu] <= 0.05).sum()):,} of {iu[0].size:,} |"
+        )
 
 
 def main() -> None:

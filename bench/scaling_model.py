@@ -85,8 +85,10 @@ def task_overhead() -> float:
     """Seconds of scheduler and worker time per (empty) task, on 2 worker processes."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      host="127.0.0.1") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1") as cluster,
+        Client(cluster) as client,
+    ):
         client.gather(client.map(abs, range(100)))  # warm
         t0 = time.perf_counter()
         client.gather(client.map(abs, range(1000, 2000)))
@@ -103,8 +105,12 @@ def predict(m: dict[str, float], workers: int, net: float) -> dict[str, dict[str
     state = pairs * bins * bins * 8
     levels = math.ceil(math.log(workers, 8)) if workers > 1 else 0
     merge = levels * (7 * state / net + 8 * state / m["merge_bytes_per_s"] + 8 * state / m["pickle_bytes_per_s"])
-    out["a"] = {"compute_s": compute, "merge_s": merge, "total_s": compute + merge,
-                "model_share": (1 / m["forward_tokens_per_s"]) / per_token}
+    out["a"] = {
+        "compute_s": compute,
+        "merge_s": merge,
+        "total_s": compute + merge,
+        "model_share": (1 / m["forward_tokens_per_s"]) / per_token,
+    }
     # (b) 36,864 neurons at 10^6 tokens, pair tiles.
     d, n = 36864, 1e6
     tile = 512
@@ -116,8 +122,13 @@ def predict(m: dict[str, float], workers: int, net: float) -> dict[str, dict[str
     moved = 2 * tile * n * 8
     tile_s = max(per_tile, moved / net)
     copula = rank + math.ceil(tiles / workers) * (tile_s + m["task_overhead_s"])
-    out["b_copula"] = {"tiles": tiles, "tile_compute_s": per_tile, "tile_transfer_s": moved / net,
-                       "total_s": copula, "bytes_moved": tiles * moved}
+    out["b_copula"] = {
+        "tiles": tiles,
+        "tile_compute_s": per_tile,
+        "tile_transfer_s": moved / net,
+        "total_s": copula,
+        "bytes_moved": tiles * moved,
+    }
     tile = 1024
     blocks = math.ceil(d / tile)
     tiles = blocks * (blocks + 1) / 2
@@ -125,8 +136,13 @@ def predict(m: dict[str, float], workers: int, net: float) -> dict[str, dict[str
     moved = 2 * tile * n  # uint8 codes
     binning = d * n * 4 / (workers * net) + d * n / (5e8 * workers)  # raw values sent once, coded at ~5e8/s
     binned = binning + math.ceil(tiles / workers) * (max(per_tile, moved / net) + m["task_overhead_s"])
-    out["b_binned"] = {"tiles": tiles, "tile_compute_s": per_tile, "tile_transfer_s": moved / net,
-                       "total_s": binned, "bytes_moved": tiles * moved}
+    out["b_binned"] = {
+        "tiles": tiles,
+        "tile_compute_s": per_tile,
+        "tile_transfer_s": moved / net,
+        "total_s": binned,
+        "bytes_moved": tiles * moved,
+    }
     return out
 
 
@@ -147,31 +163,39 @@ def main() -> None:
     print(f"| binned tile kernel | {m['tile_pair_samples_per_s']:.3g} pair-samples/s |")
     print(f"| copula product (float64 GEMM) | {m['gemm_flop_per_s'] / 1e9:.1f} GFLOP/s |")
     print(f"| copula ranking to normal scores | {m['rank_values_per_s']:.3g} values/s |")
-    print(f"| accumulator merge / pickle round trip | {m['merge_bytes_per_s'] / 1e9:.2f} / "
-          f"{m['pickle_bytes_per_s'] / 1e9:.2f} GB/s |")
+    print(
+        f"| accumulator merge / pickle round trip | {m['merge_bytes_per_s'] / 1e9:.2f} / "
+        f"{m['pickle_bytes_per_s'] / 1e9:.2f} GB/s |"
+    )
     print(f"| GPT-2 small forward, residual stream | {m['forward_tokens_per_s']:.0f} tokens/s |")
     print(f"| Dask scheduler, per task | {1e3 * m['task_overhead_s']:.2f} ms |")
     print(f"| network per worker (assumed) | {args.network_gbps:g} Gb/s |")
     print("\n# predicted wall time, workers of one core\n")
-    print("| workers | (a) 10^8 tokens, GPT-2 residual, binned | merge part | (b) 36,864 neurons, copula | "
-          "(b) binned |")
+    print("| workers | (a) 10^8 tokens, GPT-2 residual, binned | merge part | (b) 36,864 neurons, copula | (b) binned |")
     print("| --- | --- | --- | --- | --- |")
     rows = {}
     for w in (8, 64, 512):
         p = predict(m, w, net)
         rows[w] = p
-        print(f"| {w} | {hours(p['a']['total_s'])} | {hours(p['a']['merge_s'])} | {hours(p['b_copula']['total_s'])} | "
-              f"{hours(p['b_binned']['total_s'])} |")
+        print(
+            f"| {w} | {hours(p['a']['total_s'])} | {hours(p['a']['merge_s'])} | {hours(p['b_copula']['total_s'])} | "
+            f"{hours(p['b_binned']['total_s'])} |"
+        )
     p = rows[8]
-    print(f"\n(a) the model's forward pass is {100 * p['a']['model_share']:.0f} % of each token's time. "
-          f"(b) copula tile of 512: {p['b_copula']['tile_compute_s']:.0f} s compute against "
-          f"{p['b_copula']['tile_transfer_s']:.1f} s transfer; binned tile of 1,024: "
-          f"{p['b_binned']['tile_compute_s']:.0f} s against {p['b_binned']['tile_transfer_s']:.1f} s. "
-          f"Scheduler overhead under 5 % needs tasks of at least {20 * m['task_overhead_s']:.2f} s.")
+    print(
+        f"\n(a) the model's forward pass is {100 * p['a']['model_share']:.0f} % of each token's time. "
+        f"(b) copula tile of 512: {p['b_copula']['tile_compute_s']:.0f} s compute against "
+        f"{p['b_copula']['tile_transfer_s']:.1f} s transfer; binned tile of 1,024: "
+        f"{p['b_binned']['tile_compute_s']:.0f} s against {p['b_binned']['tile_transfer_s']:.1f} s. "
+        f"Scheduler overhead under 5 % needs tasks of at least {20 * m['task_overhead_s']:.2f} s."
+    )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"measured": m, "network_gbps": args.network_gbps,
-                       "predicted": {str(w): v for w, v in rows.items()}}, fh, indent=1)
+            json.dump(
+                {"measured": m, "network_gbps": args.network_gbps, "predicted": {str(w): v for w, v in rows.items()}},
+                fh,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

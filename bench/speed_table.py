@@ -104,22 +104,25 @@ def main() -> None:
     rows = []
 
     def row(what, reference, mine, ref, note=""):
-        rows.append({"what": what, "reference": reference, "pairmi_s": mine, "reference_s": ref,
-                     "speedup": ref / mine, "note": note})
+        rows.append(
+            {"what": what, "reference": reference, "pairmi_s": mine, "reference_s": ref, "speedup": ref / mine, "note": note}
+        )
 
     for est, eqf in (("equal_width", False), ("equal_frequency", True)):
-        mine, per = alternate(lambda e=est: pairmi.mi_layers(H, estimator=e, threads=t),
-                              lambda q=eqf: per_pair_loop(H, sample, q), args.runs)
+        mine, per = alternate(
+            lambda e=est: pairmi.mi_layers(H, estimator=e, threads=t), lambda q=eqf: per_pair_loop(H, sample, q), args.runs
+        )
         row(f"13 x 90 x 768, {est}", "course loop (np.histogram2d), extrapolated", mine, per * pairs_all)
-    mine, per = alternate(lambda: pairmi.mi_layers(H, estimator="ksg", threads=t), lambda: sklearn_per_pair(H),
-                          max(1, args.runs // 2))
+    mine, per = alternate(
+        lambda: pairmi.mi_layers(H, estimator="ksg", threads=t), lambda: sklearn_per_pair(H), max(1, args.runs // 2)
+    )
     row("13 x 90 x 768, ksg (k = 3)", "scikit-learn mutual_info_regression, extrapolated", mine, per * pairs_all)
-    mine, ref = alternate(lambda: pairmi.mi_layers(H, estimator="gaussian_copula", threads=t), lambda: scipy_copula(H),
-                          args.runs)
+    mine, ref = alternate(lambda: pairmi.mi_layers(H, estimator="gaussian_copula", threads=t), lambda: scipy_copula(H), args.runs)
     row("13 x 90 x 768, gaussian_copula", "scipy rankdata + ndtri + np.corrcoef", mine, ref)
     big_sample = [(0, *map(int, rng.choice(DIMS, 2, replace=False))) for _ in range(100)]
-    mine, per = alternate(lambda: pairmi.mi_matrix(big, threads=t), lambda: per_pair_loop(big[None], big_sample, False),
-                          args.runs)
+    mine, per = alternate(
+        lambda: pairmi.mi_matrix(big, threads=t), lambda: per_pair_loop(big[None], big_sample, False), args.runs
+    )
     row("4,096 x 768, equal_width", "course loop, extrapolated", mine, per * DIMS * (DIMS - 1) // 2)
     chunks = [rng.standard_t(3, size=(4096, DIMS)).astype(np.float32) for _ in range(8)]
     edges = pairmi.fit_edges(chunks[0], bins=BINS)
@@ -132,23 +135,26 @@ def main() -> None:
         acc.result()
 
     mine, ref = alternate(streamed, lambda: pairmi.mi_matrix(whole, edges=edges, threads=t), args.runs)
-    row("32,768 x 768 streamed in 8 chunks", "mi_matrix in memory, same edges", mine, ref,
-        "a ratio near 1 is the target")
+    row("32,768 x 768 streamed in 8 chunks", "mi_matrix in memory, same edges", mine, ref, "a ratio near 1 is the target")
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, threads={t}"
-    lines = [f"Measured by `python bench/speed_table.py` (pairmi {pairmi.__version__}, {machine}, median of "
-             f"{args.runs} alternating runs, {time.strftime('%Y-%m-%d')}):", "",
-             "| workload | pairmi | reference | reference time | speed-up |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"Measured by `python bench/speed_table.py` (pairmi {pairmi.__version__}, {machine}, median of "
+        f"{args.runs} alternating runs, {time.strftime('%Y-%m-%d')}):",
+        "",
+        "| workload | pairmi | reference | reference time | speed-up |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
-        lines.append(f"| {r['what']} | {r['pairmi_s']:.3g} s | {r['reference']} | {r['reference_s']:.3g} s | "
-                     f"{r['speedup']:,.0f}x |" if r["speedup"] >= 10 else
-                     f"| {r['what']} | {r['pairmi_s']:.3g} s | {r['reference']} | {r['reference_s']:.3g} s | "
-                     f"{r['speedup']:.2f}x |")
+        lines.append(
+            f"| {r['what']} | {r['pairmi_s']:.3g} s | {r['reference']} | {r['reference_s']:.3g} s | {r['speedup']:,.0f}x |"
+            if r["speedup"] >= 10
+            else f"| {r['what']} | {r['pairmi_s']:.3g} s | {r['reference']} | {r['reference_s']:.3g} s | {r['speedup']:.2f}x |"
+        )
     table = "\n".join(lines)
     print(table)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"machine": machine, "runs": args.runs, "pairmi_version": pairmi.__version__, "rows": rows}, fh,
-                      indent=1)
+            json.dump({"machine": machine, "runs": args.runs, "pairmi_version": pairmi.__version__, "rows": rows}, fh, indent=1)
     if args.readme:
         with open(args.readme) as fh:
             text = fh.read()

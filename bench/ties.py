@@ -44,8 +44,10 @@ def minilm_fp16() -> None:
     h16 = h32.astype(np.float16)
     iu = np.triu_indices(h32.shape[2], k=1)
     print(f"\n## 2. MiniLM, {h32.shape[1]} tokens, {h32.shape[0]} layers x {h32.shape[2]} units, KSG k = 3 (bits)\n")
-    print(f"float16 ties: median share of tied samples per unit {np.median(tie_shares(h16.astype(np.float32))):.1%}, "
-          f"max {tie_shares(h16.astype(np.float32)).max():.1%}\n")
+    print(
+        f"float16 ties: median share of tied samples per unit {np.median(tie_shares(h16.astype(np.float32))):.1%}, "
+        f"max {tie_shares(h16.astype(np.float32)).max():.1%}\n"
+    )
     print("| activations | mean MI over pairs | mean abs change from float32 | max abs change |")
     print("| --- | --- | --- | --- |")
     base = pairmi.mi_layers(h32, estimator="ksg", dtype=np.float64)

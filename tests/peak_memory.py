@@ -30,8 +30,17 @@ def data(layers: int, n: int, d: int) -> np.ndarray:
 
 
 def settings(x: np.ndarray, **kw) -> api._Settings:
-    base = {"estimator": "equal_width", "bins": 15, "k": 3, "correction": None, "n_permutations": 20, "seed": 0, "units": "bits",
-                "threads": THREADS, "dtype": np.float32}
+    base = {
+        "estimator": "equal_width",
+        "bins": 15,
+        "k": 3,
+        "correction": None,
+        "n_permutations": 20,
+        "seed": 0,
+        "units": "bits",
+        "threads": THREADS,
+        "dtype": np.float32,
+    }
     return api._settings(x.shape[1], **{**base, **kw})
 
 

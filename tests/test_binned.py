@@ -101,9 +101,7 @@ def test_mi_layers_dims_selects_every_other_dimension():
     np.testing.assert_array_equal(
         pairmi.mi_layers(H, dims=slice(0, None, 2), dtype=np.float64)[0], pairmi.mi_matrix(H[0][:, ::2])
     )
-    np.testing.assert_array_equal(
-        pairmi.mi_layers(H, dims=[4, 1], dtype=np.float64)[0], pairmi.mi_matrix(H[0][:, [4, 1]])
-    )
+    np.testing.assert_array_equal(pairmi.mi_layers(H, dims=[4, 1], dtype=np.float64)[0], pairmi.mi_matrix(H[0][:, [4, 1]]))
 
 
 def test_units_are_a_factor_ln2_apart():

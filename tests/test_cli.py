@@ -29,8 +29,25 @@ def test_analyze_tiny_gpt2_end_to_end(tmp_path, tiny_gpt2_dir, capsys):
     text_file = tmp_path / "paragraph.txt"
     text_file.write_text(TEXT)
     out = tmp_path / "results"
-    args = ["analyze", "--model", str(tiny_gpt2_dir), "--text-file", str(text_file), "--estimator", "equal_width",
-            "--bins", "15", "--layers", "all", "--dims", "all", "--out", str(out), "--threads", "2"]
+    args = [
+        "analyze",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--text-file",
+        str(text_file),
+        "--estimator",
+        "equal_width",
+        "--bins",
+        "15",
+        "--layers",
+        "all",
+        "--dims",
+        "all",
+        "--out",
+        str(out),
+        "--threads",
+        "2",
+    ]
     assert main(args) == 0
     for name in ("mi.npz", "summary.csv", "layers.png", "layer_L0.png", "layer_L2.png", "pair.png"):
         assert (out / name).is_file(), name
@@ -48,8 +65,29 @@ def test_analyze_tiny_gpt2_end_to_end(tmp_path, tiny_gpt2_dir, capsys):
 
 def test_analyze_minilm_subset_and_plot(tmp_path):
     out = tmp_path / "r"
-    assert main(["analyze", "--text", TEXT, "--layers", "0,6", "--dims", "0:100:2", "--estimator",
-                 "equal_frequency", "--bins", "8", "--units", "nats", "--out", str(out), "--no-figures"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "--text",
+                TEXT,
+                "--layers",
+                "0,6",
+                "--dims",
+                "0:100:2",
+                "--estimator",
+                "equal_frequency",
+                "--bins",
+                "8",
+                "--units",
+                "nats",
+                "--out",
+                str(out),
+                "--no-figures",
+            ]
+        )
+        == 0
+    )
     saved = load(out / "mi.npz")
     assert saved.mi.shape == (2, 50, 50) and saved.layer_names == ["L0", "L6"]
     np.testing.assert_array_equal(saved.dims, np.arange(0, 100, 2))
@@ -239,8 +277,26 @@ def test_degenerate_units_pair_choice_formats_and_saved_states(tmp_path, capsys)
     summary.csv and skipped by the pair figure, which is chosen against the null and says so."""
     text = "Turkish coffee is brewed slowly in a small pot, and the grounds settle at the bottom of the cup. " * 3
     out = tmp_path / "r"
-    assert main(["analyze", "--text", text, "--layers", "0,6", "--out", str(out), "--threads", "2",
-                 "--save-states", "none", "--format", "svg"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "--text",
+                text,
+                "--layers",
+                "0,6",
+                "--out",
+                str(out),
+                "--threads",
+                "2",
+                "--save-states",
+                "none",
+                "--format",
+                "svg",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "degenerate units" in printed and "L6: 127, 223, 319" in printed
     saved = load(out)
@@ -255,15 +311,15 @@ def test_degenerate_units_pair_choice_formats_and_saved_states(tmp_path, capsys)
     from pairmi.analysis import chosen_pair
 
     again = tmp_path / "s"
-    assert main(["analyze", "--text", text, "--layers", "0,6", "--out", str(again), "--threads", "2",
-                 "--no-figures"]) == 0
+    assert main(["analyze", "--text", text, "--layers", "0,6", "--out", str(again), "--threads", "2", "--no-figures"]) == 0
     analysis = load(again)
     assert analysis.hidden_states.shape[1] == len(analysis.tokens)  # under 2,000 tokens: all kept
     k, i, j, how = chosen_pair(analysis)
     assert k == 1 and {i, j}.isdisjoint({127, 223, 319}) and "above its shuffled-token null" in how
     corrected = analysis.mi[1] - analysis.extra["null"][1]
-    assert corrected[i, j] == max(corrected[a, b] for a in range(384) for b in range(384)
-                                  if a != b and not {a, b} & {127, 223, 319})
+    assert corrected[i, j] == max(
+        corrected[a, b] for a in range(384) for b in range(384) if a != b and not {a, b} & {127, 223, 319}
+    )
     assert chosen_pair(analysis, ("L0", 5, 7))[:3] == (0, 5, 7)
     with pytest.raises(ValueError, match="not among the analysed units"):
         chosen_pair(analysis, (0, 5, 999))

@@ -104,8 +104,7 @@ def test_text_with_no_tokens_is_a_clear_error(tiny):
 def _hooked(model, modules, ids, pick=lambda out: out):
     """Outputs of the given modules in one plain forward pass of one window: the reference."""
     seen = {}
-    handles = [m.register_forward_hook(lambda mod, a, out, k=k: seen.__setitem__(k, pick(out)))
-               for k, m in enumerate(modules)]
+    handles = [m.register_forward_hook(lambda mod, a, out, k=k: seen.__setitem__(k, pick(out))) for k, m in enumerate(modules)]
     try:
         with torch.inference_mode():
             model(input_ids=torch.tensor([ids]))
@@ -136,8 +135,12 @@ def test_bert_attention_site():
     model, tok = pairmi.demo_model()
     hs = pairmi.hidden_states(model, text, tokenizer=tok, site="attention", layers=[0, -1])
     blocks = model.encoder.layer
-    want = _hooked(model, [blocks[0].attention, blocks[-1].attention], tok(text)["input_ids"],
-                   pick=lambda out: out[0] if isinstance(out, tuple) else out)
+    want = _hooked(
+        model,
+        [blocks[0].attention, blocks[-1].attention],
+        tok(text)["input_ids"],
+        pick=lambda out: out[0] if isinstance(out, tuple) else out,
+    )
     np.testing.assert_allclose(hs.values, want, atol=ATOL, rtol=0)
 
 
@@ -145,8 +148,9 @@ def test_transformer_lens_hook_names(bert_tokenizer, docs):
     lens = pytest.importorskip("transformer_lens")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # HookedTransformer's own notice
-        cfg = lens.HookedTransformerConfig(n_layers=2, d_model=32, n_ctx=64, d_head=8, n_heads=4, d_mlp=128,
-                                           d_vocab=bert_tokenizer.vocab_size, act_fn="gelu")
+        cfg = lens.HookedTransformerConfig(
+            n_layers=2, d_model=32, n_ctx=64, d_head=8, n_heads=4, d_mlp=128, d_vocab=bert_tokenizer.vocab_size, act_fn="gelu"
+        )
         torch.manual_seed(0)
         model = lens.HookedTransformer(cfg).eval()
     text = docs[2][:150]
@@ -169,8 +173,18 @@ def test_transformer_lens_hook_names(bert_tokenizer, docs):
 def test_corpus_equals_mi_layers_with_the_calibration_edges(tiny, docs, estimator):
     model, tok = tiny
     texts = docs[:12]
-    run = corpus.analyze_corpus(model, iter(texts), tokenizer=tok, estimator=estimator, bins=8, max_length=32,
-                                batch_size=4, calibration_tokens=300, keep_tokens=100, max_tokens=1000)
+    run = corpus.analyze_corpus(
+        model,
+        iter(texts),
+        tokenizer=tok,
+        estimator=estimator,
+        bins=8,
+        max_length=32,
+        batch_size=4,
+        calibration_tokens=300,
+        keep_tokens=100,
+        max_tokens=1000,
+    )
     hs = pairmi.hidden_states(model, texts, tokenizer=tok, max_length=32, batch_size=4)
     values = hs.values[:, :1000]
     # The calibration sample: whole batches until 300 tokens were seen.
@@ -190,8 +204,16 @@ def test_corpus_equals_mi_layers_with_the_calibration_edges(tiny, docs, estimato
 
 def test_a_resumed_run_is_bit_identical(tiny, docs, tmp_path):
     model, tok = tiny
-    kw = {"tokenizer": tok, "bins": 10, "max_length": 32, "batch_size": 3, "calibration_tokens": 200, "keep_tokens": 50,
-              "max_tokens": 1200, "seed": 3}
+    kw = {
+        "tokenizer": tok,
+        "bins": 10,
+        "max_length": 32,
+        "batch_size": 3,
+        "calibration_tokens": 200,
+        "keep_tokens": 50,
+        "max_tokens": 1200,
+        "seed": 3,
+    }
     straight = corpus.analyze_corpus(model, iter(docs[:12]), **kw)
     state = tmp_path / "state.npz"
 
@@ -214,9 +236,27 @@ def test_a_resumed_run_is_bit_identical(tiny, docs, tmp_path):
 def test_cli_corpus_interrupt_and_resume(tiny_gpt2_dir, docs, tmp_path, monkeypatch, capsys):
     text = tmp_path / "corpus.txt"
     text.write_text("\n".join(d.replace("\n", " ") for d in docs[:15]))
-    args = ["analyze", "--model", str(tiny_gpt2_dir), "--corpus", str(text), "--max-tokens", "1000",
-            "--calibration-tokens", "200", "--batch-size", "4", "--max-length", "32", "--keep-tokens", "64",
-            "--threads", "2", "--save-every", "0"]
+    args = [
+        "analyze",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--corpus",
+        str(text),
+        "--max-tokens",
+        "1000",
+        "--calibration-tokens",
+        "200",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "32",
+        "--keep-tokens",
+        "64",
+        "--threads",
+        "2",
+        "--save-every",
+        "0",
+    ]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
     out = capsys.readouterr().out
     assert "1,000 tokens" in out and "plug-in bias under independence" in out and "model forward" in out
@@ -229,6 +269,7 @@ def test_cli_corpus_interrupt_and_resume(tiny_gpt2_dir, docs, tmp_path, monkeypa
             progress(done, total)
             if done >= 500:
                 raise KeyboardInterrupt
+
         return real(*a, progress=stop, **k)
 
     monkeypatch.setattr(corpus, "analyze_corpus", interrupted)
@@ -244,11 +285,14 @@ def test_cli_corpus_interrupt_and_resume(tiny_gpt2_dir, docs, tmp_path, monkeypa
         assert (tmp_path / "r" / name).is_file()
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--estimator", "ksg"], "no statistics that add up"),
-    (["--correction", "shuffle"], "--correction miller_madow"),
-    (["--bins", "auto"], "fixed number of --bins"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--estimator", "ksg"], "no statistics that add up"),
+        (["--correction", "shuffle"], "--correction miller_madow"),
+        (["--bins", "auto"], "fixed number of --bins"),
+    ],
+)
 def test_cli_corpus_bad_settings(tmp_path, capsys, args, words):
     text = tmp_path / "c.txt"
     text.write_text("a line\n")

@@ -22,8 +22,12 @@ import pairmi.dask as pdask  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  host="127.0.0.1") as cluster, distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         yield c
 
 
@@ -38,10 +42,12 @@ def test_accumulate_equals_one_process_bit_for_bit(client):
         np.testing.assert_array_equal(acc.result(), one.result())  # integer counts: any order, the same bits
         np.testing.assert_array_equal(acc._totals["counts"], one._totals["counts"])
     first = pdask.accumulate(da.from_array(X[0], chunks=(1500, 10)), "equal_frequency", bins=6)  # edges from chunk 0
-    np.testing.assert_array_equal(first.result(), pairmi.Accumulator("equal_frequency", bins=6).update(X[0, :1500])
-                                  .update(X[0, 1500:]).result())
-    copula = pdask.accumulate(da.from_array(X[0], chunks=(1000, 10)), "gaussian_copula", edges=pairmi.fit_edges(
-        X[0, :500], "gaussian_copula"))
+    np.testing.assert_array_equal(
+        first.result(), pairmi.Accumulator("equal_frequency", bins=6).update(X[0, :1500]).update(X[0, 1500:]).result()
+    )
+    copula = pdask.accumulate(
+        da.from_array(X[0], chunks=(1000, 10)), "gaussian_copula", edges=pairmi.fit_edges(X[0, :500], "gaussian_copula")
+    )
     want = pairmi.Accumulator("gaussian_copula", edges=pairmi.fit_edges(X[0, :500], "gaussian_copula")).update(X[0])
     finite = np.isfinite(want.result())
     np.testing.assert_allclose(copula.result()[finite], want.result()[finite], rtol=0, atol=1e-12)
@@ -179,8 +185,12 @@ def test_mi_topk_equals_a_stable_argsort_of_the_dense_matrix():
         np.testing.assert_array_equal(top.pairs[0], i)
         np.testing.assert_array_equal(top.pairs[1], j)
         np.testing.assert_array_equal(top.max_partner, order[:, 0])
-    for bad, words in (({"k": 25}, "k must be"), ({"k": 0}, "k must be"), ({"threshold": np.nan}, "threshold"),
-                       ({"estimator": "x"}, "estimator")):
+    for bad, words in (
+        ({"k": 25}, "k must be"),
+        ({"k": 0}, "k must be"),
+        ({"threshold": np.nan}, "threshold"),
+        ({"estimator": "x"}, "estimator"),
+    ):
         with pytest.raises(ValueError, match=words):
             pairmi.mi_topk(X, **{"k": 3, **bad})
 
@@ -203,8 +213,24 @@ def test_cli_corpus_on_a_local_cluster_equals_one_process(tiny_gpt2_dir, tmp_pat
 
     text = tmp_path / "corpus.txt"
     text.write_text("\n".join(d.replace("\n", " ") for _, d in zip(range(15), python_docstrings())))
-    args = ["analyze", "--model", str(tiny_gpt2_dir), "--corpus", str(text), "--calibration-tokens", "200",
-            "--batch-size", "4", "--max-length", "32", "--keep-tokens", "64", "--threads", "1", "--no-figures"]
+    args = [
+        "analyze",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--corpus",
+        str(text),
+        "--calibration-tokens",
+        "200",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "32",
+        "--keep-tokens",
+        "64",
+        "--threads",
+        "1",
+        "--no-figures",
+    ]
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     assert main(args + ["--out", str(tmp_path / "two"), "--workers", "2", "--shard-tokens", "300"]) == 0
     captured = capsys.readouterr()
@@ -212,7 +238,34 @@ def test_cli_corpus_on_a_local_cluster_equals_one_process(tiny_gpt2_dir, tmp_pat
     one, two = pairmi.analysis.load(tmp_path / "one"), pairmi.analysis.load(tmp_path / "two")
     assert two.params["shards"] > 1 and two.params["tokens"] == one.params["tokens"]
     np.testing.assert_array_equal(two.mi, one.mi)  # the same edges, the same tokens: the same counts
-    for bad, words in ((["--workers", "2", "--resume"], "--resume applies to a single-process run"),
-                       (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "not both")):
+    for bad, words in (
+        (["--workers", "2", "--resume"], "--resume applies to a single-process run"),
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "not both"),
+    ):
         assert main(args + ["--out", str(tmp_path / "bad")] + bad) == 2
         assert words in capsys.readouterr().err
+
+
+def test_missing_dask_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dask", None)
+    with pytest.raises(ImportError, match=r"pairmi\[dask\]"):
+        pdask.accumulate(None)
+    monkeypatch.setitem(sys.modules, "zarr", None)
+    with pytest.raises(ImportError, match=r"pairmi\[dask\]"):
+        pairmi.mi_matrix(make("normal", 50, 3, 8), out="m.zarr")
+
+
+def test_cli_scheduler_address(client, tiny_gpt2_dir, tmp_path, capsys):
+    """--scheduler uses a running cluster (here the test's own)."""
+    from pairmi.cli import main
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("The first document is short.\nA second one follows it, a little longer than the first.\n")
+    address = client.scheduler.address
+    args = ["analyze", "--model", str(tiny_gpt2_dir), "--corpus", str(text), "--calibration-tokens", "10",
+            "--max-length", "32", "--no-figures", "--scheduler", address, "--out", str(tmp_path / "s")]
+    assert main(args) == 0
+    assert f"Dask cluster at {address}: 2 workers" in capsys.readouterr().err
+    assert (tmp_path / "s" / "mi.npz").is_file()

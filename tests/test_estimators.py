@@ -32,6 +32,7 @@ def bivariate(n: int, rho: float, seed: int) -> np.ndarray:
 
 # --- KSG ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n", [10, 50, 200, 2000])
 def test_ksg_equals_sklearn_mutual_info_regression(n):
     X = make("mixed", n, 5, seed=n)  # continuous: no ties
@@ -62,6 +63,7 @@ def test_ksg_layers_threads_and_constant_columns():
 
 
 # --- Gaussian copula ---------------------------------------------------------------------------
+
 
 def copula_reference(x, y):
     """scipy: average ranks -> ndtri(r / (n + 1)) -> Pearson correlation -> -1/2 ln(1 - rho^2)."""
@@ -99,7 +101,7 @@ def copula_whole(x, y):
     zx = normal_scores(x.T)
     zy = zx if y is None else normal_scores(y.T)
     with np.errstate(divide="ignore"):
-        return -0.5 * np.log1p(-np.clip(zx @ zy.T, -1, 1) ** 2)
+        return -0.5 * np.log1p(-(np.clip(zx @ zy.T, -1, 1) ** 2))
 
 
 @pytest.mark.parametrize("cross", [False, True])
@@ -129,12 +131,16 @@ def test_gaussian_copula_layers_into_memmap_equal_in_memory(tmp_path, monkeypatc
 def test_gaussian_copula_progress_counts_blocks(monkeypatch):
     monkeypatch.setattr(pairmi.copula, "BLOCK_BYTES", 16 * 8 * 50)
     calls = []
-    pairmi.mi_layers(make("normal", 60, 50, seed=11)[None].repeat(2, axis=0), estimator="gaussian_copula",
-                     progress=lambda done, total: calls.append((done, total)))
+    pairmi.mi_layers(
+        make("normal", 60, 50, seed=11)[None].repeat(2, axis=0),
+        estimator="gaussian_copula",
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert calls == [(k, 8) for k in range(1, 9)]  # 2 layers x 4 blocks of 16, 16, 16, 2 rows
 
 
 # --- Miller-Madow and auto bins ------------------------------------------------------------------
+
 
 def miller_madow_reference(x, y, estimator, bins):
     counts = np.histogram2d(x, y, bins=[reference.edges(x, estimator, bins), reference.edges(y, estimator, bins)])[0]
@@ -165,6 +171,7 @@ def test_auto_bins_rule():
 
 
 # --- nulls, shuffle correction, tests -----------------------------------------------------------
+
 
 def test_null_mi_reproducible_and_consistent_with_mi_test():
     X = make("mixed", 90, 8, seed=7)
@@ -214,6 +221,7 @@ def test_mi_test_separates_dependence_from_independence():
 
 # --- validation on Gaussians with known MI --------------------------------------------------------
 
+
 def test_shuffle_corrected_equal_frequency_is_unbiased_at_90_tokens():
     plain, corrected = [], []
     for seed in range(40):
@@ -247,6 +255,7 @@ def test_continuous_estimators_at_90_tokens(estimator):
 
 
 # --- argument errors ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "kwargs,match",

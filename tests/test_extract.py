@@ -153,8 +153,25 @@ def test_model_folder_without_tokenizer_files(tmp_path, gpt2_random):
     assert hs.values.shape[0] == 2 and hs.tokens[0] == "[CLS]"
     from pairmi.cli import main
 
-    assert main(["analyze", "--model", str(folder), "--tokenizer", "minilm", "--text", TEXT, "--out",
-                 str(tmp_path / "r"), "--no-figures", "--threads", "1"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "--model",
+                str(folder),
+                "--tokenizer",
+                "minilm",
+                "--text",
+                TEXT,
+                "--out",
+                str(tmp_path / "r"),
+                "--no-figures",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
 
 
 def test_a_missing_local_folder_is_not_called_a_hub_id(tmp_path):
@@ -172,8 +189,13 @@ def test_an_unreachable_hub_fails_fast_and_clearly(tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9",
-           "HF_HOME": str(tmp_path / "hf")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "",
+        "TRANSFORMERS_OFFLINE": "",
+        "HF_ENDPOINT": "http://127.0.0.1:9",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
     script = "import pairmi\ntry:\n    pairmi.hidden_states('no-org/no-model', 'text')\nexcept OSError as e:\n    print(e)"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert "not in the local cache and the hub is unreachable" in done.stdout, done.stdout + done.stderr

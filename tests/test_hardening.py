@@ -87,7 +87,7 @@ def test_nan_policy_omit_drops_samples_everywhere():
     [
         lambda x: x.astype(np.float16),
         lambda x: np.round(x * 10).astype(np.int16),
-        lambda x: (x > 0),
+        lambda x: x > 0,
         lambda x: x.astype(">f8"),
         lambda x: x.astype(">f4"),
         np.asfortranarray,
@@ -123,7 +123,7 @@ def test_memmap_output_larger_than_peak_memory(tmp_path):
 import numpy as np, pairmi
 d, n = 20_000, 8
 X = np.random.default_rng(0).normal(size=(n, d))
-out = np.lib.format.open_memmap({str(tmp_path / 'mi.npy')!r}, mode="w+", dtype=np.float32, shape=(d, d))
+out = np.lib.format.open_memmap({str(tmp_path / "mi.npy")!r}, mode="w+", dtype=np.float32, shape=(d, d))
 pairmi.mi_matrix(X, bins=2, out=out, threads=2)
 ok = abs(out[123, 4567] - pairmi.mi_matrix(X[:, [123, 4567]], bins=2)[0, 1]) < 1e-6 and out[5, 5] > 0
 # VmHWM: this process's peak RSS (ru_maxrss would also count the parent's, inherited across exec).
@@ -235,8 +235,12 @@ for call in (lambda: pairmi.hidden_states("minilm", "text"), lambda: pairmi.plot
     except ImportError as exc:
         print(exc)
 """
-    done = subprocess.run([sys.executable, "-c", script.replace("pairmi.plot", "__import__('pairmi.plot').plot")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script.replace("pairmi.plot", "__import__('pairmi.plot').plot")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert "pip install 'pairmi[llm]'" in lines[0] and "pip install 'pairmi[plot]'" in lines[1]

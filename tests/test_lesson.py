@@ -29,12 +29,12 @@ def test_compare_equals_each_estimator_and_its_null():
     x, y = gaussian_pair(300, RHO, 0)
     c = pairmi.compare(x, y, bins=12, k=4, n_permutations=30, seed=5, gaussian=True, units="nats")
     X, Y = x[:, None], y[:, None]
-    for e, kw in (("equal_width", {"bins": 12}), ("equal_frequency", {"bins": 12}), ("ksg", {"k": 4}),
-                  ("gaussian_copula", {})):
+    for e, kw in (("equal_width", {"bins": 12}), ("equal_frequency", {"bins": 12}), ("ksg", {"k": 4}), ("gaussian_copula", {})):
         assert c.mi[e] == pairmi.mi_matrix(X, Y, estimator=e, units="nats", **kw)[0, 0]
         rng = np.random.default_rng(5)
-        null = np.mean([pairmi.mi_matrix(X, rng.permutation(y)[:, None], estimator=e, units="nats", **kw)[0, 0]
-                        for _ in range(30)])
+        null = np.mean(
+            [pairmi.mi_matrix(X, rng.permutation(y)[:, None], estimator=e, units="nats", **kw)[0, 0] for _ in range(30)]
+        )
         assert abs(c.null[e] - null) <= 1e-12
         assert c.corrected[e] == c.mi[e] - c.null[e]
     assert abs(c.analytic + 0.5 * np.log(1 - np.corrcoef(x, y)[0, 1] ** 2)) < 1e-15
@@ -73,6 +73,7 @@ def test_bias_curve_plug_in_binned_values_fall_with_samples():
 
 
 # --- figures ----------------------------------------------------------------------------------------
+
 
 def test_marginals_legend_gives_the_entropies():
     pytest.importorskip("matplotlib")

@@ -74,8 +74,13 @@ print(os.read(r, 1000).decode())
 
 
 def test_forked_child_runs_single_threaded_instead_of_hanging():
-    run = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "OMP_NUM_THREADS": "2"})
+    run = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     assert run.returncode == 0, run.stderr
     ok, count, message = run.stdout.split(" ", 2)
     assert ok == "True" and count == "1" and "forked" in message
@@ -156,8 +161,13 @@ def _clear_refs_works() -> bool:
 def test_memory_estimate_matches_the_measured_peak(case):
     """The guard's estimate against the peak resident set of the call in a fresh process: never more
     than 5 % (plus 4 MB of allocator slack) below it, and at most 25 % above it."""
-    run = subprocess.run([sys.executable, str(HERE / "peak_memory.py"), case], capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    run = subprocess.run(
+        [sys.executable, str(HERE / "peak_memory.py"), case],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     assert run.returncode == 0, run.stderr
     estimate, measured = map(int, run.stdout.split())
     assert measured <= 1.05 * estimate + (4 << 20), (estimate, measured)
@@ -170,8 +180,14 @@ def test_memory_estimate_matches_the_measured_peak(case):
 def _saved(tmp_path: Path, **overrides) -> Path:
     """A small valid mi.npz written by analysis.save, with some arrays replaced."""
     mi = pairmi.mi_layers(make("normal", 40, 4, 5)[None].repeat(2, axis=0))
-    a = analysis.Analysis(mi, ["L0", "L1"], [f"t{i}" for i in range(40)], np.arange(4), {"estimator": "equal_width"},
-                          make("normal", 40, 4, 5)[None].repeat(2, axis=0).astype(np.float32))
+    a = analysis.Analysis(
+        mi,
+        ["L0", "L1"],
+        [f"t{i}" for i in range(40)],
+        np.arange(4),
+        {"estimator": "equal_width"},
+        make("normal", 40, 4, 5)[None].repeat(2, axis=0).astype(np.float32),
+    )
     out = tmp_path / "r"
     analysis.save(a, out)
     if overrides:
@@ -237,8 +253,9 @@ def test_layer_names_never_become_paths_outside_the_folder(tmp_path):
     assert not list(tmp_path.rglob("PWN*")) and sorted(p.name for p in tmp_path.iterdir()) == ["figs", "r"]
 
 
-@pytest.mark.parametrize("name,want", [("a/../b", "a_.._b"), ("..", "_"), ("", "_"), (".hidden", "hidden"),
-                                       ("L 3\n", "L_3_"), ("x.y-z_1", "x.y-z_1")])
+@pytest.mark.parametrize(
+    "name,want", [("a/../b", "a_.._b"), ("..", "_"), ("", "_"), (".hidden", "hidden"), ("L 3\n", "L_3_"), ("x.y-z_1", "x.y-z_1")]
+)
 def test_safe_name(name, want):
     assert analysis.safe_name(name) == want
 

@@ -93,8 +93,9 @@ def test_rotation_keeps_the_window_lengths_of_hidden_states():
     except ImportError:
         pytest.skip("needs the demo extra")
     assert sum(hs.meta["window_tokens"]) == len(hs.tokens) and len(hs.meta["window_tokens"]) > 2
-    t = pairmi.mi_test(hs.values[1][:, :6], estimator="gaussian_copula", null="rotation",
-                       segments=hs.meta["window_tokens"], n_permutations=19)
+    t = pairmi.mi_test(
+        hs.values[1][:, :6], estimator="gaussian_copula", null="rotation", segments=hs.meta["window_tokens"], n_permutations=19
+    )
     assert t.p_value.shape == (6, 6)
 
 
@@ -104,8 +105,7 @@ def test_rotation_keeps_the_window_lengths_of_hidden_states():
 @pytest.mark.parametrize("method", ["bh", "by"])
 def test_fdr_equals_scipy(method):
     p = np.random.default_rng(5).uniform(size=300) ** 3
-    np.testing.assert_allclose(pairmi.fdr(p, method), scipy_stats.false_discovery_control(p, method=method),
-                               rtol=1e-13, atol=0)
+    np.testing.assert_allclose(pairmi.fdr(p, method), scipy_stats.false_discovery_control(p, method=method), rtol=1e-13, atol=0)
     with_nan = np.append(p, np.nan)
     q = pairmi.fdr(with_nan, method)
     assert np.isnan(q[-1])

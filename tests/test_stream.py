@@ -128,12 +128,16 @@ def test_streamed_copula_equals_in_memory_with_the_same_map():
     cross = pairmi.Accumulator("gaussian_copula", edges=knots, edges_y=ky)
     for c, cy in zip(chunks(X, [2500]), chunks(Y, [2500])):
         cross.update(c, cy)
-    np.testing.assert_allclose(cross.result(), pairmi.mi_matrix(X, Y, estimator="gaussian_copula", edges=knots,
-                                                                 edges_y=ky), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        cross.result(), pairmi.mi_matrix(X, Y, estimator="gaussian_copula", edges=knots, edges_y=ky), rtol=0, atol=1e-9
+    )
 
 
-@given(sizes=st.lists(st.integers(1, 400), min_size=1, max_size=6), order=st.permutations(range(4)),
-       estimator=st.sampled_from(["equal_width", "equal_frequency"]))
+@given(
+    sizes=st.lists(st.integers(1, 400), min_size=1, max_size=6),
+    order=st.permutations(range(4)),
+    estimator=st.sampled_from(["equal_width", "equal_frequency"]),
+)
 def test_any_chunking_and_merge_order_is_bit_identical(sizes, order, estimator):
     X = make("ties", 1000, 6, 17)
     E = pairmi.fit_edges(X[:200], estimator, bins=9)
@@ -176,8 +180,9 @@ def test_first_chunk_fits_the_edges_when_none_are_given():
     X = make("normal", 900, 5, 20)
     acc = pairmi.Accumulator("equal_frequency", bins=6).update(X[:300]).update(X[300:])
     np.testing.assert_array_equal(acc.edges[0], pairmi.fit_edges(X[:300], "equal_frequency", bins=6))
-    np.testing.assert_allclose(acc.result(), pairmi.mi_matrix(X, estimator="equal_frequency", edges=acc.edges[0]),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        acc.result(), pairmi.mi_matrix(X, estimator="equal_frequency", edges=acc.edges[0]), rtol=0, atol=1e-12
+    )
 
 
 def test_torch_chunks():
@@ -263,12 +268,10 @@ BAD_SETTINGS = [
     ("ksg", lambda: pairmi.Accumulator("ksg"), "KSG has no statistics"),
     ("shuffle", lambda: pairmi.Accumulator(correction="shuffle"), "correction"),
     ("edges shape", lambda: pairmi.Accumulator(edges=np.zeros((3, 16))).update(X0), "edges must be (4, k)"),
-    ("edges unsorted", lambda: pairmi.Accumulator(edges=np.tile(np.arange(16.0)[::-1], (4, 1))).update(X0),
-     "must be sorted"),
+    ("edges unsorted", lambda: pairmi.Accumulator(edges=np.tile(np.arange(16.0)[::-1], (4, 1))).update(X0), "must be sorted"),
     ("edges nan", lambda: pairmi.Accumulator(edges=np.full((4, 16), np.nan)).update(X0), "finite"),
     ("one bin", lambda: pairmi.Accumulator(edges=np.zeros((4, 2))).update(X0), "bins in [2, 255]"),
-    ("y missing", lambda: pairmi.Accumulator(edges=pairmi.fit_edges(X0), edges_y=pairmi.fit_edges(X0)).update(X0),
-     "pass y"),
+    ("y missing", lambda: pairmi.Accumulator(edges=pairmi.fit_edges(X0), edges_y=pairmi.fit_edges(X0)).update(X0), "pass y"),
     ("no samples", lambda: pairmi.Accumulator().result(), "no samples yet"),
     ("fit ksg", lambda: pairmi.fit_edges(X0, "ksg"), "streaming supports"),
     ("fit knots", lambda: pairmi.fit_edges(X0, "gaussian_copula", bins=1), "knots"),

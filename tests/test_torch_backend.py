@@ -31,16 +31,20 @@ def test_torch_equals_the_core(kind, estimator, correction):
     same(pairmi.mi_matrix(torch.from_numpy(X), backend="torch", **kw), pairmi.mi_matrix(X, **kw))
     same(pairmi.mi_matrix(torch.from_numpy(X), torch.from_numpy(Y), backend="torch", **kw), pairmi.mi_matrix(X, Y, **kw))
     H = np.stack([X, make(kind, 240, 9, 5)]).astype(np.float32)
-    same(pairmi.mi_layers(torch.from_numpy(H), backend="torch", dtype=np.float64, **kw),
-         pairmi.mi_layers(H, dtype=np.float64, **kw))
+    same(
+        pairmi.mi_layers(torch.from_numpy(H), backend="torch", dtype=np.float64, **kw),
+        pairmi.mi_layers(H, dtype=np.float64, **kw),
+    )
 
 
 @pytest.mark.parametrize("estimator", ["equal_width", "equal_frequency"])
 def test_torch_with_fixed_edges_and_few_samples(estimator):
     X = make("heavy", 400, 6, 6)
     E = pairmi.fit_edges(X[:100], estimator, bins=9)
-    same(pairmi.mi_matrix(torch.from_numpy(X), estimator=estimator, edges=E, backend="torch"),
-         pairmi.mi_matrix(X, estimator=estimator, edges=E))
+    same(
+        pairmi.mi_matrix(torch.from_numpy(X), estimator=estimator, edges=E, backend="torch"),
+        pairmi.mi_matrix(X, estimator=estimator, edges=E),
+    )
     small = make("ties", 20, 5, 7)  # 20 samples, 15 bins: the core's rank kernel
     same(pairmi.mi_matrix(torch.from_numpy(small), backend="torch"), pairmi.mi_matrix(small))
 
@@ -51,10 +55,14 @@ def test_torch_ksg_equals_the_core_and_scikit_learn(kind):
     X against Y with another k, and against scikit-learn's mutual_info_regression (1e-6 nats)."""
     X = make(kind, 150, 7, 11)
     Y = make("mixed", 150, 3, 12)
-    same(pairmi.mi_matrix(torch.from_numpy(X), estimator="ksg", units="nats", backend="torch"),
-         pairmi.mi_matrix(X, estimator="ksg", units="nats"))
-    same(pairmi.mi_matrix(torch.from_numpy(X), torch.from_numpy(Y), estimator="ksg", k=5, backend="torch"),
-         pairmi.mi_matrix(X, Y, estimator="ksg", k=5))
+    same(
+        pairmi.mi_matrix(torch.from_numpy(X), estimator="ksg", units="nats", backend="torch"),
+        pairmi.mi_matrix(X, estimator="ksg", units="nats"),
+    )
+    same(
+        pairmi.mi_matrix(torch.from_numpy(X), torch.from_numpy(Y), estimator="ksg", k=5, backend="torch"),
+        pairmi.mi_matrix(X, Y, estimator="ksg", k=5),
+    )
     if kind == "mixed":
         sklearn_fs = pytest.importorskip("sklearn.feature_selection")
         got = pairmi.mi_matrix(torch.from_numpy(X), estimator="ksg", units="nats", backend="torch").numpy()
@@ -75,9 +83,13 @@ def test_tensors_in_tensors_out_numpy_in_numpy_out():
 
 def test_torch_backend_says_what_it_lacks():
     X = torch.from_numpy(make("normal", 60, 3, 9))
-    for kw, words in (({"estimator": "ksg", "edges": np.zeros((3, 16))}, "takes no edges"),
-                      ({"estimator": "ksg", "k": 60}, "k must be"), ({"correction": "shuffle"}, "correction"),
-                      ({"out": np.empty((3, 3))}, "out="), ({"backend": "gpu"}, "backend must be one of")):
+    for kw, words in (
+        ({"estimator": "ksg", "edges": np.zeros((3, 16))}, "takes no edges"),
+        ({"estimator": "ksg", "k": 60}, "k must be"),
+        ({"correction": "shuffle"}, "correction"),
+        ({"out": np.empty((3, 3))}, "out="),
+        ({"backend": "gpu"}, "backend must be one of"),
+    ):
         with pytest.raises(ValueError, match=words):
             pairmi.mi_matrix(X, **{"backend": "torch", **kw})
     bad = X.clone()
@@ -105,8 +117,10 @@ def test_cuda_equals_the_core(kind):  # pragma: no cover - runs where a GPU is
             assert got.is_cuda
             same(got.cpu(), pairmi.mi_matrix(*args, **kw))
     assert tb._INT8_PRODUCTS.get("cuda") is True  # the integer tensor-core product ran
-    same(pairmi.null_mi(Xd, n_permutations=5, bins=7, dtype=np.float64).cpu(),
-         pairmi.null_mi(X, n_permutations=5, bins=7, dtype=np.float64))
+    same(
+        pairmi.null_mi(Xd, n_permutations=5, bins=7, dtype=np.float64).cpu(),
+        pairmi.null_mi(X, n_permutations=5, bins=7, dtype=np.float64),
+    )
     for estimator in ("equal_width", "gaussian_copula"):
         t = pairmi.mi_test(Xd, Yd, estimator=estimator, n_permutations=9)
         want = pairmi.mi_test(X, Y, estimator=estimator, n_permutations=9)
@@ -131,11 +145,11 @@ def test_bench_gpu_smoke_test_runs_on_cpu_torch():
     script = Path(__file__).parent.parent / "bench" / "bench_gpu.py"
     if not script.exists():
         pytest.skip("bench/ is not beside the tests")
-    done = subprocess.run([sys.executable, str(script), "--tiny", "--runs", "1", "--device", "cpu"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(script), "--tiny", "--runs", "1", "--device", "cpu"], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "workload" not in line
-            and "---" not in line]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "workload" not in line and "---" not in line]
     assert len(rows) == 8
     assert all(float(row.split("|")[6]) <= 1e-9 for row in rows), rows
 
@@ -159,19 +173,29 @@ def test_out_of_device_memory_halves_the_block_then_says_what_to_do():
     with pytest.raises(MemoryError, match="does not fit on the device even one row at a time"):
         tb.shrinking_on_oom(never, 4, "binned MI of 10 x 10 variables")
     X = make("normal", 100, 20, 13)  # a small block gives the same result as one block
-    same(tb.binned_mi(torch.from_numpy(X)[None], None, "equal_width", 15, 1.0, block=3).numpy()[0],
-         pairmi.mi_matrix(X, units="nats"))
+    same(
+        tb.binned_mi(torch.from_numpy(X)[None], None, "equal_width", 15, 1.0, block=3).numpy()[0],
+        pairmi.mi_matrix(X, units="nats"),
+    )
 
 
 # --- nulls and tests on torch: the core's permutations, the same numbers ---------------------------
+
 
 @pytest.mark.parametrize("estimator", ["equal_width", "equal_frequency"])
 def test_torch_null_mi_equals_the_core(estimator):
     X, Y = make("heavy", 120, 6, 21), make("mixed", 120, 3, 22)
     for args in ((X,), (X, Y)):
         want = pairmi.null_mi(*args, n_permutations=7, seed=3, estimator=estimator, bins=6, dtype=np.float64)
-        got = pairmi.null_mi(*(torch.from_numpy(a) for a in args), n_permutations=7, seed=3, estimator=estimator,
-                             bins=6, dtype=np.float64, backend="torch")
+        got = pairmi.null_mi(
+            *(torch.from_numpy(a) for a in args),
+            n_permutations=7,
+            seed=3,
+            estimator=estimator,
+            bins=6,
+            dtype=np.float64,
+            backend="torch",
+        )
         assert isinstance(got, torch.Tensor) and tuple(got.shape) == want.shape
         same(got, want)
     assert isinstance(pairmi.null_mi(X, n_permutations=2, backend="torch"), np.ndarray)  # numpy in, numpy out
@@ -179,9 +203,17 @@ def test_torch_null_mi_equals_the_core(estimator):
         pairmi.null_mi(torch.from_numpy(X), estimator="ksg", backend="torch")
 
 
-@pytest.mark.parametrize("estimator,null", [("equal_width", "shuffle"), ("equal_frequency", "rotation"),
-                                            ("equal_frequency", "shared"), ("gaussian_copula", "shuffle"),
-                                            ("gaussian_copula", "rotation"), ("gaussian_copula", "shared")])
+@pytest.mark.parametrize(
+    "estimator,null",
+    [
+        ("equal_width", "shuffle"),
+        ("equal_frequency", "rotation"),
+        ("equal_frequency", "shared"),
+        ("gaussian_copula", "shuffle"),
+        ("gaussian_copula", "rotation"),
+        ("gaussian_copula", "shared"),
+    ],
+)
 def test_torch_mi_test_equals_the_core(estimator, null):
     rng = np.random.default_rng(5)
     X = rng.normal(size=(150, 5))
@@ -209,8 +241,10 @@ def test_torch_nan_policy_omit_drops_the_same_samples():
     X = make("normal", 200, 5, 31)
     X[[3, 50, 120], [0, 2, 4]] = np.nan
     for estimator in ("equal_width", "gaussian_copula", "ksg"):
-        same(pairmi.mi_matrix(torch.from_numpy(X), estimator=estimator, nan_policy="omit", backend="torch"),
-             pairmi.mi_matrix(X, estimator=estimator, nan_policy="omit"))
+        same(
+            pairmi.mi_matrix(torch.from_numpy(X), estimator=estimator, nan_policy="omit", backend="torch"),
+            pairmi.mi_matrix(X, estimator=estimator, nan_policy="omit"),
+        )
 
 
 def test_int8_counts_are_exact():
@@ -225,6 +259,7 @@ def test_int8_counts_are_exact():
 
 
 # --- streaming on torch: the same counts, the same state, merges across backends -----------------
+
 
 @pytest.mark.parametrize("estimator", ["equal_width", "equal_frequency", "gaussian_copula"])
 def test_torch_accumulator_equals_the_core(estimator, tmp_path):
@@ -268,8 +303,11 @@ def test_torch_accumulator_numpy_chunks_give_numpy_and_checks_hold():
     acc = pairmi.Accumulator("equal_width", bins=5, backend="torch")
     acc.update(rng.normal(size=(100, 4)))
     assert isinstance(acc.result(), np.ndarray) and acc.result().shape == (4, 4)
-    for bad, words in ((rng.normal(size=(100, 5)), "5 variables"), (rng.normal(size=(2, 100, 4)), "the first was"),
-                       (rng.normal(size=(100, 4)).astype(np.float32), "dtype float32 differs")):
+    for bad, words in (
+        (rng.normal(size=(100, 5)), "5 variables"),
+        (rng.normal(size=(2, 100, 4)), "the first was"),
+        (rng.normal(size=(100, 4)).astype(np.float32), "dtype float32 differs"),
+    ):
         with pytest.raises(ValueError, match=words):
             acc.update(bad)
     nan = rng.normal(size=(100, 4))
@@ -329,14 +367,18 @@ def test_torch_ksg_scales_as_the_core_and_tiles_any_way(monkeypatch):
     X = make("heavy", 90, 9, 41).astype(np.float32).astype(np.float64)
     want = pairmi.mi_matrix(X, estimator="ksg", units="nats")
     for factor in (1e-160, 1e150):
-        same(pairmi.mi_matrix(torch.from_numpy(X * factor), estimator="ksg", units="nats", backend="torch"),
-             pairmi.mi_matrix(X * factor, estimator="ksg", units="nats"))
+        same(
+            pairmi.mi_matrix(torch.from_numpy(X * factor), estimator="ksg", units="nats", backend="torch"),
+            pairmi.mi_matrix(X * factor, estimator="ksg", units="nats"),
+        )
     same(tb.ksg_mi(torch.from_numpy(X)[None], None, 3, 1.0, pairs_per_tile=4)[0], want)
     monkeypatch.setattr(tb, "KSG_DISTANCE_CACHE_BYTES", 0)
     same(tb.ksg_mi(torch.from_numpy(X)[None], None, 3, 1.0, pairs_per_tile=9)[0], want)
     Y = make("normal", 90, 4, 42)
-    same(tb.ksg_mi(torch.from_numpy(X)[None], torch.from_numpy(Y)[None], 4, 1.0, pairs_per_tile=2)[0],
-         pairmi.mi_matrix(X, Y, estimator="ksg", k=4, units="nats"))
+    same(
+        tb.ksg_mi(torch.from_numpy(X)[None], torch.from_numpy(Y)[None], 4, 1.0, pairs_per_tile=2)[0],
+        pairmi.mi_matrix(X, Y, estimator="ksg", k=4, units="nats"),
+    )
 
 
 @pytest.mark.parametrize("correction", [None, "miller_madow"])

@@ -55,8 +55,7 @@ def samples(data: Any, name: str, ndim: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def apply_nan_policy(arrays: list[np.ndarray], names: list[str], nan_policy: str, min_samples: int = 2
-                     ) -> list[np.ndarray]:
+def apply_nan_policy(arrays: list[np.ndarray], names: list[str], nan_policy: str, min_samples: int = 2) -> list[np.ndarray]:
     """Check arrays sharing their samples (axis -2) for NaN/Inf, then for enough samples.
 
     ``nan_policy='raise'``: ValueError naming the first offending variables. ``'omit'``: drop every
@@ -162,8 +161,11 @@ def resolve_threads(threads: int | None) -> int:
         if env.isdigit() and int(env) > 0:
             resolved = int(env)
             if resolved > limit:
-                warnings.warn(f"OMP_NUM_THREADS={resolved} exceeds pairmi's limit of {limit} threads "
-                              f"(4 per usable core, at least 64): using {limit}", stacklevel=3)
+                warnings.warn(
+                    f"OMP_NUM_THREADS={resolved} exceeds pairmi's limit of {limit} threads "
+                    f"(4 per usable core, at least 64): using {limit}",
+                    stacklevel=3,
+                )
                 resolved = limit
         else:
             resolved = usable_cores()
@@ -171,8 +173,10 @@ def resolve_threads(threads: int | None) -> int:
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         if threads > limit:
-            raise ValueError(f"threads={threads} exceeds the limit of {limit} (4 per usable core, at least 64; "
-                             f"this process may use {usable_cores()} cores)")
+            raise ValueError(
+                f"threads={threads} exceeds the limit of {limit} (4 per usable core, at least 64; "
+                f"this process may use {usable_cores()} cores)"
+            )
         resolved = int(threads)
         if resolved > 1 and not _core.has_openmp:
             warnings.warn("pairmi was built without OpenMP: threads is ignored and runs use one thread", stacklevel=3)
@@ -185,9 +189,12 @@ def _single_thread_if_forked(threads: int) -> int:
         return threads
     if not _fork_warned:
         _fork_warned = True
-        warnings.warn("pairmi runs on one thread in this forked process (OpenMP's threads do not survive "
-                      "fork); start worker processes with the 'spawn' or 'forkserver' method to use more",
-                      RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            "pairmi runs on one thread in this forked process (OpenMP's threads do not survive "
+            "fork); start worker processes with the 'spawn' or 'forkserver' method to use more",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     return 1
 
 
@@ -222,8 +229,9 @@ def check_edges(edges: Any, layers: int, d: int, name: str, binned: bool) -> np.
     if arr.ndim == 2:
         arr = np.broadcast_to(arr, (layers,) + arr.shape)
     if arr.ndim != 3 or arr.shape[:2] != (layers, d):
-        raise ValueError(f"{name} must be ({d}, k) or ({layers}, {d}, k) for {layers} layer(s) of {d} variables, "
-                         f"got shape {np.shape(edges)}")
+        raise ValueError(
+            f"{name} must be ({d}, k) or ({layers}, {d}, k) for {layers} layer(s) of {d} variables, got shape {np.shape(edges)}"
+        )
     k = arr.shape[2]
     if binned and not 3 <= k <= 256:
         raise ValueError(f"{name} must hold bins + 1 edges per variable, bins in [2, 255]; got {k} edges")
@@ -233,6 +241,8 @@ def check_edges(edges: Any, layers: int, d: int, name: str, binned: bool) -> np.
         raise ValueError(f"{name} must be finite")
     unsorted = np.flatnonzero((np.diff(arr, axis=2) < 0).reshape(-1, k - 1).any(axis=1))
     if unsorted.size:
-        raise ValueError(f"{name} must be sorted (non-decreasing) for every variable; not for "
-                         f"{unsorted.size} (flat layer * d + variable indices {unsorted[:10].tolist()})")
+        raise ValueError(
+            f"{name} must be sorted (non-decreasing) for every variable; not for "
+            f"{unsorted.size} (flat layer * d + variable indices {unsorted[:10].tolist()})"
+        )
     return np.ascontiguousarray(arr)

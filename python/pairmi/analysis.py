@@ -111,8 +111,17 @@ def analyze(
         if on_layer is not None:
             on_layer(k, n_layers, resumed)
     degenerate = degenerate_units(values[:, :, dim_idx])
-    settings = {"estimator": "equal_width", "bins": 15, "units": "bits", **options, "site": hs.site,
-                "model": hs.model_name, "pairmi_version": __version__, **hs.meta, **(params or {})}
+    settings = {
+        "estimator": "equal_width",
+        "bins": 15,
+        "units": "bits",
+        **options,
+        "site": hs.site,
+        "model": hs.model_name,
+        "pairmi_version": __version__,
+        **hs.meta,
+        **(params or {}),
+    }
     extra = {"null": np.stack(nulls)} if null else {}
     extra["degenerate"] = degenerate
     return Analysis(np.stack(mis), list(hs.layer_names), list(hs.tokens), dim_idx, settings, values, extra)
@@ -148,8 +157,9 @@ def _load_checkpoint(path: Path | None, shape: tuple[int, int], null: bool) -> d
     return layer
 
 
-def _analyze_layer(x: np.ndarray, threads: int | None, null: bool, options: dict[str, Any],
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+def _analyze_layer(
+    x: np.ndarray, threads: int | None, null: bool, options: dict[str, Any], progress: Callable[[int, int], None] | None = None
+) -> dict[str, np.ndarray]:
     layer = {"mi": mi_layers(x[None], threads=threads, progress=progress, **options)[0]}
     if null:
         keep = {k: v for k, v in options.items() if k in ("estimator", "bins", "units", "seed")}
@@ -241,10 +251,16 @@ def _analysis_from(z: dict[str, np.ndarray]) -> Analysis:
     if not isinstance(params, dict):
         raise ValueError("'params' must be a JSON object")
     states = z.get("hidden_states")
-    if states is not None and (states.ndim != 3 or states.shape[0] != mi.shape[0] or states.dtype.kind != "f"
-                               or (dims.size and dims.max() >= states.shape[2])):
-        raise ValueError(f"'hidden_states' must be a float ({mi.shape[0]}, tokens, units) array covering dims, "
-                         f"got {states.dtype} {states.shape}")
+    if states is not None and (
+        states.ndim != 3
+        or states.shape[0] != mi.shape[0]
+        or states.dtype.kind != "f"
+        or (dims.size and dims.max() >= states.shape[2])
+    ):
+        raise ValueError(
+            f"'hidden_states' must be a float ({mi.shape[0]}, tokens, units) array covering dims, "
+            f"got {states.dtype} {states.shape}"
+        )
     known = {"mi", "layer_names", "tokens", "dims", "params", "hidden_states"}
     extra = {k: v for k, v in z.items() if k not in known}
     null = extra.get("null")
@@ -253,8 +269,15 @@ def _analysis_from(z: dict[str, np.ndarray]) -> Analysis:
     degenerate = extra.get("degenerate")
     if degenerate is not None and (degenerate.shape != mi.shape[:2] or degenerate.dtype != bool):
         raise ValueError(f"'degenerate' must be a bool {mi.shape[:2]} array, got {degenerate.dtype} {degenerate.shape}")
-    return Analysis(mi=mi, layer_names=[str(s) for s in names], tokens=[str(s) for s in z["tokens"]], dims=dims,
-                    params=params, hidden_states=states, extra=extra)
+    return Analysis(
+        mi=mi,
+        layer_names=[str(s) for s in names],
+        tokens=[str(s) for s in z["tokens"]],
+        dims=dims,
+        params=params,
+        hidden_states=states,
+        extra=extra,
+    )
 
 
 def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
@@ -331,8 +354,9 @@ def chosen_pair(analysis: Analysis, pair: tuple[int | str, int, int] | None = No
     return k, int(analysis.dims[a]), int(analysis.dims[b]), how + (f", {skipped} degenerate units skipped" if skipped else "")
 
 
-def save_figures(analysis: Analysis, out: str | os.PathLike, pair: tuple[int | str, int, int] | None = None,
-                 fmt: str = "png", dpi: int = 90) -> list[Path]:
+def save_figures(
+    analysis: Analysis, out: str | os.PathLike, pair: tuple[int | str, int, int] | None = None, fmt: str = "png", dpi: int = 90
+) -> list[Path]:
     """The course's figures in `out` (``fmt``: png, svg or pdf): every layer's MI distribution, the
     first and last layer (histogram + heatmap), and one pair of units (:func:`chosen_pair`)."""
     from . import plot
@@ -344,12 +368,20 @@ def save_figures(analysis: Analysis, out: str | os.PathLike, pair: tuple[int | s
     pooled = None if null is None else null[(slice(None), *iu)]
     about = describe(analysis)
     kind = "ecdf" if analysis.params.get("estimator") in ("ksg", "gaussian_copula") else "density"
-    figs = {"layers.png": plot.layers(analysis.mi, names=analysis.layer_names, units=units, null=pooled, kind=kind,
-                                      title=f"pairwise MI by layer: {about}")}
+    figs = {
+        "layers.png": plot.layers(
+            analysis.mi, names=analysis.layer_names, units=units, null=pooled, kind=kind, title=f"pairwise MI by layer: {about}"
+        )
+    }
     for k in sorted({0, len(analysis.layer_names) - 1}):
         figs[f"layer_{safe_name(analysis.layer_names[k])}.png"] = plot.layer(
-            analysis.mi, k, units=units, name=analysis.layer_names[k], null=None if null is None else null[k][iu],
-            dims=[int(d) for d in analysis.dims], title=about,
+            analysis.mi,
+            k,
+            units=units,
+            name=analysis.layer_names[k],
+            null=None if null is None else null[k][iu],
+            dims=[int(d) for d in analysis.dims],
+            title=about,
         )
     if analysis.hidden_states is not None and analysis.mi.shape[-1] > 1:
         k, i, j, how = chosen_pair(analysis, pair)

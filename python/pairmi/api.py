@@ -46,16 +46,16 @@ class _Settings:
     noise: float = 0.0  # KSG: relative scale of the seeded tie-breaking noise
 
 
-def _settings(n, estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, edges=(None, None),
-              noise=0.0) -> _Settings:
+def _settings(
+    n, estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, edges=(None, None), noise=0.0
+) -> _Settings:
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
     binned = estimator in BINNED_ESTIMATORS
     if correction is not None and not binned:
-        raise ValueError(f"correction={correction!r} applies to the binned estimators {BINNED_ESTIMATORS}, "
-                         f"not {estimator!r}")
+        raise ValueError(f"correction={correction!r} applies to the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
     if binned:
         if edges[0] is not None:  # fixed edges: bins from them, and they may exceed these samples
             bins = edges[0].shape[2] - 1
@@ -74,8 +74,19 @@ def _settings(n, estimator, bins, k, correction, n_permutations, seed, units, th
         raise ValueError(f"noise must be a number in [0, 1), got {noise!r}")
     if noise and estimator != "ksg":
         raise ValueError(f"noise applies to 'ksg' (tie-breaking), not {estimator!r}")
-    return _Settings(estimator, bins if binned else 0, int(k), correction, int(n_permutations), seed,
-                     _arrays.unit_scale(units), _arrays.resolve_threads(threads), dtype, edges, float(noise))
+    return _Settings(
+        estimator,
+        bins if binned else 0,
+        int(k),
+        correction,
+        int(n_permutations),
+        seed,
+        _arrays.unit_scale(units),
+        _arrays.resolve_threads(threads),
+        dtype,
+        edges,
+        float(noise),
+    )
 
 
 def _compute(
@@ -193,10 +204,13 @@ def _ksg_inputs(x: np.ndarray, y: np.ndarray | None, s: _Settings) -> tuple[np.n
         share = share.max(axis=0)
         heavy = np.flatnonzero(share > TIED_SHARE_WARNING)
         if heavy.size:
-            warnings.warn(f"KSG: {heavy.size} variable(s) of {name} have over {TIED_SHARE_WARNING:.0%} of their samples "
-                          f"tied (columns {heavy[:10].tolist()}, up to {share[heavy].max():.1%}): KSG overestimates on "
-                          "such data; pass noise=1e-10 to break the ties with seeded noise as scikit-learn does",
-                          RuntimeWarning, stacklevel=5)
+            warnings.warn(
+                f"KSG: {heavy.size} variable(s) of {name} have over {TIED_SHARE_WARNING:.0%} of their samples "
+                f"tied (columns {heavy[:10].tolist()}, up to {share[heavy].max():.1%}): KSG overestimates on "
+                "such data; pass noise=1e-10 to break the ties with seeded noise as scikit-learn does",
+                RuntimeWarning,
+                stacklevel=5,
+            )
     return x, y
 
 
@@ -235,10 +249,13 @@ def _clip_tied(x: np.ndarray, y: np.ndarray | None, scale: float, out: np.ndarra
                 tied_variables += int(over.any(axis=1).sum())
                 view[rows] = np.minimum(block, bound)
     if tied_variables:
-        warnings.warn(f"KSG: pairs of {tied_variables:,} heavily tied variable(s) scored above min(H(X), H(Y)) of "
-                      "their tied values (the k-th neighbour distance was 0) and were clipped to that bound; KSG is "
-                      "unreliable on such data: add small noise to break the ties, or use a binned estimator",
-                      RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"KSG: pairs of {tied_variables:,} heavily tied variable(s) scored above min(H(X), H(Y)) of "
+            "their tied values (the k-th neighbour distance was 0) and were clipped to that bound; KSG is "
+            "unreliable on such data: add small noise to break the ties, or use a binned estimator",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def _discrete_entropy(x: np.ndarray) -> np.ndarray:
@@ -255,9 +272,7 @@ def _discrete_entropy(x: np.ndarray) -> np.ndarray:
     return h
 
 
-def _fill_rows(
-    x: np.ndarray, y: np.ndarray | None, s: _Settings, progress: Progress, out: np.ndarray, shape: tuple
-) -> None:
+def _fill_rows(x: np.ndarray, y: np.ndarray | None, s: _Settings, progress: Progress, out: np.ndarray, shape: tuple) -> None:
     """Fill a user's out (e.g. an np.memmap) a block of rows at a time, each block x-rows against
     all of y (or x), so memory holds one block; written blocks of a memmap are flushed and released."""
     _reserve_file(out)
@@ -271,8 +286,10 @@ def _fill_rows(
             r1 = min(dx, r0 + rows)
             block = out[l, r0:r1]
             # The block's rows against all of other: x's edges of those rows, other's of that layer.
-            edges = (None if s.edges[0] is None else s.edges[0][l : l + 1, r0:r1],
-                     None if other_edges is None else other_edges[l : l + 1])
+            edges = (
+                None if s.edges[0] is None else s.edges[0][l : l + 1, r0:r1],
+                None if other_edges is None else other_edges[l : l + 1],
+            )
             s_block = replace(s, dtype=out.dtype, edges=edges)
             _fill(np.ascontiguousarray(x[l : l + 1, :, r0:r1]), other[l : l + 1], s_block, None, block[None])
             if diagonal is not None:
@@ -284,8 +301,9 @@ def _fill_rows(
 
 def _check_out(out: np.ndarray, shape: tuple[int, int, int]) -> None:
     if out.shape != shape or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"out must be a writeable C-contiguous float32/float64 array of shape {shape}, "
-                         f"got {out.dtype} {out.shape}")
+        raise ValueError(
+            f"out must be a writeable C-contiguous float32/float64 array of shape {shape}, got {out.dtype} {out.shape}"
+        )
 
 
 def _memmap_file(out: np.ndarray) -> tuple[mmap.mmap, str] | None:
@@ -316,8 +334,11 @@ def _reserve_file(out: np.ndarray) -> None:
         os.posix_fallocate(fd, offset, out.nbytes)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OSError(exc.errno, f"no room for the {out.nbytes / 2**20:,.1f} MiB result in {filename} "
-                          f"({os.strerror(exc.errno)}): free space or choose another file system") from None
+            raise OSError(
+                exc.errno,
+                f"no room for the {out.nbytes / 2**20:,.1f} MiB result in {filename} "
+                f"({os.strerror(exc.errno)}): free space or choose another file system",
+            ) from None
         # EINVAL/EOPNOTSUPP: a file system without fallocate; fill as before
     finally:
         os.close(fd)
@@ -514,23 +535,50 @@ def mi_matrix(
     (4, 4)
     """
     if out is not None and tiles.is_zarr_target(out):
-        return _zarr_mi(X, Y, out, estimator, bins, k, correction, units, threads, dtype, progress, nan_policy, edges,
-                        noise, tile_size)
+        return _zarr_mi(
+            X, Y, out, estimator, bins, k, correction, units, threads, dtype, progress, nan_policy, edges, noise, tile_size
+        )
     if tile_size is not None:
         raise ValueError("tile_size applies to a zarr out=")
     if _tb.wanted(backend, X, Y):
-        return _torch_mi(X, Y, 2, estimator=estimator, bins=bins, correction=correction, units=units, dtype=dtype,
-                         nan_policy=nan_policy, out=out, edges=(edges, edges_y), noise=noise, k=k)
+        return _torch_mi(
+            X,
+            Y,
+            2,
+            estimator=estimator,
+            bins=bins,
+            correction=correction,
+            units=units,
+            dtype=dtype,
+            nan_policy=nan_policy,
+            out=out,
+            edges=(edges, edges_y),
+            noise=noise,
+            k=k,
+        )
     x, y = _inputs(X, Y, nan_policy)
     fixed = _fixed_edges(estimator, x, y, edges, edges_y)
-    s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed,
-                  noise)
+    s = _settings(x.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed, noise)
     return _compute(x, y, s, progress, None if out is None else _out_array(out)[None], max_bytes)[0]
 
 
-def _zarr_mi(X: Any, Y: Any, out: Any, estimator: str, bins: Bins, k: int, correction: str | None, units: str,
-             threads: int | None, dtype: npt.DTypeLike, progress: Progress, nan_policy: str, edges: Any, noise: float,
-             tile_size: int | None) -> Any:
+def _zarr_mi(
+    X: Any,
+    Y: Any,
+    out: Any,
+    estimator: str,
+    bins: Bins,
+    k: int,
+    correction: str | None,
+    units: str,
+    threads: int | None,
+    dtype: npt.DTypeLike,
+    progress: Progress,
+    nan_policy: str,
+    edges: Any,
+    noise: float,
+    tile_size: int | None,
+) -> Any:
     """mi_matrix into a zarr store, tile by tile (pairmi.tiles)."""
     if Y is not None:
         raise ValueError("a zarr out= holds X against itself: pass no Y")
@@ -540,22 +588,48 @@ def _zarr_mi(X: Any, Y: Any, out: Any, estimator: str, bins: Bins, k: int, corre
     s = _settings(x.shape[1], estimator, bins, k, correction, 1, 0, units, threads, np.float64)
     if s.estimator != "gaussian_copula":
         _check_ranges(x, None)
-    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer))
-                                  or tile_size < 1):
+    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or tile_size < 1):
         raise ValueError(f"tile_size must be a positive integer, got {tile_size!r}")
-    return tiles.mi_to_zarr(x[0], out, estimator=s.estimator, bins=s.bins, k=s.k, correction=s.correction,
-                            units=units, threads=s.threads, dtype=dtype, tile=tile_size, progress=progress)
+    return tiles.mi_to_zarr(
+        x[0],
+        out,
+        estimator=s.estimator,
+        bins=s.bins,
+        k=s.k,
+        correction=s.correction,
+        units=units,
+        threads=s.threads,
+        dtype=dtype,
+        tile=tile_size,
+        progress=progress,
+    )
 
 
-def _torch_mi(X: Any, Y: Any, ndim: int, *, estimator: str, bins: Bins, correction: str | None, units: str,
-              dtype: npt.DTypeLike, nan_policy: str, out: Any, edges: tuple[Any, Any], noise: float, k: int = 3) -> Any:
+def _torch_mi(
+    X: Any,
+    Y: Any,
+    ndim: int,
+    *,
+    estimator: str,
+    bins: Bins,
+    correction: str | None,
+    units: str,
+    dtype: npt.DTypeLike,
+    nan_policy: str,
+    out: Any,
+    edges: tuple[Any, Any],
+    noise: float,
+    k: int = 3,
+) -> Any:
     """mi_matrix / mi_layers on the torch backend: checks, then pairmi.backends.torch."""
     from .backends import torch as tb
 
     torch = tb._torch()
     if estimator not in tb.TORCH_ESTIMATORS:
-        raise ValueError(f"the torch backend computes {tb.TORCH_ESTIMATORS}; {estimator!r} is not there yet: "
-                         "use backend='cpu' (a device tensor is then copied to the host)")
+        raise ValueError(
+            f"the torch backend computes {tb.TORCH_ESTIMATORS}; {estimator!r} is not there yet: "
+            "use backend='cpu' (a device tensor is then copied to the host)"
+        )
     if correction not in (None, "miller_madow") or (correction and estimator not in BINNED_ESTIMATORS):
         raise ValueError(f"the torch backend takes correction=None or 'miller_madow' (binned), not {correction!r}")
     if out is not None or noise:
@@ -577,20 +651,30 @@ def _torch_mi(X: Any, Y: Any, ndim: int, *, estimator: str, bins: Bins, correcti
             raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {x.shape[1] - 1}], got {k!r}")
         result = tb.ksg_mi(x, y, int(k), scale)
     else:
-        fixed: tuple[Any, ...] = tuple(None if e is None else torch.tensor(  # a copy: checked edges may be a read-only view
-            _arrays.check_edges(e, t.shape[0], t.shape[2], name, True), device=x.device)
-            for e, t, name in ((edges[0], x, "edges"), (edges[1], y, "edges_y")) if t is not None)
+        fixed: tuple[Any, ...] = tuple(
+            None
+            if e is None
+            else torch.tensor(  # a copy: checked edges may be a read-only view
+                _arrays.check_edges(e, t.shape[0], t.shape[2], name, True), device=x.device
+            )
+            for e, t, name in ((edges[0], x, "edges"), (edges[1], y, "edges_y"))
+            if t is not None
+        )
         fixed = fixed + (None,) * (2 - len(fixed))
-        b = fixed[0].shape[2] - 1 if fixed[0] is not None else (
-            auto_bins(x.shape[1]) if bins == "auto" else _arrays.check_bins(bins, x.shape[1]))
+        b = (
+            fixed[0].shape[2] - 1
+            if fixed[0] is not None
+            else (auto_bins(x.shape[1]) if bins == "auto" else _arrays.check_bins(bins, x.shape[1]))
+        )
         result = tb.binned_mi(x, y, estimator, b, scale, correction == "miller_madow", (fixed[0], fixed[1]))
     result = result.to(torch.float32 if dtype == np.float32 else torch.float64)
     result = result[0] if ndim == 2 else result
     return result.cpu().numpy() if numpy_in else result
 
 
-def _fixed_edges(estimator: str, x: np.ndarray, y: np.ndarray | None, edges: Any, edges_y: Any
-                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _fixed_edges(
+    estimator: str, x: np.ndarray, y: np.ndarray | None, edges: Any, edges_y: Any
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Checked fixed edges (or knots) of x and y, (layers, d, k) float64, or None where not given."""
     if edges is None and edges_y is None:
         return None, None
@@ -665,8 +749,21 @@ def mi_layers(
     if _tb.wanted(backend, H, None):
         if dims is not None:
             H = H[:, :, _dims_index(dims, H.shape[2])]
-        return _torch_mi(H, None, 3, estimator=estimator, bins=bins, correction=correction, units=units, dtype=dtype,
-                         nan_policy=nan_policy, out=out, edges=(edges, None), noise=noise, k=k)
+        return _torch_mi(
+            H,
+            None,
+            3,
+            estimator=estimator,
+            bins=bins,
+            correction=correction,
+            units=units,
+            dtype=dtype,
+            nan_policy=nan_policy,
+            out=out,
+            edges=(edges, None),
+            noise=noise,
+            k=k,
+        )
     h = _arrays.to_numpy(H, "H")
     if h.ndim != 3:
         raise ValueError(f"H must be 3-d (layers, samples, variables), got shape {h.shape}")
@@ -679,8 +776,7 @@ def mi_layers(
         h = h[:, :, index]
         fixed = (None if fixed[0] is None else np.ascontiguousarray(fixed[0][:, index]), None)
     h = _arrays.apply_nan_policy([_arrays.samples(h, "H", 3)], ["H"], nan_policy)[0]
-    s = _settings(h.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed,
-                  noise)
+    s = _settings(h.shape[1], estimator, bins, k, correction, n_permutations, seed, units, threads, dtype, fixed, noise)
     return _compute(h, None, s, progress, None if out is None else _out_array(out), max_bytes, "H")
 
 
@@ -887,12 +983,13 @@ def mi_test(
     if null not in stats.NULLS:
         raise ValueError(f"null must be one of {stats.NULLS}, got {null!r}")
     if estimator not in BINNED_ESTIMATORS + ("gaussian_copula",):
-        raise ValueError(f"mi_test supports the binned estimators {BINNED_ESTIMATORS} and 'gaussian_copula', "
-                         f"not {estimator!r}")
+        raise ValueError(f"mi_test supports the binned estimators {BINNED_ESTIMATORS} and 'gaussian_copula', not {estimator!r}")
     if null == "shared" and estimator not in stats.SHARED_NULL_ESTIMATORS:
-        raise ValueError(f"null='shared' is valid for {stats.SHARED_NULL_ESTIMATORS} only (their null depends on the "
-                         f"number of samples alone); {estimator!r} depends on each variable's distribution: use "
-                         "null='shuffle' or 'rotation'")
+        raise ValueError(
+            f"null='shared' is valid for {stats.SHARED_NULL_ESTIMATORS} only (their null depends on the "
+            f"number of samples alone); {estimator!r} depends on each variable's distribution: use "
+            "null='shuffle' or 'rotation'"
+        )
     if segments is not None and null != "rotation":
         raise ValueError("segments apply to null='rotation'")
     if _tb.wanted(backend, X, Y):
@@ -901,8 +998,11 @@ def mi_test(
     s = _settings(x.shape[1], estimator, bins, 3, None, n_permutations, seed, units, threads, np.float64)
     shape = (1, x.shape[2], x.shape[2] if y is None else y.shape[2])
     values = x.size + (0 if y is None else y.size)
-    _arrays.check_memory(_test_bytes(shape, values, estimator == "gaussian_copula", null == "rotation"),
-                         "a permutation test of that many pairs", max_bytes)
+    _arrays.check_memory(
+        _test_bytes(shape, values, estimator == "gaussian_copula", null == "rotation"),
+        "a permutation test of that many pairs",
+        max_bytes,
+    )
     reorder = stats.Rotations(x.shape[1], segments) if null == "rotation" else None
     if estimator == "gaussian_copula":
         observed, nulls = _copula_test_passes(x, y, s, reorder)
@@ -911,8 +1011,7 @@ def mi_test(
         cx = code_layers(x, s.estimator, s.bins, s.threads)
         cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads)
         observed = binned_mi(cx, cy, s.scale, np.empty(shape), s.threads)[0]
-        nulls = (n[0] for n in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads,
-                                                 np.empty(shape), reorder))
+        nulls = (n[0] for n in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, np.empty(shape), reorder))
     tol = 1e-12 * max(1.0, s.scale)  # equal histograms give equal MI up to summation order
     if null == "shared":
         for arr, name in ((x, "X"), (y, "Y")):
@@ -979,8 +1078,18 @@ def _copula_test_passes(x: np.ndarray, y: np.ndarray | None, s: _Settings, reord
     return mi(zx, zy), passes()
 
 
-def _torch_nulls_setup(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: str, bins: Bins, units: str,
-                       dtype: npt.DTypeLike, nan_policy: str, who: str) -> tuple[Any, Any, _Settings, bool]:
+def _torch_nulls_setup(
+    X: Any,
+    Y: Any,
+    n_permutations: int,
+    seed: Any,
+    estimator: str,
+    bins: Bins,
+    units: str,
+    dtype: npt.DTypeLike,
+    nan_policy: str,
+    who: str,
+) -> tuple[Any, Any, _Settings, bool]:
     """Checked tensors x (1, n, dx) and y of the torch nulls, their settings, and whether X was numpy."""
     names = ["X"] + (["Y"] if Y is not None else [])
     x, *rest = _tb.checked_tensors([X] + ([Y] if Y is not None else []), names, (2,), nan_policy)
@@ -988,30 +1097,42 @@ def _torch_nulls_setup(X: Any, Y: Any, n_permutations: int, seed: Any, estimator
     return x, (rest[0] if rest else None), s, not _tb.is_tensor(X)
 
 
-def _torch_null_mi(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: str, bins: Bins, units: str,
-                   dtype: npt.DTypeLike, nan_policy: str) -> Any:
+def _torch_null_mi(
+    X: Any, Y: Any, n_permutations: int, seed: Any, estimator: str, bins: Bins, units: str, dtype: npt.DTypeLike, nan_policy: str
+) -> Any:
     """null_mi on torch: codes on the device, each pass a gather of them by the core's permutations."""
     if estimator not in BINNED_ESTIMATORS:
         raise ValueError(f"null_mi supports the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
-    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, dtype, nan_policy,
-                                           "null_mi")
+    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, dtype, nan_policy, "null_mi")
     torch = _tb._torch()
     cx = _tb.codes(x, _tb.fit_edges(x, s.estimator, s.bins))
     cy = None if y is None else _tb.codes(y, _tb.fit_edges(y, s.estimator, s.bins))
     target = cx if cy is None else cy
-    nulls = torch.empty((s.n_permutations, cx.shape[1], target.shape[1]),
-                        dtype=torch.float32 if s.dtype == np.float32 else torch.float64, device=x.device)
+    nulls = torch.empty(
+        (s.n_permutations, cx.shape[1], target.shape[1]),
+        dtype=torch.float32 if s.dtype == np.float32 else torch.float64,
+        device=x.device,
+    )
     for k, moved in enumerate(_tb.reorderings(target[0], s.n_permutations, s.seed, None)):
         a, b = (moved[None], None) if cy is None else (cx, moved[None])
         nulls[k] = _tb.binned_mi_of_codes(a, b, s.bins, s.scale)[0]
     return nulls.cpu().numpy() if numpy_in else nulls
 
 
-def _torch_mi_test(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: str, bins: Bins, units: str,
-                   nan_policy: str, null: str, segments: Sequence[int] | None) -> MITest:
+def _torch_mi_test(
+    X: Any,
+    Y: Any,
+    n_permutations: int,
+    seed: Any,
+    estimator: str,
+    bins: Bins,
+    units: str,
+    nan_policy: str,
+    null: str,
+    segments: Sequence[int] | None,
+) -> MITest:
     """mi_test on torch: observed MI, reorderings and statistics on the device."""
-    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, np.float64,
-                                           nan_policy, "mi_test")
+    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, np.float64, nan_policy, "mi_test")
     torch = _tb._torch()
     reorder = stats.Rotations(x.shape[1], segments) if null == "rotation" else None
     if estimator == "gaussian_copula":
@@ -1032,8 +1153,12 @@ def _torch_mi_test(X: Any, Y: Any, n_permutations: int, seed: Any, estimator: st
         cy = None if y is None else _tb.codes(y, _tb.fit_edges(y, s.estimator, s.bins))
         observed = _tb.binned_mi_of_codes(cx, cy, s.bins, s.scale)[0]
         moves = _tb.reorderings((cx if cy is None else cy)[0], s.n_permutations, s.seed, reorder)
-        nulls = (_tb.binned_mi_of_codes(m[None], None, s.bins, s.scale)[0] if cy is None else
-                 _tb.binned_mi_of_codes(cx, m[None], s.bins, s.scale)[0] for m in moves)
+        nulls = (
+            _tb.binned_mi_of_codes(m[None], None, s.bins, s.scale)[0]
+            if cy is None
+            else _tb.binned_mi_of_codes(cx, m[None], s.bins, s.scale)[0]
+            for m in moves
+        )
     tol = 1e-12 * max(1.0, s.scale)  # as the core's test
     if null == "shared":
         for arr, name in ((x, "X"), (y, "Y")):

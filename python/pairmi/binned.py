@@ -97,7 +97,13 @@ def binned_mi(
 
 
 def permutation_nulls(
-    cx: Coded, cy: Coded | None, n_permutations: int, seed, scale: float, threads: int, out: np.ndarray,
+    cx: Coded,
+    cy: Coded | None,
+    n_permutations: int,
+    seed,
+    scale: float,
+    threads: int,
+    out: np.ndarray,
     reorder: Callable[[np.random.Generator, np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the MI matrices (layers, dx, dy) of n_permutations shufflings of the samples.

@@ -96,9 +96,14 @@ def _parse_pair(spec: str) -> tuple[int | str, int, int]:
 
 
 def _add_figure_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pair", type=_parse_pair, default=None, metavar="L,I,J",
-                   help="the pair to draw: layer (index or name) and two units; default: in the last layer, the pair "
-                   "furthest above its null (highest MI without one), degenerate units skipped")
+    p.add_argument(
+        "--pair",
+        type=_parse_pair,
+        default=None,
+        metavar="L,I,J",
+        help="the pair to draw: layer (index or name) and two units; default: in the last layer, the pair "
+        "furthest above its null (highest MI without one), degenerate units skipped",
+    )
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="figure format (default: png)")
     p.add_argument("--dpi", type=_positive, default=90, help="figure resolution (default: %(default)s)")
 
@@ -118,8 +123,9 @@ def _threads(text: str) -> int:
 
     value = _positive(text)
     if value > max_threads():
-        raise argparse.ArgumentTypeError(f"--threads {value} exceeds the limit of {max_threads()} "
-                                         "(4 per usable core, at least 64)")
+        raise argparse.ArgumentTypeError(
+            f"--threads {value} exceeds the limit of {max_threads()} (4 per usable core, at least 64)"
+        )
     return value
 
 
@@ -136,8 +142,12 @@ def _add_estimator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--estimator", choices=ESTIMATORS, default="equal_width", help="MI estimator (default: %(default)s)")
     p.add_argument("--bins", type=_bins, default=15, help="bins per unit, 2..255 or 'auto' (default: %(default)s)")
     p.add_argument("--k", type=_positive, default=3, help="neighbours for ksg (default: %(default)s)")
-    p.add_argument("--correction", choices=[c for c in CORRECTIONS if c], default=None,
-                   help="bias correction of the binned estimators (default: none)")
+    p.add_argument(
+        "--correction",
+        choices=[c for c in CORRECTIONS if c],
+        default=None,
+        help="bias correction of the binned estimators (default: none)",
+    )
     p.add_argument("--n-permutations", type=_positive, default=20, help="shufflings for --correction shuffle")
     p.add_argument("--seed", type=int, default=0, help="seed of the shufflings (default: %(default)s)")
     p.add_argument("--units", choices=("bits", "nats"), default="bits", help="(default: %(default)s)")
@@ -149,20 +159,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pairmi {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    a = sub.add_parser("analyze", help="extract hidden states, compute all-pairs MI per layer, save results and figures",
-                       description="Extract a model's hidden states for some text, compute the MI of every pair of "
-                       "units in every layer, and write mi.npz, summary.csv and figures into --out.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ANALYZE_EXAMPLES)
+    a = sub.add_parser(
+        "analyze",
+        help="extract hidden states, compute all-pairs MI per layer, save results and figures",
+        description="Extract a model's hidden states for some text, compute the MI of every pair of "
+        "units in every layer, and write mi.npz, summary.csv and figures into --out.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ANALYZE_EXAMPLES,
+    )
     a.add_argument("--model", default="minilm", help="hub id (e.g. gpt2), local folder, or 'minilm' (bundled, offline; default)")
-    a.add_argument("--tokenizer", default=None, metavar="NAME_OR_PATH",
-                   help="tokenizer to use instead of the model's own (e.g. for a model folder without tokenizer files)")
+    a.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="NAME_OR_PATH",
+        help="tokenizer to use instead of the model's own (e.g. for a model folder without tokenizer files)",
+    )
     src = a.add_mutually_exclusive_group(required=True)
     src.add_argument("--text-file", type=Path, action="append", help="text file; each file is one text (repeatable)")
     src.add_argument("--text", action="append", help="text given inline (repeatable)")
-    src.add_argument("--corpus", type=Path, help="stream a corpus file through the model (one document per line, "
-                     "or per paragraph with --corpus-format paragraphs) into running totals: bounded memory")
-    src.add_argument("--python-docs", action="store_true", help="stream the offline corpus of Python's standard "
-                     "library docstrings (real English text, about 10^6 tokens, no download)")
+    src.add_argument(
+        "--corpus",
+        type=Path,
+        help="stream a corpus file through the model (one document per line, "
+        "or per paragraph with --corpus-format paragraphs) into running totals: bounded memory",
+    )
+    src.add_argument(
+        "--python-docs",
+        action="store_true",
+        help="stream the offline corpus of Python's standard "
+        "library docstrings (real English text, about 10^6 tokens, no download)",
+    )
     _add_estimator_args(a)
     a.add_argument("--encoding", default="utf-8", help="encoding of --text-file and --corpus (default: %(default)s)")
     a.add_argument("--layers", type=_parse_layers, default=None, metavar="all|I,J,..", help="layers to analyze (default: all)")
@@ -175,44 +201,83 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, required=True, help="output folder")
     a.add_argument("--resume", action="store_true", help="reuse layers an interrupted run with the same settings saved")
     a.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
-    a.add_argument("--no-null", action="store_true", help="skip the shuffled-token null that binned estimators get "
-                   "by default when tokens are few for their bins")
-    a.add_argument("--null", action="store_true", help="always score every pair on shuffled tokens (binned "
-                   "estimators) and draw that null beside the observed MI")
+    a.add_argument(
+        "--no-null",
+        action="store_true",
+        help="skip the shuffled-token null that binned estimators get by default when tokens are few for their bins",
+    )
+    a.add_argument(
+        "--null",
+        action="store_true",
+        help="always score every pair on shuffled tokens (binned estimators) and draw that null beside the observed MI",
+    )
     a.add_argument("--no-figures", action="store_true", help="skip the figures")
     _add_figure_args(a)
-    a.add_argument("--save-states", choices=("none", "sample", "all"), default="sample",
-                   help="hidden states kept in mi.npz for redrawing figures: none, a random sample of 2,000 tokens "
-                   "(default; all if fewer), or all")
+    a.add_argument(
+        "--save-states",
+        choices=("none", "sample", "all"),
+        default="sample",
+        help="hidden states kept in mi.npz for redrawing figures: none, a random sample of 2,000 tokens "
+        "(default; all if fewer), or all",
+    )
     c = a.add_argument_group("corpus streaming (--corpus, --python-docs)")
-    c.add_argument("--corpus-format", choices=("lines", "paragraphs"), default="lines",
-                   help="documents of the corpus file: one per line, or blank-line separated (default: %(default)s)")
+    c.add_argument(
+        "--corpus-format",
+        choices=("lines", "paragraphs"),
+        default="lines",
+        help="documents of the corpus file: one per line, or blank-line separated (default: %(default)s)",
+    )
     c.add_argument("--max-tokens", type=_positive, default=None, help="stop after this many tokens (default: all)")
     c.add_argument("--batch-size", type=_positive, default=8, help="windows per forward pass (default: %(default)s)")
-    c.add_argument("--calibration-tokens", type=_positive, default=10_000,
-                   help="first tokens that fix the bin edges (default: %(default)s)")
-    c.add_argument("--keep-tokens", type=int, default=2_000,
-                   help="random tokens kept in mi.npz for the figures (default: %(default)s)")
-    c.add_argument("--save-every", type=float, default=300.0,
-                   help="seconds between saves of the running totals for --resume (default: %(default)s)")
-    c.add_argument("--workers", type=_positive, default=None, metavar="N",
-                   help="run the corpus on a local Dask cluster of N worker processes (needs pairmi[dask])")
-    c.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="run the corpus on a running Dask cluster, e.g. tcp://host:8786 (needs pairmi[dask])")
-    c.add_argument("--shard-tokens", type=_positive, default=100_000,
-                   help="tokens of documents per Dask task with --workers/--scheduler (default: %(default)s)")
+    c.add_argument(
+        "--calibration-tokens", type=_positive, default=10_000, help="first tokens that fix the bin edges (default: %(default)s)"
+    )
+    c.add_argument(
+        "--keep-tokens", type=int, default=2_000, help="random tokens kept in mi.npz for the figures (default: %(default)s)"
+    )
+    c.add_argument(
+        "--save-every",
+        type=float,
+        default=300.0,
+        help="seconds between saves of the running totals for --resume (default: %(default)s)",
+    )
+    c.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="run the corpus on a local Dask cluster of N worker processes (needs pairmi[dask])",
+    )
+    c.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the corpus on a running Dask cluster, e.g. tcp://host:8786 (needs pairmi[dask])",
+    )
+    c.add_argument(
+        "--shard-tokens",
+        type=_positive,
+        default=100_000,
+        help="tokens of documents per Dask task with --workers/--scheduler (default: %(default)s)",
+    )
 
-    p = sub.add_parser("plot", help="redraw the figures of a saved analysis (no model needed)",
-                       description="Redraw the PNG figures from the mi.npz that `pairmi analyze` saved.")
+    p = sub.add_parser(
+        "plot",
+        help="redraw the figures of a saved analysis (no model needed)",
+        description="Redraw the PNG figures from the mi.npz that `pairmi analyze` saved.",
+    )
     p.add_argument("results", type=Path, help="folder written by `pairmi analyze` (or its mi.npz)")
     p.add_argument("--out", type=Path, default=None, help="where to write the figures (default: the results folder)")
     _add_figure_args(p)
 
-    les = sub.add_parser("lesson", help="the theory lesson's figures for one Gaussian pair, offline, in seconds",
-                         description="The pair x ~ N(0, 1), y = x + N(0, 1) (rho^2 = 1/2, true MI 0.5 bits): its binned "
-                         "marginals with their entropies, the samples over their 2-D histogram, every estimator's value "
-                         "beside its shuffle null and the exact Gaussian MI, and each estimator's mean against the "
-                         "number of samples.")
+    les = sub.add_parser(
+        "lesson",
+        help="the theory lesson's figures for one Gaussian pair, offline, in seconds",
+        description="The pair x ~ N(0, 1), y = x + N(0, 1) (rho^2 = 1/2, true MI 0.5 bits): its binned "
+        "marginals with their entropies, the samples over their 2-D histogram, every estimator's value "
+        "beside its shuffle null and the exact Gaussian MI, and each estimator's mean against the "
+        "number of samples.",
+    )
     les.add_argument("--out", type=Path, default=Path("lesson"), help="output folder (default: %(default)s)")
     les.add_argument("--samples", type=_positive, default=200, help="samples of the pair (default: %(default)s)")
     les.add_argument("--bins", type=_bins, default=15, help="bins (default: %(default)s)")
@@ -221,10 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     les.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="figure format (default: png)")
     les.add_argument("--threads", type=_threads, default=None, help="threads (default: OMP_NUM_THREADS or all cores)")
 
-    d = sub.add_parser("demo", help="the course's analysis, offline, on the bundled MiniLM and a paragraph on Turkish coffee",
-                       description="Run the whole analysis offline: all-MiniLM-L6-v2 (bundled), a paragraph on "
-                       "Turkish coffee, every layer, every unit, every estimator (equal-width and equal-frequency "
-                       "bins with their shuffled-token null, KSG, Gaussian copula).")
+    d = sub.add_parser(
+        "demo",
+        help="the course's analysis, offline, on the bundled MiniLM and a paragraph on Turkish coffee",
+        description="Run the whole analysis offline: all-MiniLM-L6-v2 (bundled), a paragraph on "
+        "Turkish coffee, every layer, every unit, every estimator (equal-width and equal-frequency "
+        "bins with their shuffled-token null, KSG, Gaussian copula).",
+    )
     d.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default: %(default)s)")
     d.add_argument("--threads", type=_threads, default=None, help="threads (default: OMP_NUM_THREADS or all cores)")
     return parser
@@ -258,8 +326,10 @@ class _Progress:
         end = "\n" if final else ""
         if not final and not sys.stderr.isatty():
             return  # a log file gets one line per run, not one per update
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] layer {min(self.done + 1, self.layers)}"
-                         f"/{self.layers}{note} {elapsed:.1f} s{eta}   {end}")
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] layer {min(self.done + 1, self.layers)}"
+            f"/{self.layers}{note} {elapsed:.1f} s{eta}   {end}"
+        )
         sys.stderr.flush()
 
 
@@ -273,8 +343,9 @@ def _read_texts(args: argparse.Namespace) -> list[str]:
         except OSError as exc:
             raise ValueError(f"cannot read --text-file {path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError as exc:
-            raise ValueError(f"--text-file {path} is not valid {args.encoding} text (byte {exc.start}): pass its "
-                             "--encoding (e.g. latin-1)") from None
+            raise ValueError(
+                f"--text-file {path} is not valid {args.encoding} text (byte {exc.start}): pass its --encoding (e.g. latin-1)"
+            ) from None
         except LookupError:
             raise ValueError(f"--encoding {args.encoding!r} is not an encoding Python knows") from None
         if not text.strip():
@@ -295,15 +366,17 @@ def _check_selection(model: str, site: str, layers: list[int] | None, dims: Any)
 
     count, units = site_shape(model, site)
     if layers is not None and count is not None and (not layers or any(not -count <= k < count for k in layers)):
-        raise ValueError(f"--layers {','.join(map(str, layers))}: {model} has {count} {site} layers "
-                         f"(indices in [-{count}, {count}))")
+        raise ValueError(
+            f"--layers {','.join(map(str, layers))}: {model} has {count} {site} layers (indices in [-{count}, {count}))"
+        )
     if units is not None and dims is not None:
         picked = np.arange(units)[dims] if isinstance(dims, slice) else np.asarray(dims)
         if not isinstance(dims, slice) and ((picked < -units) | (picked >= units)).any():
             raise ValueError(f"--dims: {model}'s {site} has {units} units (indices in [-{units}, {units}))")
         if np.unique(picked % units).size < 2:
-            raise ValueError(f"--dims selects {np.unique(picked % units).size} of {model}'s {units} {site} units: "
-                             "pairwise MI needs at least 2")
+            raise ValueError(
+                f"--dims selects {np.unique(picked % units).size} of {model}'s {units} {site} units: pairwise MI needs at least 2"
+            )
 
 
 def extract(model: str, texts: list[str], **kwargs: Any) -> Any:
@@ -314,14 +387,24 @@ def extract(model: str, texts: list[str], **kwargs: Any) -> Any:
 
     hf_logging.disable_progress_bar()  # our own bar is per layer
     hs = hidden_states(model, texts, **kwargs)
-    print(f"{hs.model_name}: {len(hs.layer_names)} layers x {len(hs.tokens)} tokens x {hs.values.shape[2]} units "
-          f"({hs.site})")
+    print(f"{hs.model_name}: {len(hs.layer_names)} layers x {len(hs.tokens)} tokens x {hs.values.shape[2]} units ({hs.site})")
     return hs
 
 
-def analyze_and_save(hs: Any, out: Path, *, options: dict[str, Any], extraction: dict[str, Any], dims: Any = None,
-                     threads: int | None = None, null: bool = False, resume: bool = False, figures: bool = True,
-                     states: str = "sample", figure_options: dict[str, Any] | None = None) -> Any:
+def analyze_and_save(
+    hs: Any,
+    out: Path,
+    *,
+    options: dict[str, Any],
+    extraction: dict[str, Any],
+    dims: Any = None,
+    threads: int | None = None,
+    null: bool = False,
+    resume: bool = False,
+    figures: bool = True,
+    states: str = "sample",
+    figure_options: dict[str, Any] | None = None,
+) -> Any:
     """All-pairs MI of every layer of hs into `out` (mi.npz, summary.csv, figures); returns the Analysis.
 
     `options` go to pairmi.mi_layers; `extraction` (model, text hash, ...) with them names the
@@ -337,12 +420,24 @@ def analyze_and_save(hs: Any, out: Path, *, options: dict[str, Any], extraction:
             f.unlink()
     bar = _Progress(options.get("estimator", ""), len(hs.layer_names))
     try:
-        analysis = analyze(hs, dims=dims, threads=threads, null=null, checkpoint_dir=ckpt, on_layer=bar,
-                           progress=bar.tile, params={"text_sha256": extraction["text_sha256"]}, **options)
+        analysis = analyze(
+            hs,
+            dims=dims,
+            threads=threads,
+            null=null,
+            checkpoint_dir=ckpt,
+            on_layer=bar,
+            progress=bar.tile,
+            params={"text_sha256": extraction["text_sha256"]},
+            **options,
+        )
     except KeyboardInterrupt:
         done = len(list(ckpt.glob("layer*.npz"))) if ckpt.exists() else 0
-        kept = (f"{done} finished layer(s) are kept in {out}: rerun with --resume" if done else
-                "no layer had finished, so nothing was kept")
+        kept = (
+            f"{done} finished layer(s) are kept in {out}: rerun with --resume"
+            if done
+            else "no layer had finished, so nothing was kept"
+        )
         _remove_if_empty(ckpt)
         raise _Interrupted(f"interrupted; {kept}") from None
     except BaseException:
@@ -376,14 +471,22 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse an --out holding an earlier run unless resuming it or told to overwrite it; with
     --overwrite remove that run's files first. Checked before any model loads."""
     _check_out(out)
-    earlier = sorted({p for pattern in OUTPUTS for p in out.glob(pattern)} |
-                     {p for p in out.glob(".partial-*") if any(p.glob("layer*.npz"))}) if out.is_dir() else []
+    earlier = (
+        sorted(
+            {p for pattern in OUTPUTS for p in out.glob(pattern)}
+            | {p for p in out.glob(".partial-*") if any(p.glob("layer*.npz"))}
+        )
+        if out.is_dir()
+        else []
+    )
     if not earlier or resume:
         return
     if not overwrite:
         names = ", ".join(p.name for p in earlier[:4]) + (", ..." if len(earlier) > 4 else "")
-        raise ValueError(f"--out {out} holds an earlier run ({names}): pass --overwrite to replace it, --resume to "
-                         "continue an interrupted run of the same settings, or another --out")
+        raise ValueError(
+            f"--out {out} holds an earlier run ({names}): pass --overwrite to replace it, --resume to "
+            "continue an interrupted run of the same settings, or another --out"
+        )
     for p in earlier:
         if p.is_dir():
             for f in p.iterdir():
@@ -441,16 +544,28 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     texts = _read_texts(args)
     _prepare_out(args.out, args.resume, args.overwrite)
     _check_selection(args.model, args.site, args.layers, args.dims)
-    kwargs = {"layers": args.layers, "site": args.site, "drop_first_token": args.drop_first_token,
-              "max_length": args.max_length, "stride": args.stride}
+    kwargs = {
+        "layers": args.layers,
+        "site": args.site,
+        "drop_first_token": args.drop_first_token,
+        "max_length": args.max_length,
+        "stride": args.stride,
+    }
     hs = extract(args.model, texts, device=args.device, tokenizer=args.tokenizer, **kwargs)
-    null = args.null or (args.estimator in BINNED_ESTIMATORS and not args.no_null
-                         and _few_tokens(len(hs.tokens), args.bins))
-    analysis = analyze_and_save(hs, args.out, options=options,
-                                extraction=_extraction(args.model, texts, tokenizer=args.tokenizer, **kwargs),
-                                dims=args.dims, threads=args.threads, null=null, resume=args.resume,
-                                figures=not args.no_figures, states=args.save_states,
-                                figure_options=_figure_options(args))
+    null = args.null or (args.estimator in BINNED_ESTIMATORS and not args.no_null and _few_tokens(len(hs.tokens), args.bins))
+    analysis = analyze_and_save(
+        hs,
+        args.out,
+        options=options,
+        extraction=_extraction(args.model, texts, tokenizer=args.tokenizer, **kwargs),
+        dims=args.dims,
+        threads=args.threads,
+        null=null,
+        resume=args.resume,
+        figures=not args.no_figures,
+        states=args.save_states,
+        figure_options=_figure_options(args),
+    )
     _print_summary(analysis)
     _print_null(analysis)
     _print_degenerate(analysis)
@@ -469,8 +584,7 @@ def _print_degenerate(analysis: Any) -> None:
         units = [int(analysis.dims[u]) for u in np.flatnonzero(row)]
         if units:
             parts.append(f"{name}: {', '.join(map(str, units[:8]))}{', ...' if len(units) > 8 else ''}")
-    print(f"   degenerate units (constant, or under 1e-6 of their layer's typical spread; figures skip them): "
-          f"{'; '.join(parts)}")
+    print(f"   degenerate units (constant, or under 1e-6 of their layer's typical spread; figures skip them): {'; '.join(parts)}")
 
 
 def _few_tokens(n: int, bins: int | str) -> bool:
@@ -492,8 +606,10 @@ def _print_null(analysis: Any) -> None:
     q95 = float(np.quantile(pooled, 0.95))
     means = analysis.mi[(slice(None), *iu)].mean(axis=1)
     units = analysis.params.get("units", "bits")
-    print(f"   null (shuffled tokens), mean over layers and pairs: {pooled.mean():.3f} {units} (95th percentile "
-          f"{q95:.3f}): the plug-in bias at {len(analysis.tokens):,} tokens")
+    print(
+        f"   null (shuffled tokens), mean over layers and pairs: {pooled.mean():.3f} {units} (95th percentile "
+        f"{q95:.3f}): the plug-in bias at {len(analysis.tokens):,} tokens"
+    )
     within = [name for name, m in zip(analysis.layer_names, means) if m <= q95]
     if len(within) == len(means):
         print("   every layer's mean MI is within the null: at this many tokens these values are bias, not dependence")
@@ -507,8 +623,9 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     from .stream import STREAM_ESTIMATORS
 
     if args.estimator not in STREAM_ESTIMATORS:
-        raise ValueError(f"--corpus streams the estimators {STREAM_ESTIMATORS}; {args.estimator!r} has no "
-                         "statistics that add up over tokens")
+        raise ValueError(
+            f"--corpus streams the estimators {STREAM_ESTIMATORS}; {args.estimator!r} has no statistics that add up over tokens"
+        )
     if args.correction not in (None, "miller_madow"):
         raise ValueError("--corpus supports --correction miller_madow (the null is reported as the plug-in bias)")
     if args.keep_tokens < 0:
@@ -530,8 +647,11 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     _check_selection(args.model, args.site, args.layers, args.dims)
     args.out.mkdir(parents=True, exist_ok=True)
     state = args.out / STATE_FILE  # without --resume, _prepare_out refused or removed an earlier one
-    docs = python_docstrings() if args.python_docs else read_documents(
-        args.corpus, by="line" if args.corpus_format == "lines" else "paragraph", encoding=args.encoding)
+    docs = (
+        python_docstrings()
+        if args.python_docs
+        else read_documents(args.corpus, by="line" if args.corpus_format == "lines" else "paragraph", encoding=args.encoding)
+    )
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one bar: ours
@@ -541,13 +661,31 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     bar = _TokenBar(args.max_tokens)
     try:
         run = analyze_corpus(
-            args.model, docs, tokenizer=args.tokenizer, estimator=args.estimator, bins=args.bins,
-            correction=args.correction, units=args.units,
-            layers=args.layers, dims=args.dims, site=args.site, max_length=args.max_length, stride=args.stride,
-            batch_size=args.batch_size, device=args.device, drop_first_token=args.drop_first_token,
-            max_tokens=args.max_tokens, calibration_tokens=args.calibration_tokens, keep_tokens=args.keep_tokens,
-            seed=args.seed, threads=args.threads, state_path=state, save_every=args.save_every, resume=args.resume,
-            progress=bar)
+            args.model,
+            docs,
+            tokenizer=args.tokenizer,
+            estimator=args.estimator,
+            bins=args.bins,
+            correction=args.correction,
+            units=args.units,
+            layers=args.layers,
+            dims=args.dims,
+            site=args.site,
+            max_length=args.max_length,
+            stride=args.stride,
+            batch_size=args.batch_size,
+            device=args.device,
+            drop_first_token=args.drop_first_token,
+            max_tokens=args.max_tokens,
+            calibration_tokens=args.calibration_tokens,
+            keep_tokens=args.keep_tokens,
+            seed=args.seed,
+            threads=args.threads,
+            state_path=state,
+            save_every=args.save_every,
+            resume=args.resume,
+            progress=bar,
+        )
     except KeyboardInterrupt:
         bar.close()
         kept = f"running totals saved in {state}; rerun with --resume" if state.exists() else "nothing was saved yet"
@@ -562,19 +700,37 @@ def _corpus_on_cluster(args: argparse.Namespace, docs: Any) -> Any:
 
     from . import dask as pdask
 
-    kwargs = {"tokenizer": args.tokenizer, "estimator": args.estimator, "bins": args.bins, "correction": args.correction,
-              "units": args.units, "layers": args.layers, "dims": args.dims, "site": args.site,
-              "max_length": args.max_length, "stride": args.stride, "batch_size": args.batch_size,
-              "device": args.device, "drop_first_token": args.drop_first_token, "max_tokens": args.max_tokens,
-              "calibration_tokens": args.calibration_tokens, "keep_tokens": args.keep_tokens,
-              "shard_tokens": args.shard_tokens, "threads": args.threads or 1}
+    kwargs = {
+        "tokenizer": args.tokenizer,
+        "estimator": args.estimator,
+        "bins": args.bins,
+        "correction": args.correction,
+        "units": args.units,
+        "layers": args.layers,
+        "dims": args.dims,
+        "site": args.site,
+        "max_length": args.max_length,
+        "stride": args.stride,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "drop_first_token": args.drop_first_token,
+        "max_tokens": args.max_tokens,
+        "calibration_tokens": args.calibration_tokens,
+        "keep_tokens": args.keep_tokens,
+        "shard_tokens": args.shard_tokens,
+        "threads": args.threads or 1,
+    }
     try:
         if args.scheduler is not None:
             with Client(args.scheduler, timeout=30) as client:
                 print(f"Dask cluster at {args.scheduler}: {len(client.scheduler_info()['workers'])} workers", file=sys.stderr)
                 return pdask.analyze_corpus(args.model, docs, **kwargs)
-        with LocalCluster(n_workers=args.workers, threads_per_worker=args.threads or 1, processes=True,
-                          dashboard_address=":0") as local, Client(local):
+        with (
+            LocalCluster(
+                n_workers=args.workers, threads_per_worker=args.threads or 1, processes=True, dashboard_address=":0"
+            ) as local,
+            Client(local),
+        ):
             print(f"local Dask cluster: {args.workers} worker processes", file=sys.stderr)
             return pdask.analyze_corpus(args.model, docs, **kwargs)
     except KeyboardInterrupt:
@@ -588,18 +744,23 @@ def _report_corpus(args: argparse.Namespace, run: Any, state: Path) -> None:
     from .analysis import save, save_figures
 
     path = save(run.analysis, args.out, args.save_states)
-    written = [path, args.out / "summary.csv"] + ([] if args.no_figures else
-                                                    save_figures(run.analysis, args.out, **_figure_options(args)))
+    written = [path, args.out / "summary.csv"] + (
+        [] if args.no_figures else save_figures(run.analysis, args.out, **_figure_options(args))
+    )
     state.unlink(missing_ok=True)
     print("wrote " + ", ".join(str(p) for p in written))
     _print_summary(run.analysis)
     if "bias" in run.analysis.extra:
         iu = np.triu_indices(run.analysis.mi.shape[-1], k=1)
         bias = float(run.analysis.extra["bias"][(slice(None), *iu)].mean())
-        print(f"   plug-in bias under independence at {run.tokens:,} tokens (first order), mean over layers and pairs: "
-              f"{bias:.4f} {args.units}")
-    print(f"time: model forward {run.seconds_model:.1f} s, MI accumulation {run.seconds_mi:.1f} s "
-          f"({run.tokens:,} tokens{f', resumed after {run.resumed_from:,}' if run.resumed_from else ''})")
+        print(
+            f"   plug-in bias under independence at {run.tokens:,} tokens (first order), mean over layers and pairs: "
+            f"{bias:.4f} {args.units}"
+        )
+    print(
+        f"time: model forward {run.seconds_model:.1f} s, MI accumulation {run.seconds_mi:.1f} s "
+        f"({run.tokens:,} tokens{f', resumed after {run.resumed_from:,}' if run.resumed_from else ''})"
+    )
 
 
 class _TokenBar:
@@ -648,8 +809,11 @@ def _cmd_lesson(args: argparse.Namespace) -> None:
     }
     written = write_figures(figures, args.out, args.format, dpi=100)
     big = curve.sizes[-1]
-    print(f"at {big:,} samples (mean of {args.draws} draws): " + ", ".join(
-        f"{name} {curve.mean[name][-1] - curve.truth:+.3f}" for name in curve.mean) + " bits from the truth")
+    print(
+        f"at {big:,} samples (mean of {args.draws} draws): "
+        + ", ".join(f"{name} {curve.mean[name][-1] - curve.truth:+.3f}" for name in curve.mean)
+        + " bits from the truth"
+    )
     print("wrote " + ", ".join(str(p) for p in written))
 
 
@@ -660,14 +824,22 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         binned = estimator in BINNED_ESTIMATORS
         options = {"estimator": estimator, "units": "bits", **({"bins": 15} if binned else {})}
         _prepare_out(args.out / estimator, resume=False, overwrite=True)  # the demo replaces its own results
-        analysis = analyze_and_save(hs, args.out / estimator, options=options,
-                                    extraction=_extraction("minilm", [DEMO_TEXT]), threads=args.threads, null=binned)
+        analysis = analyze_and_save(
+            hs,
+            args.out / estimator,
+            options=options,
+            extraction=_extraction("minilm", [DEMO_TEXT]),
+            threads=args.threads,
+            null=binned,
+        )
         _print_summary(analysis)
         if binned:
             null = analysis.extra["null"][(slice(None), *np.triu_indices(analysis.mi.shape[-1], k=1))]
             print(f"   null (shuffled tokens), mean over layers and pairs: {null.mean():.3f} bits: the plug-in bias")
-    print(f"demo done in {time.perf_counter() - t0:.1f} s, {len(analysis.tokens)} tokens. Binned plug-in MI is mostly "
-          "bias at this size (compare with its null); ksg and gaussian_copula are nearly unbiased.")
+    print(
+        f"demo done in {time.perf_counter() - t0:.1f} s, {len(analysis.tokens)} tokens. Binned plug-in MI is mostly "
+        "bias at this size (compare with its null); ksg and gaussian_copula are nearly unbiased."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

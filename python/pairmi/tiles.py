@@ -72,14 +72,15 @@ def open_store(target: Any, d: int, tile: int, dtype: Any, settings: dict[str, A
     mine = _header(d, tile, dtype, settings)
     if theirs != mine:
         differ = sorted(k for k in set(mine) | set(theirs or {}) if (theirs or {}).get(k) != mine.get(k))
-        raise ValueError(f"{target} holds an MI matrix of other data or settings (differing: {', '.join(differ)}): "
-                         "remove it, or write to another path")
+        raise ValueError(
+            f"{target} holds an MI matrix of other data or settings (differing: {', '.join(differ)}): "
+            "remove it, or write to another path"
+        )
     return group
 
 
 def _header(d: int, tile: int, dtype: Any, settings: dict[str, Any]) -> dict[str, Any]:
-    return {"format": FORMAT, "version": FORMAT_VERSION, "variables": d, "tile": tile,
-            "dtype": np.dtype(dtype).name, **settings}
+    return {"format": FORMAT, "version": FORMAT_VERSION, "variables": d, "tile": tile, "dtype": np.dtype(dtype).name, **settings}
 
 
 def _create(group: Any, d: int, tile: int, dtype: Any, settings: dict[str, Any]) -> Any:
@@ -107,8 +108,9 @@ def write_tile(group: Any, i: int, j: int, tile: int, values: np.ndarray) -> Non
     group["done"][i, j] = True
 
 
-def tile_values(rows_of: Callable[[int, int, int, int], np.ndarray], diagonal: np.ndarray, i: int, j: int,
-                tile: int, d: int) -> np.ndarray:
+def tile_values(
+    rows_of: Callable[[int, int, int, int], np.ndarray], diagonal: np.ndarray, i: int, j: int, tile: int, d: int
+) -> np.ndarray:
     """The MI of tile (i, j): rows_of for the variables of block i against block j, with the
     diagonal of a tile on it set as mi_matrix sets it (entropies, or +inf)."""
     r0, r1 = i * tile, min(d, (i + 1) * tile)
@@ -129,9 +131,20 @@ def diagonal_of(x: np.ndarray, estimator: str, bins: int, scale: float, threads:
     return np.full(x.shape[1], np.inf)
 
 
-def mi_to_zarr(x: np.ndarray, target: Any, *, estimator: str, bins: int, k: int, correction: str | None,
-               units: str, threads: int, dtype: Any = np.float32, tile: int | None = None,
-               progress: Callable[[int, int], None] | None = None) -> Any:
+def mi_to_zarr(
+    x: np.ndarray,
+    target: Any,
+    *,
+    estimator: str,
+    bins: int,
+    k: int,
+    correction: str | None,
+    units: str,
+    threads: int,
+    dtype: Any = np.float32,
+    tile: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Any:
     """mi_matrix of x (n, d) written tile by tile into a zarr store; returns the matrix (a zarr array)."""
     from .topk import row_source
 
@@ -142,8 +155,15 @@ def mi_to_zarr(x: np.ndarray, target: Any, *, estimator: str, bins: int, k: int,
     tile = int(tile or min(d, TILE))
     if tile < 1:
         raise ValueError(f"tile must be a positive integer, got {tile}")
-    settings = {"estimator": estimator, "bins": bins, "k": k, "correction": correction, "units": units,
-                "samples": n, "data": fingerprint(x)}
+    settings = {
+        "estimator": estimator,
+        "bins": bins,
+        "k": k,
+        "correction": correction,
+        "units": units,
+        "samples": n,
+        "data": fingerprint(x),
+    }
     group = open_store(target, d, tile, dtype, settings)
     todo = pending_tiles(group, d, tile)
     scale = _arrays.unit_scale(units)

@@ -86,7 +86,7 @@ def summarize_block(values: np.ndarray, row0: int, col0: int, k: int, threshold:
     r, c = values.shape
     rows = np.arange(row0, row0 + r)
     cols = np.arange(col0, col0 + c)
-    own = (rows[:, None] == cols[None, :])
+    own = rows[:, None] == cols[None, :]
     values[own] = 0.0
     total = values.sum(axis=1)
     seen = np.full(r, c, dtype=np.int64) - own.sum(axis=1)
@@ -159,8 +159,10 @@ def _ordered(idx: np.ndarray, val: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 
 # --- the rows of the MI matrix, block by block --------------------------------------------------
 
-def row_source(x: np.ndarray, estimator: str, bins: int, scale: float, threads: int, miller_madow: bool = False,
-               k_neighbours: int = 3) -> Callable[[int, int, int, int], np.ndarray]:
+
+def row_source(
+    x: np.ndarray, estimator: str, bins: int, scale: float, threads: int, miller_madow: bool = False, k_neighbours: int = 3
+) -> Callable[[int, int, int, int], np.ndarray]:
     """A function rows(r0, r1, c0, c1) giving the MI (float64, r1 - r0 x c1 - c0) of variables
     r0..r1 against c0..c1 of x (n, d), prepared once: binned codes, or the copula's normal scores
     (ranked SCORE_VARIABLES at a time); KSG from the values."""
@@ -170,8 +172,10 @@ def row_source(x: np.ndarray, estimator: str, bins: int, scale: float, threads: 
 
         def binned_rows(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
             out = np.empty((1, r1 - r0, c1 - c0))
-            part = (Coded(coded.codes[:, r0:r1], coded.entropy[:, r0:r1], bins),
-                    Coded(coded.codes[:, c0:c1], coded.entropy[:, c0:c1], bins))
+            part = (
+                Coded(coded.codes[:, r0:r1], coded.entropy[:, r0:r1], bins),
+                Coded(coded.codes[:, c0:c1], coded.entropy[:, c0:c1], bins),
+            )
             return binned_mi(*part, scale, out, threads, None, miller_madow)[0]
 
         return binned_rows
@@ -187,8 +191,10 @@ def row_source(x: np.ndarray, estimator: str, bins: int, scale: float, threads: 
     from .api import mi_matrix
 
     def ksg_rows(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        return mi_matrix(x[:, r0:r1], x[:, c0:c1], estimator="ksg", k=k_neighbours, units="nats", threads=threads,
-                         dtype=np.float64) * scale
+        return (
+            mi_matrix(x[:, r0:r1], x[:, c0:c1], estimator="ksg", k=k_neighbours, units="nats", threads=threads, dtype=np.float64)
+            * scale
+        )
 
     return ksg_rows
 
@@ -264,8 +270,9 @@ def mi_topk(
     if estimator in BINNED_ESTIMATORS:
         _arrays.check_ranges(x[None], "X")
         b = auto_bins(n) if bins == "auto" else _arrays.check_bins(bins, n)
-    if estimator == "ksg" and (isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer))
-                               or not 1 <= n_neighbors < n):
+    if estimator == "ksg" and (
+        isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or not 1 <= n_neighbors < n
+    ):
         raise ValueError(f"n_neighbors must be an integer in [1, {n - 1}], got {n_neighbors!r}")
     scale = _arrays.unit_scale(units)
     threads_n = _arrays.resolve_threads(threads)

@@ -218,8 +218,10 @@ def shrinking_on_oom(run: Any, block: int, what: str) -> Any:
             return run(block)
         except out_of_memory() as exc:  # CUDA (and other accelerators') allocation failures
             if block == 1:
-                raise MemoryError(f"{what} does not fit on the device even one row at a time ({exc}): select fewer "
-                                  "variables (dims=), fewer layers, or use backend='cpu'") from None
+                raise MemoryError(
+                    f"{what} does not fit on the device even one row at a time ({exc}): select fewer "
+                    "variables (dims=), fewer layers, or use backend='cpu'"
+                ) from None
             block = max(1, block // 2)
             torch.cuda.empty_cache() if torch.cuda.is_available() else None
 
@@ -229,8 +231,16 @@ def fit_edges(x: Any, estimator: str, bins: int) -> Any:
     return (equal_width_edges if estimator == "equal_width" else equal_frequency_edges)(x, bins)
 
 
-def binned_mi(x: Any, y: Any | None, estimator: str, bins: int, scale: float, miller_madow: bool = False,
-              edges: tuple[Any, Any] = (None, None), block: int = 1024) -> Any:
+def binned_mi(
+    x: Any,
+    y: Any | None,
+    estimator: str,
+    bins: int,
+    scale: float,
+    miller_madow: bool = False,
+    edges: tuple[Any, Any] = (None, None),
+    block: int = 1024,
+) -> Any:
     """MI (layers, dx, dy) in nats times `scale`, float64, of x (layers, n, dx) against itself or y."""
     ex = edges[0] if edges[0] is not None else fit_edges(x, estimator, bins)
     cx = codes(x, ex)
@@ -238,14 +248,16 @@ def binned_mi(x: Any, y: Any | None, estimator: str, bins: int, scale: float, mi
     return binned_mi_of_codes(cx, cy, bins, scale, miller_madow, block)
 
 
-def binned_mi_of_codes(cx: Any, cy: Any | None, bins: int, scale: float, miller_madow: bool = False,
-                       block: int = 1024) -> Any:
+def binned_mi_of_codes(cx: Any, cy: Any | None, bins: int, scale: float, miller_madow: bool = False, block: int = 1024) -> Any:
     """MI (layers, dx, dy) of codes cx (layers, dx, n) against themselves (entropies on the
     diagonal) or cy. Joint counts of `block` x variables against all y variables per one-hot
     product; out of device memory, the block is halved and the layers computed again."""
     other = cx if cy is None else cy
-    return shrinking_on_oom(lambda b: _binned_mi_of_codes(cx, cy, bins, scale, miller_madow, b), block,
-                            f"binned MI of {cx.shape[1]:,} x {other.shape[1]:,} variables")
+    return shrinking_on_oom(
+        lambda b: _binned_mi_of_codes(cx, cy, bins, scale, miller_madow, b),
+        block,
+        f"binned MI of {cx.shape[1]:,} x {other.shape[1]:,} variables",
+    )
 
 
 def _binned_mi_of_codes(cx: Any, cy: Any | None, bins: int, scale: float, miller_madow: bool, block: int) -> Any:
@@ -256,8 +268,11 @@ def _binned_mi_of_codes(cx: Any, cy: Any | None, bins: int, scale: float, miller
     for l in range(layers):
         oy = one_hot_rows(cx[l] if cy is None else cy[l], bins)
         hy = entropies(oy.sum(dim=1, dtype=torch.int64).reshape(dy, bins), n, miller_madow)
-        hx = hy if cy is None else entropies(one_hot_rows(cx[l], bins).sum(dim=1, dtype=torch.int64).reshape(dx, bins),
-                                             n, miller_madow)
+        hx = (
+            hy
+            if cy is None
+            else entropies(one_hot_rows(cx[l], bins).sum(dim=1, dtype=torch.int64).reshape(dx, bins), n, miller_madow)
+        )
         for r0 in range(0, dx, block):
             r1 = min(dx, r0 + block)
             if n <= PER_SAMPLE_MAX and n < bins * bins:
@@ -343,7 +358,8 @@ def ksg_mi(x: Any, y: Any | None, k: int, scale: float, pairs_per_tile: int | No
     layers, dx, dy = sx.shape[0], sx.shape[1], sy.shape[1]
     cached = 8 * n * n * (dx + (0 if y is None else dy)) <= KSG_DISTANCE_CACHE_BYTES
     psi = float(torch.special.digamma(torch.tensor(float(n), dtype=torch.float64))) + float(
-        torch.special.digamma(torch.tensor(float(k), dtype=torch.float64)))
+        torch.special.digamma(torch.tensor(float(k), dtype=torch.float64))
+    )
     table = torch.special.digamma(torch.arange(1, n + 1, dtype=torch.float64, device=x.device))  # psi(count + 1)
     out = torch.zeros((layers, dx, dy), dtype=torch.float64, device=x.device)
     for l in range(layers):
@@ -444,8 +460,9 @@ def same_device(a: Any, b: Any) -> bool:
     return a.index == b.index
 
 
-def checked_tensors(arrays: list[Any], names: list[str], ndims: tuple[int, ...], nan_policy: str,
-                    device: Any = None, min_samples: int = 2) -> list[Any]:
+def checked_tensors(
+    arrays: list[Any], names: list[str], ndims: tuple[int, ...], nan_policy: str, device: Any = None, min_samples: int = 2
+) -> list[Any]:
     """Tensors (layers, n, d) float64 of arrays sharing their samples (axis -2), on `device` (default:
     the first tensor's, else the CPU): real numbers, ndim in `ndims` (2-d gets a layer axis), NaN or
     Inf raised or their samples dropped by `nan_policy`, at least `min_samples` left; a tensor that
@@ -465,8 +482,9 @@ def checked_tensors(arrays: list[Any], names: list[str], ndims: tuple[int, ...],
         if t.requires_grad:
             warnings.warn(f"{name} requires grad: pairmi detaches it (MI is not differentiable)", stacklevel=5)
             t = t.detach()
-        if t.is_complex() or not (t.dtype.is_floating_point or t.dtype in (
-                torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)):
+        if t.is_complex() or not (
+            t.dtype.is_floating_point or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
+        ):
             raise TypeError(f"{name} must hold real numbers, got {t.dtype}")
         if t.ndim not in ndims:
             shape = " or ".join("(samples, variables)" if d == 2 else "(layers, samples, variables)" for d in ndims)
@@ -484,8 +502,10 @@ def checked_tensors(arrays: list[Any], names: list[str], ndims: tuple[int, ...],
             continue
         if nan_policy == "raise":
             bad = torch.nonzero(~finite.all(dim=(0, 1))).flatten()
-            raise ValueError(f"{name} has NaN or Inf values in {bad.numel()} variable(s) (columns "
-                             f"{bad[:10].tolist()}); pass nan_policy='omit' to drop those samples")
+            raise ValueError(
+                f"{name} has NaN or Inf values in {bad.numel()} variable(s) (columns "
+                f"{bad[:10].tolist()}); pass nan_policy='omit' to drop those samples"
+            )
         keep &= finite.all(dim=(0, 2))
     if not bool(keep.all()):
         out = [t[:, keep] for t in out]
@@ -504,15 +524,26 @@ def untied_or_raise(x: Any, name: str) -> None:
     srt = torch.sort(x, dim=1).values
     tied = torch.nonzero((srt[:, 1:] == srt[:, :-1]).any(dim=0).any(dim=0)).flatten()
     if tied.numel():
-        raise ValueError(f"null='shared' needs variables without tied values (their null then depends on the number "
-                         f"of samples alone); {name} has ties in {tied.numel()} variable(s) (columns "
-                         f"{tied[:10].tolist()}): use null='shuffle'")
+        raise ValueError(
+            f"null='shared' needs variables without tied values (their null then depends on the number "
+            f"of samples alone); {name} has ties in {tied.numel()} variable(s) (columns "
+            f"{tied[:10].tolist()}): use null='shuffle'"
+        )
 
 
 # --- streaming ----------------------------------------------------------------------------------
 
-def add_pair_counts(joint: Any, marginal_x: Any, marginal_y: Any | None, cx: Any, cy: Any | None, bins: int,
-                    step: int | None = None, sign: int = 1) -> None:
+
+def add_pair_counts(
+    joint: Any,
+    marginal_x: Any,
+    marginal_y: Any | None,
+    cx: Any,
+    cy: Any | None,
+    bins: int,
+    step: int | None = None,
+    sign: int = 1,
+) -> None:
     """Add the joint counts of codes cx (dx, n) against themselves or cy (dy, n) to joint
     (dx * bins, dy * bins) and the marginal counts to marginal_x (dx, bins) [and marginal_y], int64,
     in blocks of samples whose one-hot codes take about ONE_HOT_BYTES; a block that runs out of device
@@ -540,8 +571,10 @@ def add_pair_counts(joint: Any, marginal_x: Any, marginal_y: Any | None, cx: Any
                 block(s0, s1, sign)
             except out_of_memory() as exc:
                 if step == 1:
-                    raise MemoryError(f"the joint counts of {rows // bins:,} variables do not fit on the device ({exc}): "
-                                      "stream fewer variables per accumulator") from None
+                    raise MemoryError(
+                        f"the joint counts of {rows // bins:,} variables do not fit on the device ({exc}): "
+                        "stream fewer variables per accumulator"
+                    ) from None
                 step = max(1, step // 2)
                 torch.cuda.empty_cache() if torch.cuda.is_available() else None
                 continue
@@ -553,8 +586,9 @@ def add_pair_counts(joint: Any, marginal_x: Any, marginal_y: Any | None, cx: Any
         raise
 
 
-def mi_of_joint_totals(joint: Any, marginal_x: Any, marginal_y: Any | None, n: int, miller_madow: bool,
-                       block_bytes: int = 1 << 30) -> Any:
+def mi_of_joint_totals(
+    joint: Any, marginal_x: Any, marginal_y: Any | None, n: int, miller_madow: bool, block_bytes: int = 1 << 30
+) -> Any:
     """MI (dx, dy) in nats of int64 joint counts (dx * bins, dy * bins) and marginals; the diagonal
     against itself the entropies. Blocks of rows of about block_bytes of float64."""
     torch = _torch()
@@ -628,8 +662,7 @@ def mapped_scores(x: Any, knots: Any, scores: Any) -> Any:
     return torch.where(x < knots[:, :1], scores[:, :1], z)
 
 
-def add_score_sums(totals: dict[str, Any], x: Any, y: Any | None, maps: tuple[Any, ...], block_bytes: int = 1 << 30
-                   ) -> None:
+def add_score_sums(totals: dict[str, Any], x: Any, y: Any | None, maps: tuple[Any, ...], block_bytes: int = 1 << 30) -> None:
     """Add the copula's sums (sum_x, sq_x, cross [, sum_y, sq_y]) of x (layers, n, dx) [and y] mapped
     by maps = (knots_x, scores_x, knots_y, scores_y): computed first, then added, so a failure leaves
     the totals unchanged."""
