@@ -264,8 +264,22 @@ def test_cli_scheduler_address(client, tiny_gpt2_dir, tmp_path, capsys):
     text = tmp_path / "corpus.txt"
     text.write_text("The first document is short.\nA second one follows it, a little longer than the first.\n")
     address = client.scheduler.address
-    args = ["analyze", "--model", str(tiny_gpt2_dir), "--corpus", str(text), "--calibration-tokens", "10",
-            "--max-length", "32", "--no-figures", "--scheduler", address, "--out", str(tmp_path / "s")]
+    args = [
+        "analyze",
+        "--model",
+        str(tiny_gpt2_dir),
+        "--corpus",
+        str(text),
+        "--calibration-tokens",
+        "10",
+        "--max-length",
+        "32",
+        "--no-figures",
+        "--scheduler",
+        address,
+        "--out",
+        str(tmp_path / "s"),
+    ]
     assert main(args) == 0
     assert f"Dask cluster at {address}: 2 workers" in capsys.readouterr().err
     assert (tmp_path / "s" / "mi.npz").is_file()
