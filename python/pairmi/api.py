@@ -1088,7 +1088,6 @@ def _torch_nulls_setup(
     units: str,
     dtype: npt.DTypeLike,
     nan_policy: str,
-    who: str,
 ) -> tuple[Any, Any, _Settings, bool]:
     """Checked tensors x (1, n, dx) and y of the torch nulls, their settings, and whether X was numpy."""
     names = ["X"] + (["Y"] if Y is not None else [])
@@ -1103,7 +1102,7 @@ def _torch_null_mi(
     """null_mi on torch: codes on the device, each pass a gather of them by the core's permutations."""
     if estimator not in BINNED_ESTIMATORS:
         raise ValueError(f"null_mi supports the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
-    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, dtype, nan_policy, "null_mi")
+    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, dtype, nan_policy)
     torch = _tb._torch()
     cx = _tb.codes(x, _tb.fit_edges(x, s.estimator, s.bins))
     cy = None if y is None else _tb.codes(y, _tb.fit_edges(y, s.estimator, s.bins))
@@ -1132,7 +1131,7 @@ def _torch_mi_test(
     segments: Sequence[int] | None,
 ) -> MITest:
     """mi_test on torch: observed MI, reorderings and statistics on the device."""
-    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, np.float64, nan_policy, "mi_test")
+    x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, np.float64, nan_policy)
     torch = _tb._torch()
     reorder = stats.Rotations(x.shape[1], segments) if null == "rotation" else None
     if estimator == "gaussian_copula":
