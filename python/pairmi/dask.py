@@ -41,22 +41,24 @@ def _dask() -> Any:
 # --- sample shards, reduced ---------------------------------------------------------------------
 
 
-def _shard_accumulator(settings: dict[str, Any], *blocks: np.ndarray) -> Accumulator:
-    """A worker's task: an accumulator of its blocks of samples, added in order."""
-    acc = Accumulator(**settings)
-    for block in blocks:
-        if block.shape[-2]:
-            acc.update(block)
+def _added(acc: Accumulator | dict[str, Any], block: np.ndarray) -> Accumulator:
+    """A worker's task: the block's samples added to acc (a new accumulator, given its settings).
+
+    acc is updated in place, which copying (as large as a chunk's counting) would cost: its one
+    dependent is this task, a failed update leaves it unchanged, and a lost worker's accumulator is
+    recomputed from its chain's start, so no sample is counted twice."""
+    acc = acc if isinstance(acc, Accumulator) else Accumulator(**acc)
+    if block.shape[-2]:
+        acc.update(block)
     return acc
 
 
 def _merged(*accs: Accumulator) -> Accumulator:
-    """A worker's task: the merge of partial accumulators, into a new one (the inputs stay as they
-    were, so a retried task counts nothing twice)."""
-    out = Accumulator(**accs[0]._settings())
-    for acc in accs:
-        out.merge(acc)
-    return out
+    """A worker's task: the partial accumulators merged into the first (in place, as in _added:
+    each is an input of this task alone)."""
+    for acc in accs[1:]:
+        accs[0].merge(acc)
+    return accs[0]
 
 
 def _tree(dask: Any, parts: list[Any], split_every: int, name: str) -> Any:
@@ -97,8 +99,9 @@ def accumulate(
         Fixed edges (:func:`pairmi.fit_edges`); default: fitted on X's first chunk (computed
         first), which then serves as the calibration sample.
     shards : int, optional
-        Tasks that each add a contiguous run of X's chunks to one accumulator (default: one per
-        worker of the current ``distributed`` client, else one per chunk).
+        Chains of tasks, each adding a contiguous run of X's chunks, one task per chunk, to one
+        accumulator that moves along the chain (default: one chain per worker of the current
+        ``distributed`` client, else one per chunk). A worker holds one chunk at a time.
     split_every : int
         Fan-in of the tree of merges.
     compute : bool
@@ -146,11 +149,17 @@ def accumulate(
     shards = _shard_count(shards, len(blocks))
     bounds = np.linspace(0, len(blocks), shards + 1).astype(int)
     name = f"pairmi-accumulate-{dask.base.tokenize(X.name, settings)}"
-    parts = [
-        dask.delayed(_shard_accumulator, pure=True, name=f"{name}-shard-{s}")(settings, *blocks[a:b])
-        for s, (a, b) in enumerate(itertools.pairwise(bounds))
-        if b > a
-    ]
+    # Each shard is a chain of tasks that add one block each: a worker holds one block at a time, and
+    # the chain's next task runs where its accumulator is. At a lower priority than X's own tasks, a
+    # worker first produces the blocks that wait on it (a chain elsewhere may need them).
+    parts = []
+    with dask.annotate(priority=-1):
+        for s, (a, b) in enumerate(itertools.pairwise(bounds)):
+            acc: Any = settings
+            for i in range(a, b):
+                acc = dask.delayed(_added, pure=True, name=f"{name}-shard-{s}-{i}")(acc, blocks[i])
+            if b > a:
+                parts.append(acc)
     result = _tree(dask, parts, split_every, name)
     return result.compute() if compute else result
 
