@@ -13,9 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "pairmi/binned_mi.hpp"
 #include "pairmi/ksg.hpp"
 #include "pairmi/parallel.hpp"
-#include "pairmi/pipeline.hpp"
+#include "pairmi/bin_layers.hpp"
 
 namespace {
 

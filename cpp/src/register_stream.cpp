@@ -8,20 +8,19 @@
 #include <stdexcept>
 #include <string>
 
+#include "bindings.hpp"
 #include "pairmi/accumulate.hpp"
 #include "pairmi/binning.hpp"
 
 namespace py = pybind11;
+using pairmi_bindings::Array;
+using pairmi_bindings::check_bins;
+using pairmi_bindings::check_code_range;
+using pairmi_bindings::require;
 
 namespace {
 
-template <class T>
-using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
 using Totals = py::array_t<std::uint64_t, py::array::c_style>;
-
-void require(bool ok, const std::string& what) {
-  if (!ok) throw std::invalid_argument(what);
-}
 
 bool shape_is(const py::array& a, std::initializer_list<std::size_t> shape) {
   if (a.ndim() != py::ssize_t(shape.size())) return false;
@@ -34,14 +33,12 @@ bool shape_is(const py::array& a, std::initializer_list<std::size_t> shape) {
 // Codes (layers, d, n) whose values are below bins (they index histograms unchecked).
 void check_codes(const Array<std::uint8_t>& codes, int bins, const char* name) {
   require(codes.ndim() == 3, std::string(name) + " codes must be (layers, variables, samples)");
-  const std::uint8_t* p = codes.data();
-  require(codes.size() == 0 || *std::max_element(p, p + codes.size()) < bins,
-          std::string(name) + " codes must be below bins");
+  check_code_range(codes, bins, name);
 }
 
 void add_pair_counts(const Array<std::uint8_t>& cx, const py::object& cy_obj, int bins, Totals counts,
                      Totals marginal_x, const py::object& marginal_y_obj, int threads) {
-  require(bins >= 2 && bins <= pairmi::kMaxBins, "bins must be in [2, 255]");
+  check_bins(bins);
   check_codes(cx, bins, "x");
   const bool square = cy_obj.is_none();
   const std::size_t layers = cx.shape(0), dx = cx.shape(1), n = cx.shape(2);
@@ -75,7 +72,7 @@ template <class Out>
 void mi_from_counts(const Totals& counts, const Totals& marginal_x, const py::object& marginal_y_obj, int bins,
                     std::uint64_t n, bool miller_madow, double scale, py::array_t<Out, py::array::c_style> out,
                     int threads) {
-  require(bins >= 2 && bins <= pairmi::kMaxBins, "bins must be in [2, 255]");
+  check_bins(bins);
   require(n > 0, "no samples were counted");
   require(marginal_x.ndim() == 3, "marginal_x must be (layers, dx, bins)");
   const bool square = marginal_y_obj.is_none();

@@ -14,8 +14,9 @@
 #include <vector>
 
 #include "pairmi/accumulate.hpp"
+#include "pairmi/binned_mi.hpp"
 #include "pairmi/ksg.hpp"
-#include "pairmi/pipeline.hpp"
+#include "pairmi/bin_layers.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Stacked layers of samples x variables matrices -> codes and entropies, the inputs of binned_mi.
+// Binning of stacked layers of samples x variables matrices: every column's edges, then its codes.
 #pragma once
 
 #include <algorithm>
@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "pairmi/binning.hpp"
-#include "pairmi/binned_mi.hpp"
 
 namespace pairmi {
 
@@ -34,9 +33,10 @@ void equal_frequency_layer_edges(const T* x, std::size_t layers, std::size_t n, 
   constexpr std::size_t kCols = 16;  // columns gathered per pass over the rows
   const std::size_t blocks = (d + kCols - 1) / kCols;
   const auto pos = equal_frequency_positions(n, bins);
-  // Selecting only the positions read beats a sort from about 32 samples per position (one thread,
-  // 15 bins: 0.16 s against 0.24 s for 4096 x 768, 0.07 s against 0.04 s for 13 x 90 x 768).
-  const bool select = n > 32 * pos.size();
+  // Selecting only the positions read beats a full sort from about this many samples per position
+  // (timed on one thread with 15 bins at 90 and 4096 samples; docs/benchmarks.md).
+  constexpr std::size_t kSelectFromSamplesPerPosition = 32;
+  const bool select = n > kSelectFromSamplesPerPosition * pos.size();
 #pragma omp parallel num_threads(std::max(1, threads))
   {
     std::vector<double> v(kCols * n);
