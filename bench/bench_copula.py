@@ -29,17 +29,18 @@ from pairmi.copula import normal_scores
 
 PEAK_SCRIPT = """
 import json, sys, numpy as np, pairmi
-from pairmi import api
+from pairmi import _memory
+from pairmi.settings import Settings
 L, n, d, threads = map(int, sys.argv[1:5])
 H = np.random.default_rng(0).standard_t(3, size=(L, n, d)).astype(np.float32)
 pairmi.mi_layers(H[:1, :, :1024], estimator="gaussian_copula", threads=threads)  # load BLAS and its buffers
-s = api._settings(n, "gaussian_copula", 15, 3, None, 20, 0, "bits", threads, np.float32)
-estimate = api._bytes_needed(H, None, s, (L, d, d))
+s = Settings.resolve(n, "gaussian_copula", threads=threads, dtype=np.float32)
+estimate = _memory.bytes_needed(H, None, s, (L, d, d))
 def rss(key):
     return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key + ":"))
 before = rss("VmRSS")
 open("/proc/self/clear_refs", "w").write("5")
-mi = pairmi.mi_layers(H, estimator="gaussian_copula", threads=threads)
+mi = pairmi.mi_layers(H, estimator="gaussian_copula", threads=threads, dtype=np.float32)
 print(json.dumps({"peak": rss("VmHWM") - before, "estimate": estimate, "result": mi.nbytes}))
 """
 
@@ -72,7 +73,7 @@ def main() -> None:
         pairmi.mi_layers(H, estimator="gaussian_copula", threads=args.threads, out=out)
 
     def fresh() -> None:
-        pairmi.mi_layers(H, estimator="gaussian_copula", threads=args.threads)
+        pairmi.mi_layers(H, estimator="gaussian_copula", threads=args.threads, dtype=np.float32)
 
     reused()  # first calls: page faults of out, BLAS start-up
     bare()

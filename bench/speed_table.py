@@ -112,7 +112,7 @@ def main() -> None:
         mine, per = alternate(
             lambda e=est: pairmi.mi_layers(H, estimator=e, threads=t), lambda q=eqf: per_pair_loop(H, sample, q), args.runs
         )
-        row(f"13 x 90 x 768, {est}", "course loop (np.histogram2d), extrapolated", mine, per * pairs_all)
+        row(f"13 x 90 x 768, {est}", "per-pair np.histogram2d loop, extrapolated", mine, per * pairs_all)
     mine, per = alternate(
         lambda: pairmi.mi_layers(H, estimator="ksg", threads=t), lambda: sklearn_per_pair(H), max(1, args.runs // 2)
     )
@@ -123,7 +123,7 @@ def main() -> None:
     mine, per = alternate(
         lambda: pairmi.mi_matrix(big, threads=t), lambda: per_pair_loop(big[None], big_sample, False), args.runs
     )
-    row("4,096 x 768, equal_width", "course loop, extrapolated", mine, per * DIMS * (DIMS - 1) // 2)
+    row("4,096 x 768, equal_width", "per-pair np.histogram2d loop, extrapolated", mine, per * DIMS * (DIMS - 1) // 2)
     chunks = [rng.standard_t(3, size=(4096, DIMS)).astype(np.float32) for _ in range(8)]
     edges = pairmi.fit_edges(chunks[0], bins=BINS)
     whole = np.concatenate(chunks)

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 
 import pairmi
-from pairmi import api
+from pairmi import _memory
+from pairmi.settings import Settings
 
 THREADS = 2
 
@@ -29,45 +30,34 @@ def data(layers: int, n: int, d: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((layers, n, d), dtype=np.float32)
 
 
-def settings(x: np.ndarray, **kw) -> api._Settings:
-    base = {
-        "estimator": "equal_width",
-        "bins": 15,
-        "k": 3,
-        "correction": None,
-        "n_permutations": 20,
-        "seed": 0,
-        "units": "bits",
-        "threads": THREADS,
-        "dtype": np.float32,
-    }
-    return api._settings(x.shape[1], **{**base, **kw})
+def settings(x: np.ndarray, estimator: str = "equal_width", **kw) -> Settings:
+    return Settings.resolve(x.shape[1], estimator, **{"threads": THREADS, **kw})
 
 
 def case(name: str):
     """(call, estimate) of one case; call runs the measured work."""
     if name == "binned":
         H = data(6, 90, 2000)
-        return H, lambda: pairmi.mi_layers(H, threads=THREADS), api._bytes_needed(H, None, settings(H), (6, 2000, 2000))
+        return H, lambda: pairmi.mi_layers(H, threads=THREADS), _memory.bytes_needed(H, None, settings(H), (6, 2000, 2000))
     if name == "shuffle":
         X = data(1, 90, 2000)
         s = settings(X, correction="shuffle", n_permutations=4, dtype=np.float64)
         call = lambda: pairmi.mi_matrix(X[0], correction="shuffle", n_permutations=4, threads=THREADS)  # noqa: E731
-        return X, call, api._bytes_needed(X, None, s, (1, 2000, 2000))
+        return X, call, _memory.bytes_needed(X, None, s, (1, 2000, 2000))
     if name == "mi_test":
         X = data(1, 90, 2000)
         call = lambda: pairmi.mi_test(X[0], n_permutations=4, threads=THREADS)  # noqa: E731
-        return X, call, api._test_bytes((1, 2000, 2000), X.size)
+        return X, call, _memory.test_bytes((1, 2000, 2000), X.size)
     if name == "copula":
         H = data(12, 90, 2000)
         s = settings(H, estimator="gaussian_copula")
         call = lambda: pairmi.mi_layers(H, estimator="gaussian_copula", threads=THREADS)  # noqa: E731
-        return H, call, api._bytes_needed(H, None, s, (12, 2000, 2000))
+        return H, call, _memory.bytes_needed(H, None, s, (12, 2000, 2000))
     if name == "ksg":
         H = data(1, 3000, 120)
         s = settings(H, estimator="ksg")
         call = lambda: pairmi.mi_layers(H, estimator="ksg", threads=THREADS)  # noqa: E731
-        return H, call, api._bytes_needed(H, None, s, (1, 120, 120))
+        return H, call, _memory.bytes_needed(H, None, s, (1, 120, 120))
     raise SystemExit(f"unknown case {name!r}")
 
 

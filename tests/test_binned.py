@@ -89,11 +89,11 @@ def test_dependence_is_detected():
 def test_mi_layers_equals_stacked_mi_matrix(estimator):
     H = np.stack([make(k, 90, 40, s) for s, k in enumerate(KINDS)]).astype(np.float32)
     got = pairmi.mi_layers(H, estimator=estimator, threads=2)
-    assert got.dtype == np.float32 and got.shape == (len(KINDS), 40, 40)
+    assert got.dtype == np.float64 and got.shape == (len(KINDS), 40, 40)  # float64 unless asked, as mi_matrix
     want = np.stack([pairmi.mi_matrix(h, estimator=estimator) for h in H])
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)  # float32 output
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     ref = reference.mi_matrix(H[2].astype(np.float64), estimator=estimator)
-    np.testing.assert_allclose(got[2], ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[2], ref, rtol=0, atol=1e-9)
 
 
 def test_mi_layers_dims_selects_every_other_dimension():

@@ -56,11 +56,11 @@ def test_analyze_tiny_gpt2_end_to_end(tmp_path, tiny_gpt2_dir, capsys):
     saved = load(out)
     hs = pairmi.hidden_states(str(tiny_gpt2_dir), [TEXT])
     assert saved.tokens == hs.tokens and saved.layer_names == hs.layer_names
-    np.testing.assert_array_equal(saved.mi, pairmi.mi_layers(hs.values, bins=15, threads=1))
+    np.testing.assert_array_equal(saved.mi, pairmi.mi_layers(hs.values, bins=15, threads=1, dtype=np.float32))
     assert saved.params["estimator"] == "equal_width" and saved.params["pairmi_version"] == pairmi.__version__
     lines = (out / "summary.csv").read_text().splitlines()
     assert lines[0].startswith("layer,name,pairs,mean") and len(lines) == 1 + 3
-    assert not list(out.glob(".partial-*")) and not list(out.glob(".*.tmp*"))
+    assert not (out / ".partial").exists() and not list(out.glob(".*.tmp*"))
 
 
 def test_analyze_minilm_subset_and_plot(tmp_path):
@@ -92,7 +92,7 @@ def test_analyze_minilm_subset_and_plot(tmp_path):
     assert saved.mi.shape == (2, 50, 50) and saved.layer_names == ["L0", "L6"]
     np.testing.assert_array_equal(saved.dims, np.arange(0, 100, 2))
     hs = pairmi.hidden_states("minilm", [TEXT], layers=[0, 6])
-    want = pairmi.mi_layers(hs.values, dims=slice(0, 100, 2), estimator="equal_frequency", bins=8, units="nats")
+    want = pairmi.mi_layers(hs.values, dims=slice(0, 100, 2), estimator="equal_frequency", bins=8, units="nats", dtype=np.float32)
     np.testing.assert_array_equal(saved.mi, want)
     assert not (out / "layers.png").exists()
     assert main(["plot", str(out)]) == 0  # redraw without the model
@@ -121,7 +121,7 @@ def test_resume_reuses_saved_layers(tmp_path, tiny_gpt2_dir, monkeypatch):
     assert main(base + ["--resume"]) == 0
     assert len(computed) == 2  # layer 0 came from the checkpoint
     hs = pairmi.hidden_states(str(tiny_gpt2_dir), [TEXT])
-    np.testing.assert_array_equal(load(out).mi, pairmi.mi_layers(hs.values))
+    np.testing.assert_array_equal(load(out).mi, pairmi.mi_layers(hs.values, dtype=np.float32))
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_analyze_other_estimators(tmp_path, extra, estimator):
     assert main(["analyze", "--text", TEXT, "--layers", "0,3", "--dims", "0:24", "--out", str(out), *extra]) == 0
     saved = load(out)
     hs = pairmi.hidden_states("minilm", [TEXT], layers=[0, 3])
-    kwargs = {"estimator": estimator, "dims": slice(0, 24)}
+    kwargs: dict = {"estimator": estimator, "dims": slice(0, 24), "dtype": np.float32}  # mi.npz keeps float32
     kwargs.update({"k": 4} if estimator == "ksg" else {})
     kwargs.update({"bins": "auto", "correction": "shuffle"} if estimator == "equal_frequency" else {})
     np.testing.assert_array_equal(saved.mi, pairmi.mi_layers(hs.values, **kwargs))
@@ -257,7 +257,7 @@ def test_ctrl_c_before_any_layer_claims_nothing_kept(tmp_path, tiny_gpt2_dir, mo
     assert main(["analyze", "--model", str(tiny_gpt2_dir), "--text", TEXT, "--out", str(out), "--no-figures"]) == 130
     err = capsys.readouterr().err
     assert "no layer had finished, so nothing was kept" in err and "--resume" not in err
-    assert not list(out.glob(".partial-*"))
+    assert not (out / ".partial").exists()
 
 
 def test_null_is_reported_by_default_at_few_tokens(tmp_path, tiny_gpt2_dir, capsys):

@@ -110,7 +110,7 @@ def test_resumed_dask_zarr_write_equals_an_uninterrupted_one(client, tmp_path):
     writes = pdask.mi_tiles(Xd, out=path, dtype=np.float32, compute=False)
     assert len(writes) == 10  # 4 blocks of columns: 10 tiles of the upper triangle
     dask.compute(*writes[:3])  # a run that stopped after 3 tiles
-    assert len(pdask.mi_tiles(Xd, out=path, compute=False)) == 7
+    assert len(pdask.mi_tiles(Xd, out=path, dtype=np.float32, compute=False)) == 7
     done = pdask.mi_tiles(Xd, out=path, dtype=np.float32)
     np.testing.assert_array_equal(done[...], pairmi.mi_matrix(X, dtype=np.float32))
 

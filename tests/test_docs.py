@@ -7,7 +7,17 @@ import importlib
 
 import pytest
 
-MODULES = ["pairmi.api", "pairmi.compare", "pairmi.stats", "pairmi.stream", "pairmi.corpus", "pairmi.extract", "pairmi.topk"]
+MODULES = [
+    "pairmi.api",
+    "pairmi.nulls",
+    "pairmi.settings",
+    "pairmi.compare",
+    "pairmi.stats",
+    "pairmi.stream",
+    "pairmi.corpus",
+    "pairmi.extract",
+    "pairmi.topk",
+]
 
 
 @pytest.mark.parametrize("name", MODULES + ["pairmi.plot", "pairmi.dask"])

@@ -16,7 +16,7 @@ import pytest
 from datagen import make
 
 import pairmi
-from pairmi import _arrays, analysis, api
+from pairmi import _arrays, _outputs, analysis
 from pairmi.cli import main
 
 HERE = Path(__file__).parent
@@ -28,7 +28,7 @@ HERE = Path(__file__).parent
 @pytest.mark.parametrize("estimator", pairmi.ESTIMATORS)
 def test_zero_layers_give_an_empty_result(estimator):
     got = pairmi.mi_layers(np.empty((0, 40, 6)), estimator=estimator)
-    assert got.shape == (0, 6, 6) and got.dtype == np.float32
+    assert got.shape == (0, 6, 6) and got.dtype == np.float64
 
 
 def test_thread_count_beyond_the_limit_is_refused():
@@ -100,7 +100,7 @@ def test_copy_on_write_memmap_out_keeps_the_results(tmp_path):
 
 @pytest.mark.parametrize("estimator", pairmi.ESTIMATORS)
 def test_out_overlapping_the_input_is_still_exact(monkeypatch, estimator):
-    monkeypatch.setattr(api, "OUT_BLOCK_BYTES", 10 * 60 * 8)  # six blocks of ten rows
+    monkeypatch.setattr(_outputs, "OUT_BLOCK_BYTES", 10 * 60 * 8)  # six blocks of ten rows
     monkeypatch.setattr(pairmi.copula, "BLOCK_BYTES", 10 * 60 * 8)
     X = make("normal", 60, 60, 2)
     want = pairmi.mi_matrix(X.copy(), estimator=estimator, out=np.empty((60, 60)))

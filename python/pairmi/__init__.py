@@ -16,9 +16,11 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "python/pairmi directly."
     ) from exc
 
-from .api import ESTIMATORS, MITest, fdr_tests, mi_layers, mi_matrix, mi_test, null_mi
+from .api import mi_layers, mi_matrix
 from .compare import BiasCurve, Comparison, bias_curve, compare, gaussian_mi
 from .extract import HiddenStates, demo_model, hidden_states
+from .nulls import MITest, fdr_tests, mi_test, null_mi
+from .settings import ESTIMATORS, KSG, EqualFrequency, EqualWidth, Estimator, GaussianCopula
 from .stats import fdr
 from .stream import Accumulator, fit_edges
 from .topk import TopK, mi_topk
@@ -28,9 +30,14 @@ has_openmp: bool = _core.has_openmp
 
 __all__ = [
     "ESTIMATORS",
+    "KSG",
     "Accumulator",
     "BiasCurve",
     "Comparison",
+    "EqualFrequency",
+    "EqualWidth",
+    "Estimator",
+    "GaussianCopula",
     "HiddenStates",
     "MITest",
     "TopK",

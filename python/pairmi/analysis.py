@@ -17,9 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from . import tiles
 from ._core import __version__
+from ._dispatch import dims_index
 from ._files import atomic_file, atomic_write_bytes
-from .api import _dims_index, mi_layers, null_mi
+from .api import mi_layers
+from .nulls import null_mi
+from .settings import DEFAULT_BINS, DEFAULT_K, recorded
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -57,6 +61,7 @@ def analyze(
     threads: int | None = None,
     null: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = True,
     on_layer: Callable[[int, int, bool], None] | None = None,
     params: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -74,8 +79,11 @@ def analyze(
         Also score every pair once on shuffled tokens (binned estimators), saved as ``extra['null']``
         (n_layers, d, d) and drawn beside the observed values: the MI that independence gives.
     checkpoint_dir : path, optional
-        Each finished layer is saved there (atomically); layers already there are loaded, not
-        recomputed, so an interrupted run resumes. Use one folder per set of inputs and settings.
+        Each finished layer is saved there (atomically), with a key of the inputs (a digest of the
+        states) and the settings. Layers an earlier run left there are loaded, not recomputed, when
+        it had the same key, so an interrupted run resumes; otherwise they are removed.
+    resume : bool
+        False: remove what ``checkpoint_dir`` holds and start over.
     on_layer : callable(layer, n_layers, resumed), optional
         Called after each layer (for progress bars).
     progress : callable(done, total), optional
@@ -88,12 +96,14 @@ def analyze(
     """
     values = np.asarray(hs.values)
     n_layers, _, d = values.shape
-    dim_idx = np.arange(d) if dims is None else np.arange(d)[_dims_index(dims, d)]  # checked, non-negative
+    dim_idx = np.arange(d) if dims is None else np.arange(d)[dims_index(dims, d)]  # checked, non-negative
     if dim_idx.size < 2:
         raise ValueError(f"dims selects {dim_idx.size} unit(s) of {d}: pairwise MI needs at least 2")
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None:
-        ckpt.mkdir(parents=True, exist_ok=True)
+    record = recorded(options)
+    ckpt = None
+    if checkpoint_dir is not None:
+        key = {"states": tiles.fingerprint(values), "dims": dim_idx.tolist(), "null": null, **record}
+        ckpt = open_checkpoint(Path(checkpoint_dir), key, resume)
     mis, nulls = [], []
     for k in range(n_layers):
         path = ckpt / f"layer{k:04d}.npz" if ckpt is not None else None
@@ -112,10 +122,7 @@ def analyze(
             on_layer(k, n_layers, resumed)
     degenerate = degenerate_units(values[:, :, dim_idx])
     settings = {
-        "estimator": "equal_width",
-        "bins": 15,
-        "units": "bits",
-        **options,
+        **record,
         "site": hs.site,
         "model": hs.model_name,
         "pairmi_version": __version__,
@@ -140,6 +147,36 @@ def degenerate_units(values: np.ndarray) -> np.ndarray:
     return spread <= DEGENERATE_SPREAD * typical[:, None]
 
 
+CHECKPOINT_KEY = "key.json"
+
+
+def open_checkpoint(folder: Path, key: dict[str, Any], resume: bool = True) -> Path:
+    """A checkpoint folder for a run with this key (inputs and settings): the layers an earlier
+    run left there stay only when resuming a run with the same key."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(key, sort_keys=True, default=str)
+    keyfile = folder / CHECKPOINT_KEY
+    if not (resume and keyfile.is_file() and keyfile.read_text() == text):
+        for f in folder.glob("layer*.npz"):
+            f.unlink()
+        atomic_write_bytes(keyfile, text.encode())
+    return folder
+
+
+def checkpoint_layers(folder: Path) -> int:
+    """How many finished layers a checkpoint folder holds."""
+    return len(list(folder.glob("layer*.npz"))) if folder.is_dir() else 0
+
+
+def remove_checkpoint(folder: Path) -> None:
+    """A checkpoint folder and what it holds (after the result is saved)."""
+    if folder.is_dir():
+        for f in [*folder.glob("layer*.npz"), folder / CHECKPOINT_KEY]:
+            f.unlink(missing_ok=True)
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def _load_checkpoint(path: Path | None, shape: tuple[int, int], null: bool) -> dict[str, np.ndarray] | None:
     """A finished layer saved by an earlier run, or None if there is none or it is unreadable (a
     damaged file is reported on stderr and removed, and the layer is computed again)."""
@@ -160,7 +197,8 @@ def _load_checkpoint(path: Path | None, shape: tuple[int, int], null: bool) -> d
 def _analyze_layer(
     x: np.ndarray, threads: int | None, null: bool, options: dict[str, Any], progress: Callable[[int, int], None] | None = None
 ) -> dict[str, np.ndarray]:
-    layer = {"mi": mi_layers(x[None], threads=threads, progress=progress, **options)[0]}
+    # Result files keep float32 (7 significant digits): half the size of the float64 default.
+    layer = {"mi": mi_layers(x[None], threads=threads, progress=progress, **{"dtype": np.float32, **options})[0]}
     if null:
         keep = {k: v for k, v in options.items() if k in ("estimator", "bins", "units", "seed")}
         layer["null"] = null_mi(x, n_permutations=1, threads=threads, **keep)[0]
@@ -313,7 +351,9 @@ def describe(analysis: Analysis) -> str:
     """One line for figure titles: model, site, estimator with its bins or k, tokens, correction."""
     p = analysis.params
     estimator = p.get("estimator", "equal_width")
-    detail = {"ksg": f"k = {p.get('k', 3)}", "gaussian_copula": "ranks"}.get(estimator, f"{p.get('bins', 15)} bins")
+    detail = {"ksg": f"k = {p.get('k', DEFAULT_K)}", "gaussian_copula": "ranks"}.get(
+        estimator, f"{p.get('bins', DEFAULT_BINS)} bins"
+    )
     tokens = p.get("tokens", len(analysis.tokens))
     parts = [str(p.get("model", "")), str(p.get("site", "")), f"{estimator} ({detail})", f"{tokens:,} tokens"]
     if p.get("correction"):
@@ -390,7 +430,7 @@ def save_figures(
             k,
             i,
             j,
-            bins=analysis.params.get("bins", 15) if isinstance(analysis.params.get("bins"), int) else 15,
+            bins=analysis.params.get("bins", DEFAULT_BINS) if isinstance(analysis.params.get("bins"), int) else DEFAULT_BINS,
             estimator=analysis.params.get("estimator", "equal_width"),
             units=units,
         )

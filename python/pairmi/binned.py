@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-
-BINNED_ESTIMATORS = ("equal_width", "equal_frequency")
+from .settings import BINNED_ESTIMATORS
 
 
 @dataclass(frozen=True)
@@ -45,18 +44,6 @@ def bin_edges(x: np.ndarray, estimator: str, bins: int, threads: int) -> np.ndar
     if estimator == "equal_frequency":
         return _core.equal_frequency_edges(x, bins, threads)
     raise ValueError(f"estimator must be one of {BINNED_ESTIMATORS}, got {estimator!r}")
-
-
-def auto_bins(n: int) -> int:
-    """Bins for n samples by Hacine-Gharbi et al.'s rule for MI estimation with rho = 0.
-
-    ``round(sqrt(1 + sqrt(1 + 24 n)) / sqrt(2))``: A. Hacine-Gharbi, P. Ravier, R. Harba,
-    T. Mohamadi, "Low bias histogram-based estimation of mutual information for feature selection",
-    Pattern Recognition Letters 33(10), 2012. n = 90 gives 5 bins, n = 4096 gives 13. Clipped to
-    [2, min(255, n)].
-    """
-    b = round(np.sqrt(1.0 + np.sqrt(1.0 + 24.0 * n)) / np.sqrt(2.0))
-    return max(2, min(255, n, b))
 
 
 def code_layers(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -14,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .api import CORRECTIONS, ESTIMATORS
-from .binned import BINNED_ESTIMATORS
+from .settings import BINNED_ESTIMATORS, CORRECTIONS, DEFAULT_BINS, ESTIMATORS
 
 DEMO_TEXT = (
     "Turkish coffee is made by simmering very finely ground beans with water, and often sugar, in a small "
@@ -140,7 +138,7 @@ def _bins(text: str) -> int | str:
 
 def _add_estimator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--estimator", choices=ESTIMATORS, default="equal_width", help="MI estimator (default: %(default)s)")
-    p.add_argument("--bins", type=_bins, default=15, help="bins per unit, 2..255 or 'auto' (default: %(default)s)")
+    p.add_argument("--bins", type=_bins, default=DEFAULT_BINS, help="bins per unit, 2..255 or 'auto' (default: %(default)s)")
     p.add_argument("--k", type=_positive, default=3, help="neighbours for ksg (default: %(default)s)")
     p.add_argument(
         "--correction",
@@ -280,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     les.add_argument("--out", type=Path, default=Path("lesson"), help="output folder (default: %(default)s)")
     les.add_argument("--samples", type=_positive, default=200, help="samples of the pair (default: %(default)s)")
-    les.add_argument("--bins", type=_bins, default=15, help="bins (default: %(default)s)")
+    les.add_argument("--bins", type=_bins, default=DEFAULT_BINS, help="bins (default: %(default)s)")
     les.add_argument("--draws", type=_positive, default=20, help="draws per size in bias.png (default: %(default)s)")
     les.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     les.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="figure format (default: png)")
@@ -407,17 +405,12 @@ def analyze_and_save(
 ) -> Any:
     """All-pairs MI of every layer of hs into `out` (mi.npz, summary.csv, figures); returns the Analysis.
 
-    `options` go to pairmi.mi_layers; `extraction` (model, text hash, ...) with them names the
-    checkpoint folder, so --resume only reuses layers computed from the same inputs and settings.
+    `options` go to pairmi.mi_layers. Finished layers wait in out/.partial (pairmi.analysis keys
+    them by the states and settings, so --resume only reuses layers of the same inputs).
     """
-    from .analysis import analyze, save, save_figures
+    from .analysis import analyze, checkpoint_layers, remove_checkpoint, save, save_figures
 
-    settings = {**extraction, **options, "dims": repr(dims), "null": null}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    ckpt = out / f".partial-{key}"
-    if not resume and ckpt.exists():
-        for f in ckpt.glob("layer*.npz"):
-            f.unlink()
+    ckpt = out / CHECKPOINT_DIR
     bar = _Progress(options.get("estimator", ""), len(hs.layer_names))
     try:
         analysis = analyze(
@@ -426,27 +419,28 @@ def analyze_and_save(
             threads=threads,
             null=null,
             checkpoint_dir=ckpt,
+            resume=resume,
             on_layer=bar,
             progress=bar.tile,
             params={"text_sha256": extraction["text_sha256"]},
             **options,
         )
     except KeyboardInterrupt:
-        done = len(list(ckpt.glob("layer*.npz"))) if ckpt.exists() else 0
+        done = checkpoint_layers(ckpt)
         kept = (
             f"{done} finished layer(s) are kept in {out}: rerun with --resume"
             if done
             else "no layer had finished, so nothing was kept"
         )
-        _remove_if_empty(ckpt)
+        if not done:
+            remove_checkpoint(ckpt)
         raise _Interrupted(f"interrupted; {kept}") from None
     except BaseException:
-        _remove_if_empty(ckpt)
+        if not checkpoint_layers(ckpt):
+            remove_checkpoint(ckpt)
         raise
     path = save(analysis, out, states)
-    for f in ckpt.glob("layer*.npz"):
-        f.unlink()
-    ckpt.rmdir()
+    remove_checkpoint(ckpt)
     written = [path, out / "summary.csv"] + (save_figures(analysis, out, **(figure_options or {})) if figures else [])
     print("wrote " + ", ".join(str(p) for p in written))
     return analysis
@@ -455,16 +449,12 @@ def analyze_and_save(
 # What pairmi writes into --out (figures in any --format): an earlier run's copies of these are
 # replaced whole with --overwrite, never left beside new ones.
 STATE_FILE = ".corpus-state.npz"
+CHECKPOINT_DIR = ".partial"  # finished layers of an interrupted analysis (pairmi.analysis)
 OUTPUTS = ("mi.npz", "summary.csv", "layers.*", "layer_*.*", "pair.*", STATE_FILE)
 
 
 class _Interrupted(Exception):
     """Ctrl-C, with what the interrupted command kept (main prints it and exits 130)."""
-
-
-def _remove_if_empty(folder: Path) -> None:
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
 
 
 def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
@@ -474,7 +464,7 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     earlier = (
         sorted(
             {p for pattern in OUTPUTS for p in out.glob(pattern)}
-            | {p for p in out.glob(".partial-*") if any(p.glob("layer*.npz"))}
+            | ({out / CHECKPOINT_DIR} if any((out / CHECKPOINT_DIR).glob("layer*.npz")) else set())
         )
         if out.is_dir()
         else []
@@ -590,7 +580,7 @@ def _print_degenerate(analysis: Any) -> None:
 def _few_tokens(n: int, bins: int | str) -> bool:
     """Few samples for the joint histogram's cells (under 20 a cell on average): plug-in MI is
     then mostly bias, and analyze computes the null by default."""
-    from .binned import auto_bins
+    from .settings import auto_bins
 
     b = auto_bins(n) if bins == "auto" else int(bins)
     return n < 20 * b * b
@@ -822,7 +812,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     hs = extract("minilm", [DEMO_TEXT])
     for estimator in ESTIMATORS:
         binned = estimator in BINNED_ESTIMATORS
-        options = {"estimator": estimator, "units": "bits", **({"bins": 15} if binned else {})}
+        options = {"estimator": estimator, "units": "bits", **({"bins": DEFAULT_BINS} if binned else {})}
         _prepare_out(args.out / estimator, resume=False, overwrite=True)  # the demo replaces its own results
         analysis = analyze_and_save(
             hs,

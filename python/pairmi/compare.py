@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
-from .api import ESTIMATORS, mi_matrix
-from .binned import BINNED_ESTIMATORS
+from .api import mi_matrix
+from .settings import BINNED_ESTIMATORS, DEFAULT_BINS, DEFAULT_K, ESTIMATORS
 
 
 def gaussian_mi(rho: float, units: str = "bits") -> float:
@@ -67,8 +67,8 @@ def compare(
     y: Any,
     *,
     estimators: Sequence[str] = ESTIMATORS,
-    bins: int = 15,
-    k: int = 3,
+    bins: int = DEFAULT_BINS,
+    k: int = DEFAULT_K,
     n_permutations: int = 100,
     seed: int | None = 0,
     gaussian: bool = False,
@@ -164,8 +164,8 @@ def bias_curve(
     draws: int = 10,
     estimators: Sequence[str] = ESTIMATORS,
     corrected: Sequence[str] = ("equal_frequency",),
-    bins: int = 15,
-    k: int = 3,
+    bins: int = DEFAULT_BINS,
+    k: int = DEFAULT_K,
     n_permutations: int = 20,
     seed: int = 0,
     units: str = "bits",

@@ -25,6 +25,7 @@ import numpy as np
 from ._files import atomic_file
 from .analysis import Analysis
 from .extract import StateBatch, _loaded, _model_name, iter_hidden_states
+from .settings import Estimator, unpack
 from .stream import Accumulator, fit_edges
 
 STATE_FORMAT = "pairmi.corpus-run"
@@ -121,8 +122,8 @@ def analyze_corpus(
     documents: Iterable[str],
     *,
     tokenizer: Any = None,
-    estimator: str = "equal_width",
-    bins: int = 15,
+    estimator: str | Estimator = "equal_width",
+    bins: int | str | None = None,
     correction: str | None = None,
     units: str = "bits",
     layers: Any = None,
@@ -178,6 +179,7 @@ def analyze_corpus(
     >>> run.analysis.mi.shape, run.seconds_mi < run.seconds_model  # doctest: +SKIP
     ((7, 384, 384), True)
     """
+    estimator, bins, _, correction, _ = unpack(estimator, bins=bins, correction=correction)
     model, tokenizer = _loaded(model, tokenizer)
     if calibration_tokens < 2:
         raise ValueError(f"calibration_tokens must be >= 2, got {calibration_tokens}")
@@ -309,7 +311,7 @@ class _RunState:
         pending: list[StateBatch],
         dims: Any,
         estimator: str,
-        bins: int,
+        bins: int | str,
         threads: int | None,
     ) -> Accumulator:
         """The accumulator with edges fitted on the pending batches, which it then takes in."""

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays, tiles, topk
-from .binned import BINNED_ESTIMATORS, auto_bins
+from .settings import BINNED_ESTIMATORS, Estimator, auto_bins, unpack
 from .stream import Accumulator, fit_edges
 
 
@@ -75,10 +75,10 @@ def _tree(dask: Any, parts: list[Any], split_every: int, name: str) -> Any:
 
 def accumulate(
     X: Any,
-    estimator: str = "equal_width",
+    estimator: str | Estimator = "equal_width",
     *,
     edges: Any = None,
-    bins: int | None = None,
+    bins: int | str | None = None,
     correction: str | None = None,
     units: str = "bits",
     dtype: Any = np.float64,
@@ -121,6 +121,7 @@ def accumulate(
     >>> acc.n_samples, acc.result().shape
     (40000, (8, 8))
     """
+    estimator, bins, _, correction, _ = unpack(estimator, bins=bins, correction=correction)
     dask = _dask()
     import dask.array as da
 
@@ -206,7 +207,7 @@ def accumulate_corpus(
     model: str,
     *,
     edges: Any,
-    estimator: str = "equal_width",
+    estimator: str | Estimator = "equal_width",
     tokenizer: str | None = None,
     correction: str | None = None,
     units: str = "bits",
@@ -247,6 +248,7 @@ def accumulate_corpus(
         Equal (bit-identical for the binned estimators) to one accumulator over all the shards'
         tokens in one process.
     """
+    estimator, _, _, correction, _ = unpack(estimator, correction=correction)
     dask = _dask()
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
@@ -309,8 +311,8 @@ def analyze_corpus(
     documents: Iterable[str],
     *,
     tokenizer: str | None = None,
-    estimator: str = "equal_width",
-    bins: int = 15,
+    estimator: str | Estimator = "equal_width",
+    bins: int | str | None = None,
     correction: str | None = None,
     units: str = "bits",
     layers: Any = None,
@@ -335,6 +337,7 @@ def analyze_corpus(
     ``keep_tokens``. Returns a :class:`pairmi.corpus.CorpusRun`; ``seconds_model`` is the
     calibration's forward passes here, ``seconds_mi`` the cluster's whole run.
     """
+    estimator, bins, _, correction, _ = unpack(estimator, bins=bins, correction=correction)
     import time
 
     from .analysis import Analysis
@@ -477,15 +480,15 @@ def _diagonal_task(x: np.ndarray, opts: dict[str, Any]) -> np.ndarray:
 def mi_tiles(
     X: Any,
     *,
-    estimator: str = "equal_width",
-    bins: int | str = 15,
-    k: int = 3,
+    estimator: str | Estimator = "equal_width",
+    bins: int | str | None = None,
+    k: int | None = None,
     correction: str | None = None,
     units: str = "bits",
     threads: int = 1,
     tile_size: int | None = None,
     out: Any = None,
-    dtype: Any = np.float32,
+    dtype: Any = None,
     topk_k: int | None = None,
     threshold: float | None = None,
     compute: bool = True,
@@ -516,6 +519,8 @@ def mi_tiles(
     zarr.Array (with ``out``), TopK (with ``topk_k``), else the dense ndarray (d, d)
         Equal to ``pairmi.mi_matrix(X.compute(), ...)`` within rounding (1e-12 bits).
     """
+    estimator, bins, k, correction, _ = unpack(estimator, bins=bins, k=k, correction=correction)
+    dtype = np.float64 if dtype is None else dtype
     dask = _dask()
     import dask.array as da
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .api import mi_matrix
+from .settings import DEFAULT_BINS
 
 
 def _figure(width: float, height: float, ncols: int = 1):
@@ -38,7 +39,7 @@ def pair(
     i: int,
     j: int,
     *,
-    bins: int = 15,
+    bins: int = DEFAULT_BINS,
     estimator: str = "equal_width",
     units: str = "bits",
     overlay: bool = False,
@@ -99,7 +100,13 @@ def pair(
 
 
 def marginals(
-    x: Any, y: Any, *, estimator: str = "equal_width", bins: int = 15, units: str = "bits", names: Sequence[str] = ("x", "y")
+    x: Any,
+    y: Any,
+    *,
+    estimator: str = "equal_width",
+    bins: int = DEFAULT_BINS,
+    units: str = "bits",
+    names: Sequence[str] = ("x", "y"),
 ):
     """Each variable's binned distribution (share of samples per bin, at the bin centres) on one
     axis, the legend giving each one's entropy: the H(X) and H(Y) of I(X;Y) = H(X) + H(Y) - H(X,Y).

@@ -21,8 +21,9 @@ import numpy.typing as npt
 from . import _arrays, _core
 from ._files import atomic_file
 from .backends.torch import wanted as tb_wanted
-from .binned import BINNED_ESTIMATORS, bin_edges
+from .binned import bin_edges
 from .copula import fit_knots, knot_scores, mapped_scores, mi_of_correlations
+from .settings import BINNED_ESTIMATORS, DEFAULT_BINS, Estimator, check_dtype, unpack
 
 STREAM_ESTIMATORS = BINNED_ESTIMATORS + ("gaussian_copula",)
 FORMAT = "pairmi.Accumulator"
@@ -32,8 +33,8 @@ DEFAULT_KNOTS = 1000
 
 def fit_edges(
     sample: Any,
-    estimator: str = "equal_width",
-    bins: int | None = None,
+    estimator: str | Estimator = "equal_width",
+    bins: int | str | None = None,
     *,
     threads: int | None = None,
     nan_policy: str = "raise",
@@ -71,6 +72,7 @@ def fit_edges(
     >>> edges.shape
     (4, 9)
     """
+    estimator, bins, *_ = unpack(estimator, bins=bins)
     _check_estimator(estimator)
     x, squeeze = _as_layers(sample, "sample")
     x = _arrays.apply_nan_policy([x], ["sample"], nan_policy)[0]
@@ -82,7 +84,9 @@ def fit_edges(
         edges = fit_knots(x, int(knots))
     else:
         _arrays.check_ranges(x, "sample")
-        edges = bin_edges(x, estimator, _arrays.check_bins(15 if bins is None else bins, n), _arrays.resolve_threads(threads))
+        edges = bin_edges(
+            x, estimator, _arrays.check_bins(DEFAULT_BINS if bins is None else bins, n), _arrays.resolve_threads(threads)
+        )
     return edges[0] if squeeze else edges
 
 
@@ -142,18 +146,20 @@ class Accumulator:
 
     def __init__(
         self,
-        estimator: str = "equal_width",
+        estimator: str | Estimator = "equal_width",
         *,
         edges: Any = None,
         edges_y: Any = None,
-        bins: int | None = None,
+        bins: int | str | None = None,
         correction: str | None = None,
         units: str = "bits",
-        dtype: npt.DTypeLike = np.float64,
+        dtype: npt.DTypeLike | None = None,
         threads: int | None = None,
         nan_policy: str = "raise",
         backend: str | None = None,
     ) -> None:
+        if isinstance(estimator, Estimator):  # its bins are the default of edges fitted on the first chunk
+            estimator, bins, _, correction, _ = unpack(estimator, bins=bins, correction=correction)
         _check_estimator(estimator)
         tb_wanted(backend)  # checks the name
         if correction not in (None, "miller_madow"):
@@ -166,9 +172,7 @@ class Accumulator:
         self.correction = correction
         self.units = units
         self.scale = _arrays.unit_scale(units)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.dtype = check_dtype(dtype)
         self.threads = threads
         self.nan_policy = nan_policy
         self.bins = bins
@@ -591,7 +595,7 @@ class Accumulator:
                     raise ValueError(
                         f"{name} has variables whose range overflows float64 (columns {bad[:10].tolist()}): rescale them"
                     )
-                bins = _arrays.check_bins(15 if self.bins is None else self.bins, arr.shape[1])
+                bins = _arrays.check_bins(DEFAULT_BINS if self.bins is None else self.bins, arr.shape[1])
                 edges.append(tb.fit_edges(arr, self.estimator, bins).cpu().numpy())
             else:
                 knots = min(arr.shape[1], DEFAULT_KNOTS) if self.bins is None else self.bins

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
-from .binned import BINNED_ESTIMATORS
+from .settings import BINNED_ESTIMATORS
 
 FORMAT = "pairmi.mi_matrix.zarr"
 FORMAT_VERSION = 1

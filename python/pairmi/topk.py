@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
-from .binned import BINNED_ESTIMATORS, Coded, binned_mi, code_layers
+from .binned import Coded, binned_mi, code_layers
 from .copula import mi_of_correlations, normal_scores
+from .settings import BINNED_ESTIMATORS, Estimator, auto_bins, unpack
 
 TOPK_ESTIMATORS = BINNED_ESTIMATORS + ("gaussian_copula", "ksg")
 # Bytes of one block of MI rows (float64) and its selection temporaries.
@@ -203,14 +204,14 @@ def mi_topk(
     X: Any,
     k: int = 10,
     *,
-    estimator: str = "equal_width",
-    bins: int | str = 15,
+    estimator: str | Estimator = "equal_width",
+    bins: int | str | None = None,
     threshold: float | None = None,
     correction: str | None = None,
     units: str = "bits",
     threads: int | None = None,
     nan_policy: str = "raise",
-    n_neighbors: int = 3,
+    n_neighbors: int | None = None,
     progress: Any = None,
 ) -> TopK:
     """Each variable's k strongest partners, without ever holding the D x D matrix.
@@ -252,14 +253,14 @@ def mi_topk(
     >>> int(top.max_partner[0]), top.indices.shape
     (1, (6, 2))
     """
-    from .api import _inputs
-    from .binned import auto_bins
+    estimator, bins, n_neighbors, correction, _ = unpack(estimator, bins=bins, k=n_neighbors, correction=correction)
+    from ._dispatch import inputs
 
     if estimator not in TOPK_ESTIMATORS:
         raise ValueError(f"estimator must be one of {TOPK_ESTIMATORS}, got {estimator!r}")
     if correction not in (None, "miller_madow") or (correction and estimator not in BINNED_ESTIMATORS):
         raise ValueError(f"mi_topk takes correction=None or 'miller_madow' (binned), not {correction!r}")
-    x, _ = _inputs(X, None, nan_policy)
+    x, _ = inputs(X, None, nan_policy)
     x = x[0]
     n, d = x.shape
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < d:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..binned import BINNED_ESTIMATORS
+from ..settings import BINNED_ESTIMATORS
 
 TORCH_ESTIMATORS = BINNED_ESTIMATORS + ("ksg", "gaussian_copula")
 

@@ -1,0 +1,41 @@
+"""What a computation allocates beside its inputs, to refuse one that does not fit before it starts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from .copula import copula_working_bytes
+from .settings import Settings
+
+
+def bytes_needed(x: np.ndarray, y: np.ndarray | None, s: Settings, shape: tuple[int, int, int]) -> int:
+    """Peak of what one call allocates beside its inputs, from what each path allocates."""
+    pairs = int(np.prod(shape))
+    values = x.size + (0 if y is None else y.size)
+    result = pairs * s.dtype.itemsize
+    if s.estimator == "gaussian_copula":
+        return result + copula_working_bytes(x.shape[1], x.shape[2], None if y is None else y.shape[2])
+    if s.estimator == "ksg":
+        # The core's sorted copies (SortedColumns: 28 bytes a value) and each thread's scratch; the
+        # tie check afterwards sorts a copy of the values (at most as much); tie-breaking noise
+        # makes a float64 copy of the values first.
+        jitter = 8 * values if s.noise else 0
+        return result + 28 * values + jitter + s.threads * _core.ksg_worker_bytes(x.shape[1], s.k)
+    # Binned: codes, and for the rank kernel the samples grouped by bin and the columns laid out
+    # for its lanes (3 bytes a value); the shuffle correction adds its float64 running mean, one
+    # float64 pass's buffer and the shuffled codes.
+    binned = result + 3 * values
+    if s.correction == "shuffle":
+        binned += 16 * pairs + 2 * (x.size if y is None else y.size)
+    return binned
+
+
+def test_bytes(shape: tuple[int, int, int], values: int, copula: bool = False, rotation: bool = False) -> int:
+    """Peak of mi_test: observed, threshold, total and a pass's buffer (float64), the exceedance counts
+    (int32) and one pass's comparison (bool); then the binned codes with a pass's reordered codes
+    (2 bytes a value), or the copula's scores and a pass's reordered scores, correlations and MI;
+    rotations add their (variables, samples) int64 index arithmetic."""
+    pairs = int(np.prod(shape))
+    per_pass = 16 * pairs + 16 * values if copula else 2 * values
+    return 37 * pairs + per_pass + (32 * values if rotation else 0)
