@@ -198,5 +198,12 @@ def test_openmp_flag_matches_the_linked_runtime():
     assert pairmi.has_openmp is linked
 
 
-def test_runs_against_the_installed_package():
-    assert "site-packages" in pairmi.__file__, pairmi.__file__
+def test_installed_package_ships_its_module_stubs_and_marker():
+    """The tests import the installed wheel, not the source tree, and it holds what type checkers
+    and users need: the compiled core, its stub and the py.typed marker."""
+    from pathlib import Path
+
+    package = Path(pairmi.__file__).parent
+    assert package.resolve() != (Path(__file__).parents[1] / "python" / "pairmi").resolve(), package
+    assert Path(pairmi._core.__file__).parent == package
+    assert (package / "_core.pyi").is_file() and (package / "py.typed").is_file()
