@@ -130,4 +130,6 @@ void register_binned(py::module_& m) {
   m.def("binned_mi", &binned_mi<double>, py::arg("codes_x"), py::arg("entropy_x"), py::arg("codes_y"),
         py::arg("entropy_y"), py::arg("bins"), py::arg("scale"), py::arg("out").noconvert(), py::arg("threads"),
         py::arg("progress") = py::none(), py::arg("miller_madow") = false);
+  m.def("binned_plan_bytes", &pairmi::binned_plan_bytes, py::arg("layers"), py::arg("samples"), py::arg("x_cols"),
+        py::arg("y_cols"), py::arg("bins"), "Bytes binned_mi's plans allocate, at most (y_cols 0: x against itself).");
 }

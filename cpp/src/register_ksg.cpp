@@ -57,4 +57,8 @@ void register_ksg(py::module_& m) {
         py::arg("out").noconvert(), py::arg("threads"), py::arg("progress") = py::none());
   m.def("ksg_worker_bytes", &pairmi::ksg_worker_bytes, py::arg("samples"), py::arg("k"),
         "Bytes of scratch each thread of ksg_mi allocates.");
+  m.def(
+      "ksg_sorted_bytes",
+      [](std::size_t cols, std::size_t samples) { return pairmi::SortedColumns::bytes(cols, samples); },
+      py::arg("cols"), py::arg("samples"), "Bytes of the sorted copies ksg_mi makes of `cols` variables.");
 }

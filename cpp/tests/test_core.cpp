@@ -225,6 +225,19 @@ void test_ksg_no_layers() {
 
 // Unit-variance scaling at magnitudes whose squares over- or underflow: the same scaled values,
 // up to rounding, as at magnitude 1.
+// What SortedColumns::bytes tells a caller's memory check is what sort_columns allocates.
+void test_sorted_columns_bytes() {
+  for (const std::size_t n : {2, 90, 1000}) {
+    std::vector<double> x(2 * n * 3);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = double((i * 7919) % 101);
+    const auto s = pairmi::sort_columns(x.data(), 2, n, 3, 1);
+    const std::size_t held = s.value.size() * sizeof(double) + s.sorted.size() * sizeof(double) +
+                             s.sorted32.size() * sizeof(float) + s.order.size() * sizeof(std::uint32_t) +
+                             s.position.size() * sizeof(std::uint32_t) + s.constant.size();
+    CHECK(pairmi::SortedColumns::bytes(6, n) == held);
+  }
+}
+
 void test_ksg_scaling_extreme_magnitudes() {
   const std::size_t n = 50;
   std::mt19937_64 rng(6);
@@ -515,6 +528,7 @@ const std::vector<std::pair<const char*, void (*)()>> kCases = {
     {"ksg_monitor", [] { test_ksg_monitor_inside_a_pair(); }},
     {"ksg_no_layers", [] { test_ksg_no_layers(); }},
     {"ksg_scaling", [] { test_ksg_scaling_extreme_magnitudes(); }},
+    {"ksg_bytes", [] { test_sorted_columns_bytes(); }},
     {"ksg_long",
      [] {
        // From 384 samples the AVX2 kernel counts by binary search, and the samples in the column

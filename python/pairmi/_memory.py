@@ -16,16 +16,17 @@ def bytes_needed(x: np.ndarray, y: np.ndarray | None, s: Settings, shape: tuple[
     result = pairs * s.dtype.itemsize
     if s.estimator == "gaussian_copula":
         return result + copula_working_bytes(x.shape[1], x.shape[2], None if y is None else y.shape[2])
+    layers, n, dx = x.shape
+    dy = 0 if y is None else y.shape[2]
     if s.estimator == "ksg":
-        # The core's sorted copies (SortedColumns: 28 bytes a value) and each thread's scratch; the
-        # tie check afterwards sorts a copy of the values (at most as much); tie-breaking noise
-        # makes a float64 copy of the values first.
+        # The core's sorted copies and each thread's scratch (the tie check afterwards sorts a copy
+        # of the values: at most as much); tie-breaking noise makes a float64 copy of the values first.
         jitter = 8 * values if s.noise else 0
-        return result + 28 * values + jitter + s.threads * _core.ksg_worker_bytes(x.shape[1], s.k)
-    # Binned: codes, and for the rank kernel the samples grouped by bin and the columns laid out
-    # for its lanes (3 bytes a value); the shuffle correction adds its float64 running mean, one
-    # float64 pass's buffer and the shuffled codes.
-    binned = result + 3 * values
+        sorted_copies = _core.ksg_sorted_bytes(layers * (dx + dy), n)
+        return result + sorted_copies + jitter + s.threads * _core.ksg_worker_bytes(n, s.k)
+    # Binned: the codes (a byte a value) and the core's plans; the shuffle correction adds its
+    # float64 running mean, one float64 pass's buffer and the shuffled codes.
+    binned = result + values + _core.binned_plan_bytes(layers, n, dx, dy, s.bins)
     if s.correction == "shuffle":
         binned += 16 * pairs + 2 * (x.size if y is None else y.size)
     return binned

@@ -151,6 +151,11 @@ class BinGroups {
     (void)threads;
   }
 
+  // Bytes the constructor allocates, for a caller's memory check.
+  static std::size_t bytes(std::size_t vars, std::size_t n, int bins) {
+    return vars * (n + std::size_t(bins) + 1 + sizeof(std::uint32_t));
+  }
+
   // Samples of variable v, bin by bin; bin a's group is [start(v)[a], start(v)[a + 1]).
   const std::uint8_t* samples(std::size_t v) const { return &sample_[v * n_]; }
   const std::uint8_t* start(std::size_t v) const { return &start_[v * (bins_ + 1)]; }

@@ -46,6 +46,12 @@ class ColumnLanes {
     (void)threads;
   }
 
+  // Bytes the constructor allocates for `cols` variables per layer, for a caller's memory check.
+  static std::size_t bytes(std::size_t layers, std::size_t cols, std::size_t n, int lanes) {
+    const std::size_t width = std::size_t(lanes);
+    return layers * ((cols + width - 1) / width) * width * n;
+  }
+
   // The block of layer l starting at position i (a multiple of the lanes).
   const std::uint8_t* block(std::size_t l, std::size_t i) const {
     return &data_[(l * blocks_ + i / lanes_) * lanes_ * n_];
@@ -110,6 +116,21 @@ struct CrossPlans {
     by_y.lay_out_columns(x, layers, n, lanes, threads);
   }
 };
+
+// Bytes a binned run's plans allocate (square_plan for y_cols 0, else CrossPlans), at most: the
+// variable orders, and with the rank kernel's few samples the groups and columns in lanes.
+inline std::size_t binned_plan_bytes(std::size_t layers, std::size_t n, std::size_t x_cols, std::size_t y_cols,
+                                     int bins) {
+  const bool square = y_cols == 0;
+  const std::size_t vars = layers * (x_cols + (square ? x_cols : y_cols));
+  std::size_t bytes = vars * sizeof(std::uint32_t);  // x_order and y_order of each plan
+  if (!square) bytes *= 2;
+  if (n > RankCounter::kMaxSamples) return bytes;
+  const int lanes = RankCounter::kMaxLanes;
+  if (square) return bytes + BinGroups::bytes(layers * x_cols, n, bins) + ColumnLanes::bytes(layers, x_cols, n, lanes);
+  return bytes + BinGroups::bytes(vars, n, bins) + ColumnLanes::bytes(layers, x_cols, n, lanes) +
+         ColumnLanes::bytes(layers, y_cols, n, lanes);
+}
 
 // Tiles start at multiples of the rank kernel's lanes (ColumnLanes' blocks). With few samples (the
 // rank kernel's n), a set against itself takes whole rows, 16 a tile: each row's outputs then land

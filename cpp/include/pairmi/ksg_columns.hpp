@@ -29,6 +29,12 @@ struct SortedColumns {
   std::vector<std::uint32_t> position;  // [col * n + t]: sorted position of sample t
   std::vector<std::uint8_t> constant;   // [col]: all values equal
 
+  // Bytes sort_columns allocates for `cols` columns of n samples, for a caller's memory check.
+  static std::size_t bytes(std::size_t cols, std::size_t n) {
+    const std::size_t guarded = n + 2 * kKsgGuard;
+    return cols * (n * (sizeof(double) + 2 * sizeof(std::uint32_t)) + guarded * (sizeof(double) + sizeof(float)) + 1);
+  }
+
   std::size_t stride() const { return n + 2 * kKsgGuard; }
   const double* val(std::size_t c) const { return &value[c * n]; }
   const double* srt(std::size_t c) const { return &sorted[c * stride() + kKsgGuard]; }
