@@ -1,15 +1,15 @@
-"""Time pairmi against the course's per-pair numpy loop, in one run on one machine.
+"""Time pairmi against a per-pair numpy loop (np.histogram2d), in one run on one machine.
 
     python bench/bench_python.py [--data student-t|gpt2-random] [--threads N] [--pairs P]
 
 pairmi computes all pairs of a GPT-2-sized stack of hidden states (13 layers x 90 tokens x 768
-dims, 15 bins); the course's ``mutInfo_manual`` is timed on P random pairs and extrapolated to all
+dims, 15 bins); the per-pair ``np.histogram2d`` loop is timed on P random pairs and extrapolated to all
 pairs (said so in the output). Also one layer of a long corpus (4096 tokens x 768 dims, binned;
 KSG too with --ksg-corpus-dims 768) and KSG against scikit-learn. Data (--data): Student-t (3 d.o.f.)
 float32, heavy-tailed like hidden
 states (the default), or the hidden states of GPT-2's architecture with random weights
 (``GPT2LMHeadModel(GPT2Config())``, seed 0, 90 random token ids; needs torch and transformers), the
-shape of the course's analysis without a download. The long-corpus case is Student-t either way.
+shape of GPT-2's hidden states without a download. The long-corpus case is Student-t either way.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ LAYERS, TOKENS, DIMS, BINS = 13, 90, 768, 15
 
 
 def mut_info_manual(x, y, bins=BINS):
-    """The course's loop body: np.histogram2d, p = counts / total, MI = Hx + Hy - Hxy in bits."""
+    """The per-pair loop body: np.histogram2d, p = counts / total, MI = Hx + Hy - Hxy in bits."""
     counts = np.histogram2d(x, y, bins)[0]
     p = counts / np.sum(counts)
     px, py = np.sum(p, axis=1), np.sum(p, axis=0)
@@ -113,10 +113,10 @@ def main() -> None:
     per_pair = (time.perf_counter() - t0) / args.pairs
     total = per_pair * LAYERS * pairs
     print(
-        f"course loop mutInfo_manual: {per_pair * 1e6:.0f} us per pair, measured on {args.pairs} random pairs; "
+        f"per-pair np.histogram2d loop: {per_pair * 1e6:.0f} us per pair, measured on {args.pairs} random pairs; "
         f"extrapolated to all {LAYERS} x {pairs:,} pairs: {total:.0f} s ({total / 60:.1f} min)"
     )
-    print(f"speed-up of pairmi (equal_width) over the course loop: {total / t_pairmi:,.0f}x")
+    print(f"speed-up of pairmi (equal_width) over the per-pair loop: {total / t_pairmi:,.0f}x")
 
     if args.corpus_tokens:
         bench_corpus(args.corpus_tokens, args.threads, args.repeats, rng, args.ksg_corpus_dims)
@@ -161,7 +161,7 @@ def bench_corpus(tokens, threads, repeats, rng, ksg_dims):
 
 
 def bench_ksg(H, threads, columns, rng):
-    """pairmi's all-pairs KSG against the course's per-column mutual_info_regression loop."""
+    """pairmi's all-pairs KSG against a per-column mutual_info_regression loop."""
     from sklearn.feature_selection import mutual_info_regression
 
     layers, _, dims = H.shape
@@ -169,7 +169,7 @@ def bench_ksg(H, threads, columns, rng):
     t = best_of(lambda: pairmi.mi_layers(H, estimator="ksg", threads=threads), 1)
     print(f"pairmi.mi_layers ksg (k=3): {t:.2f} s for all pairs of {layers} layer(s) ({t / pairs * 1e6:.2f} us per pair)")
     t0 = time.perf_counter()
-    for c in rng.integers(0, dims, size=columns):  # the course: one call per column, against all others
+    for c in rng.integers(0, dims, size=columns):  # one call per column, against all others
         mutual_info_regression(H[0].astype(np.float64), H[0][:, c].astype(np.float64), n_neighbors=3)
     per_column = (time.perf_counter() - t0) / columns
     per_pair = per_column / dims
@@ -178,10 +178,10 @@ def bench_ksg(H, threads, columns, rng):
         f"{dims} dims; extrapolated to all {pairs:,} pairs: {per_pair * pairs:.0f} s"
     )
     print(f"speed-up of pairmi ksg over the sklearn loop: {per_pair * pairs / t:,.0f}x per distinct pair")
-    # The course's loop as written: one call per column of every layer, so every pair twice.
+    # A loop as the reference analysis writes it: one call per column of every layer, so every pair twice.
     loop = per_column * dims * layers
     print(
-        f"the course's loop as written ({layers} x {dims} calls, one per column: each pair twice): {loop:.0f} s, "
+        f"the per-column loop ({layers} x {dims} calls, one per column: each pair twice): {loop:.0f} s, "
         f"{loop / t:,.0f}x pairmi's time"
     )
     t = best_of(lambda: pairmi.mi_layers(H, estimator="gaussian_copula"), 3)

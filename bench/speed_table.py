@@ -2,11 +2,11 @@
 
     python bench/speed_table.py [--runs 5] [--threads 2] [--json docs/speed.json] [--readme README.md]
 
-Data: float32 Student-t (3 d.o.f.), seed 0: 13 layers x 90 tokens x 768 units (the course's
-GPT-2-sized analysis, 294,528 pairs a layer) and one layer of 4,096 x 768. Each row alternates
+Data: float32 Student-t (3 d.o.f.), seed 0: 13 layers x 90 tokens x 768 units (GPT-2-sized
+hidden states, 294,528 pairs a layer) and one layer of 4,096 x 768. Each row alternates
 pairmi and its reference --runs times and reports both medians and their ratio:
 
-* equal-width / equal-frequency bins (15): the course's per-pair numpy loop (``np.histogram2d``;
+* equal-width / equal-frequency bins (15): a per-pair numpy loop (``np.histogram2d``;
   percentile edges), timed on 300 random pairs and extrapolated to all pairs;
 * KSG (k = 3): scikit-learn's ``mutual_info_regression``, one call per column on 3 columns,
   extrapolated per pair;
@@ -35,8 +35,8 @@ LAYERS, TOKENS, DIMS, BINS = 13, 90, 768, 15
 START, END = "<!-- speed-table:start -->", "<!-- speed-table:end -->"
 
 
-def course_mi(x, y, edges=BINS):
-    """The course's loop body: np.histogram2d, p = counts / total, MI = Hx + Hy - Hxy in bits."""
+def histogram2d_mi(x, y, edges=BINS):
+    """The per-pair loop body: np.histogram2d, p = counts / total, MI = Hx + Hy - Hxy in bits."""
     counts = np.histogram2d(x, y, edges)[0]
     p = counts / counts.sum()
     px, py = p.sum(axis=1), p.sum(axis=0)
@@ -45,15 +45,15 @@ def course_mi(x, y, edges=BINS):
 
 
 def per_pair_loop(H, pairs, equal_frequency):
-    """Seconds per pair of the course's loop on the given (layer, i, j) pairs."""
+    """Seconds per pair of the per-pair loop on the given (layer, i, j) pairs."""
     t0 = time.perf_counter()
     for l, i, j in pairs:
         x, y = H[l, :, i], H[l, :, j]
         if equal_frequency:
             edges = [np.percentile(v, np.linspace(0, 100, BINS + 1)) for v in (x, y)]
-            course_mi(x, y, edges)
+            histogram2d_mi(x, y, edges)
         else:
-            course_mi(x, y)
+            histogram2d_mi(x, y)
     return (time.perf_counter() - t0) / len(pairs)
 
 
@@ -113,10 +113,14 @@ def main() -> None:
             lambda e=est: pairmi.mi_layers(H, estimator=e, threads=t), lambda q=eqf: per_pair_loop(H, sample, q), args.runs
         )
         row(f"13 x 90 x 768, {est}", "per-pair np.histogram2d loop, extrapolated", mine, per * pairs_all)
-    mine, per = alternate(
-        lambda: pairmi.mi_layers(H, estimator="ksg", threads=t), lambda: sklearn_per_pair(H), max(1, args.runs // 2)
+    ksg_runs = max(1, args.runs // 2)  # seconds a run: half as many
+    mine, per = alternate(lambda: pairmi.mi_layers(H, estimator="ksg", threads=t), lambda: sklearn_per_pair(H), ksg_runs)
+    row(
+        f"13 x 90 x 768, ksg (k = 3; {ksg_runs} runs)",
+        "scikit-learn mutual_info_regression, extrapolated",
+        mine,
+        per * pairs_all,
     )
-    row("13 x 90 x 768, ksg (k = 3)", "scikit-learn mutual_info_regression, extrapolated", mine, per * pairs_all)
     mine, ref = alternate(lambda: pairmi.mi_layers(H, estimator="gaussian_copula", threads=t), lambda: scipy_copula(H), args.runs)
     row("13 x 90 x 768, gaussian_copula", "scipy rankdata + ndtri + np.corrcoef", mine, ref)
     big_sample = [(0, *map(int, rng.choice(DIMS, 2, replace=False))) for _ in range(100)]

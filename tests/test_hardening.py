@@ -22,7 +22,7 @@ NAN[3, 2] = np.nan
 INF = GOOD.copy()
 INF[7, 1] = -np.inf
 
-# (what, call, exception, words the message must contain) -- README's table lists the same cases.
+# (what, call, exception, words the message must contain) -- docs/usage.md's table lists the same cases.
 BAD_INPUTS = [
     ("NaN", lambda: pairmi.mi_matrix(NAN), ValueError, "NaN or Inf values in 1 variable(s) (columns 2)"),
     ("Inf", lambda: pairmi.mi_layers(INF[None]), ValueError, "columns 1"),

@@ -397,7 +397,7 @@ def chosen_pair(analysis: Analysis, pair: tuple[int | str, int, int] | None = No
 def save_figures(
     analysis: Analysis, out: str | os.PathLike, pair: tuple[int | str, int, int] | None = None, fmt: str = "png", dpi: int = 90
 ) -> list[Path]:
-    """The course's figures in `out` (``fmt``: png, svg or pdf): every layer's MI distribution, the
+    """The analysis's figures in `out` (``fmt``: png, svg or pdf): every layer's MI distribution, the
     first and last layer (histogram + heatmap), and one pair of units (:func:`chosen_pair`)."""
     from . import plot
 

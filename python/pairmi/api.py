@@ -54,7 +54,7 @@ def mi_matrix(
         ``np.histogram2d(x, y, bins)`` (last bin closed; a constant variable gets numpy's ±0.5
         range). ``'equal_frequency'``: edges ``np.percentile(x, np.linspace(0, 100, bins + 1))``,
         counted as ``np.histogram2d`` counts them; tied values give repeated edges and empty bins
-        between them. The course code's ``np.linspace(0, 100, 15)`` edges are ``bins=14``.
+        between them. Percentile edges ``np.linspace(0, 100, 15)`` (15 edges) are ``bins=14``.
         ``'ksg'``: Kraskov-Stögbauer-Grassberger (algorithm 1) with ``k`` neighbours, as
         scikit-learn's ``mutual_info_regression`` computes it (unit-variance scaling, max-norm,
         neighbours strictly inside the k-th distance, clipped at 0). Unlike scikit-learn, pairmi

@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
-        help="the course's analysis, offline, on the bundled MiniLM and a paragraph on Turkish coffee",
+        help="every pair of every layer with every estimator, offline, on the bundled MiniLM and a paragraph on Turkish coffee",
         description="Run the whole analysis offline: all-MiniLM-L6-v2 (bundled), a paragraph on "
         "Turkish coffee, every layer, every unit, every estimator (equal-width and equal-frequency "
         "bins with their shuffled-token null, KSG, Gaussian copula).",

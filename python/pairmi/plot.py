@@ -1,4 +1,4 @@
-"""The course's figures over pairmi's results (matplotlib). Functions return Figures; none shows one.
+"""The figures of the all-pairs analysis over pairmi's results (matplotlib). Functions return Figures; none shows one.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot state, any backend), so
 ``fig.savefig(path)`` works in scripts, notebooks and servers alike.
