@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .settings import BINNED_ESTIMATORS, CORRECTIONS, DEFAULT_BINS, ESTIMATORS
+from .settings import BINNED_ESTIMATORS, CORRECTIONS, DEFAULT_BINS, DEFAULT_K, ESTIMATOR_CLASSES, ESTIMATORS, as_estimator
 
 DEMO_TEXT = (
     "Turkish coffee is made by simmering very finely ground beans with water, and often sugar, in a small "
@@ -139,7 +139,7 @@ def _bins(text: str) -> int | str:
 def _add_estimator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--estimator", choices=ESTIMATORS, default="equal_width", help="MI estimator (default: %(default)s)")
     p.add_argument("--bins", type=_bins, default=DEFAULT_BINS, help="bins per unit, 2..255 or 'auto' (default: %(default)s)")
-    p.add_argument("--k", type=_positive, default=3, help="neighbours for ksg (default: %(default)s)")
+    p.add_argument("--k", type=_positive, default=DEFAULT_K, help="neighbours for ksg (default: %(default)s)")
     p.add_argument(
         "--correction",
         choices=[c for c in CORRECTIONS if c],
@@ -411,7 +411,7 @@ def analyze_and_save(
     from .analysis import analyze, checkpoint_layers, remove_checkpoint, save, save_figures
 
     ckpt = out / CHECKPOINT_DIR
-    bar = _Progress(options.get("estimator", ""), len(hs.layer_names))
+    bar = _Progress(as_estimator(options.get("estimator", "equal_width")).name, len(hs.layer_names))
     try:
         analysis = analyze(
             hs,
@@ -508,18 +508,12 @@ def _print_summary(analysis: Any) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    """Estimator settings for pairmi.mi_layers, only those that apply."""
-    options: dict[str, Any] = {"estimator": args.estimator, "units": args.units}
-    if args.estimator in BINNED_ESTIMATORS:
-        options["bins"] = args.bins
-        if args.correction:
-            options["correction"] = args.correction
-            if args.correction == "shuffle":
-                options.update(n_permutations=args.n_permutations, seed=args.seed)
-    elif args.correction:
-        raise ValueError(f"--correction applies to the binned estimators {BINNED_ESTIMATORS}")
-    if args.estimator == "ksg":
-        options["k"] = args.k
+    """Settings for pairmi.mi_layers: the estimator object the flags describe (it checks them and
+    ignores --bins or --k where they do not apply), and the shuffle correction's permutations."""
+    estimator = as_estimator(args.estimator, bins=args.bins, k=args.k, correction=args.correction or None)
+    options: dict[str, Any] = {"estimator": estimator, "units": args.units}
+    if args.correction == "shuffle":
+        options.update(n_permutations=args.n_permutations, seed=args.seed)
     return options
 
 
@@ -812,7 +806,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     hs = extract("minilm", [DEMO_TEXT])
     for estimator in ESTIMATORS:
         binned = estimator in BINNED_ESTIMATORS
-        options = {"estimator": estimator, "units": "bits", **({"bins": DEFAULT_BINS} if binned else {})}
+        options = {"estimator": ESTIMATOR_CLASSES[estimator](), "units": "bits"}  # each with its defaults
         _prepare_out(args.out / estimator, resume=False, overwrite=True)  # the demo replaces its own results
         analysis = analyze_and_save(
             hs,
