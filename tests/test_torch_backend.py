@@ -408,3 +408,23 @@ def test_kth_smallest_counts_repeats():
     assert tb.kth_smallest(d, 2).flatten().tolist() == [1.0, 4.0]
     assert tb.kth_smallest(d, 3).flatten().tolist() == [2.0, 4.0]
     assert d[0, 1] == 3.0  # the input is left as it was
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_accumulator_refuses_unfittable_first_chunk_on_either_backend(backend):
+    """Edges fitted on the first chunk, on the host or on the device, refuse the same inputs with
+    the same messages, and the accumulator stays empty."""
+    wide = np.array([[-1e308, 0.0], [1e308, 1.0], [0.0, 2.0]])
+    chunk = torch.from_numpy(wide) if backend == "torch" else wide
+    acc = pairmi.Accumulator("equal_width", bins=2, backend=backend)
+    with pytest.raises(ValueError, match=r"range overflows float64 \(columns \[0\]\)"):
+        acc.update(chunk)
+    assert acc.n_samples == 0
+    normal = make("normal", 50, 3, 0)
+    acc.update(torch.from_numpy(normal) if backend == "torch" else normal)
+    want = pairmi.mi_matrix(normal, edges=pairmi.fit_edges(normal, bins=2))
+    np.testing.assert_allclose(np.asarray(acc.result()), want, rtol=0, atol=1e-12)
+    copula = pairmi.Accumulator("gaussian_copula", bins=1, backend=backend)
+    with pytest.raises(ValueError, match="knots"):
+        copula.update(torch.from_numpy(normal) if backend == "torch" else normal)
+    assert copula.n_samples == 0

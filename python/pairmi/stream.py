@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -456,7 +457,11 @@ class Accumulator:
             "dtype": dtype or x.dtype.name,
         }
 
-    def _first_edges(self, x: np.ndarray, y: np.ndarray | None) -> tuple[Any, Any]:
+    def _first_edges(self, x: Any, y: Any, fit: Callable[[Any, str], np.ndarray] | None = None) -> tuple[Any, Any]:
+        """The edges (knots) given, checked, or fitted on the first chunk by `fit` (array, its name);
+        by default with pairmi.fit_edges."""
+        if fit is None:
+            fit = lambda arr, name: fit_edges(arr, self.estimator, self.bins, threads=self.threads)  # noqa: E731
         binned = self.estimator in BINNED_ESTIMATORS
         edges: list[Any] = []
         for arr, given, name in ((x, self._given[0], "edges"), (y, self._given[1], "edges_y")):
@@ -465,7 +470,7 @@ class Accumulator:
             elif given is not None:
                 edges.append(_arrays.check_edges(given, arr.shape[0], arr.shape[2], name, binned))
             else:
-                edges.append(fit_edges(arr, self.estimator, self.bins, threads=self.threads))
+                edges.append(fit(arr, name))
         if binned and edges[1] is not None and edges[1].shape[2] != edges[0].shape[2]:
             raise ValueError(
                 f"edges and edges_y must have the same number of bins, got {edges[0].shape[2] - 1} and {edges[1].shape[2] - 1}"
@@ -545,7 +550,7 @@ class Accumulator:
             self._check_layout(tuple(x.shape), dtype, None if y_t is None else tuple(y_t.shape), squeeze)
         layout = self._layout or self._new_layout(x, y_t, squeeze, dtype)
         if self._layout is None:
-            edges, edges_y = self._first_edges_on_device(x, y_t)
+            edges, edges_y = self._first_edges(x, y_t, self._fit_on_device)
         else:
             edges, edges_y = self.edges, self.edges_y
         maps = self._device_maps(edges, edges_y)
@@ -577,36 +582,23 @@ class Accumulator:
         self.n_samples += x.shape[1]
         return self
 
-    def _first_edges_on_device(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """The edges (knots) given, checked, or fitted on the first chunk on the device."""
+    def _fit_on_device(self, arr: Any, name: str) -> np.ndarray:
+        """Edges (knots) fitted on a first chunk on its device, as pairmi.fit_edges fits them."""
         from .backends import torch as tb
 
-        binned = self.estimator in BINNED_ESTIMATORS
-        edges: list[Any] = []
-        for arr, given, name in ((x, self._given[0], "edges"), (y, self._given[1], "edges_y")):
-            if arr is None:
-                edges.append(None)
-            elif given is not None:
-                edges.append(_arrays.check_edges(given, arr.shape[0], arr.shape[2], name, binned))
-            elif binned:
-                span = arr.amax(dim=1) - arr.amin(dim=1)
-                bad = tb._torch().nonzero(~tb._torch().isfinite(span).all(dim=0)).flatten()
-                if bad.numel():
-                    raise ValueError(
-                        f"{name} has variables whose range overflows float64 (columns {bad[:10].tolist()}): rescale them"
-                    )
-                bins = _arrays.check_bins(DEFAULT_BINS if self.bins is None else self.bins, arr.shape[1])
-                edges.append(tb.fit_edges(arr, self.estimator, bins).cpu().numpy())
-            else:
-                knots = min(arr.shape[1], DEFAULT_KNOTS) if self.bins is None else self.bins
-                if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or knots < 2:
-                    raise ValueError(f"the copula's knots (bins) must be an integer >= 2, got {self.bins!r}")
-                edges.append(tb.fit_knots(arr, int(knots)).cpu().numpy())
-        if binned and edges[1] is not None and edges[1].shape[2] != edges[0].shape[2]:
-            raise ValueError(
-                f"edges and edges_y must have the same number of bins, got {edges[0].shape[2] - 1} and {edges[1].shape[2] - 1}"
-            )
-        return edges[0], edges[1]
+        if self.estimator in BINNED_ESTIMATORS:
+            span = arr.amax(dim=1) - arr.amin(dim=1)
+            bad = tb._torch().nonzero(~tb._torch().isfinite(span).all(dim=0)).flatten()
+            if bad.numel():
+                raise ValueError(
+                    f"{name} has variables whose range overflows float64 (columns {bad[:10].tolist()}): rescale them"
+                )
+            bins = _arrays.check_bins(DEFAULT_BINS if self.bins is None else self.bins, arr.shape[1])
+            return tb.fit_edges(arr, self.estimator, bins).cpu().numpy()
+        knots = min(arr.shape[1], DEFAULT_KNOTS) if self.bins is None else self.bins
+        if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or knots < 2:
+            raise ValueError(f"the copula's knots (bins) must be an integer >= 2, got {self.bins!r}")
+        return tb.fit_knots(arr, int(knots)).cpu().numpy()
 
     def _device_maps(self, edges: np.ndarray, edges_y: np.ndarray | None) -> tuple[Any, ...]:
         """The edges on the device (binned), or the knots and their scores (copula), once per edges."""
