@@ -359,6 +359,38 @@ def test_add_pair_counts_rolls_back_its_own_blocks_on_interrupt(monkeypatch):
     assert not joint.any() and not mx.any()
 
 
+def test_add_pair_counts_halves_blocks_that_run_out_of_memory(monkeypatch):
+    """Blocks of samples too big for the device are halved (the counts as from one block); a device
+    that cannot take one sample says so."""
+    from pairmi.backends import torch as tb
+
+    codes = torch.randint(0, 4, (3, 50), generator=torch.Generator().manual_seed(0))
+    want = torch.zeros((12, 12), dtype=torch.int64), torch.zeros((3, 4), dtype=torch.int64)
+    tb.add_pair_counts(*want, None, codes, None, 4)
+    real, sizes = tb.joint_counts, []
+
+    def small_device(a, b):
+        sizes.append(a.shape[1])
+        if a.shape[1] > 12:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(a, b)
+
+    monkeypatch.setattr(tb, "joint_counts", small_device)
+    got = torch.zeros((12, 12), dtype=torch.int64), torch.zeros((3, 4), dtype=torch.int64)
+    tb.add_pair_counts(*got, None, codes, None, 4, step=50)
+    assert sizes[:3] == [50, 25, 12] and max(sizes[3:]) <= 12
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+    def no_device(a, b):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(tb, "joint_counts", no_device)
+    empty = torch.zeros((12, 12), dtype=torch.int64), torch.zeros((3, 4), dtype=torch.int64)
+    with pytest.raises(MemoryError, match="counting the joint bins of 3 variables does not fit on the device even one sample"):
+        tb.add_pair_counts(*empty, None, codes, None, 4, step=8)
+    assert not empty[0].any() and not empty[1].any()
+
+
 def test_torch_ksg_scales_as_the_core_and_tiles_any_way(monkeypatch):
     """The core's scaling (tiny and huge values too), and every tiling and the uncached distances
     give the core's numbers."""

@@ -209,19 +209,22 @@ def mi_from_joint(joint: Any, hx: Any, hy: Any, n: int, miller_madow: bool) -> A
     return mi if miller_madow else mi.clamp(min=0.0)
 
 
-def shrinking_on_oom(run: Any, block: int, what: str) -> Any:
-    """run(block), halving the block while the device runs out of memory; at one row a clear
-    MemoryError naming the size and what to do."""
+def shrinking_on_oom(
+    run: Any,
+    block: int,
+    what: str,
+    unit: str = "row",
+    advice: str = "select fewer variables (dims=), fewer layers, or use backend='cpu'",
+) -> Any:
+    """run(block), halving the block while the device runs out of memory; at one `unit` a clear
+    MemoryError naming the size and what to do (`advice`)."""
     torch = _torch()
     while True:
         try:
             return run(block)
         except out_of_memory() as exc:  # CUDA (and other accelerators') allocation failures
             if block == 1:
-                raise MemoryError(
-                    f"{what} does not fit on the device even one row at a time ({exc}): select fewer "
-                    "variables (dims=), fewer layers, or use backend='cpu'"
-                ) from None
+                raise MemoryError(f"{what} does not fit on the device even one {unit} at a time ({exc}): {advice}") from None
             block = max(1, block // 2)
             torch.cuda.empty_cache() if torch.cuda.is_available() else None
 
@@ -558,26 +561,25 @@ def add_pair_counts(
     def block(s0: int, s1: int, direction: int) -> None:
         ox = one_hot_rows(cx[:, s0:s1], bins)
         oy = ox if cy is None else one_hot_rows(cy[:, s0:s1], bins)
-        joint.add_(joint_counts(ox, oy).to(torch.int64), alpha=direction)
-        marginal_x.add_(ox.sum(dim=1, dtype=torch.int64).reshape(marginal_x.shape), alpha=direction)
+        # Everything that allocates first: a block that runs out of memory has added nothing.
+        counts = joint_counts(ox, oy).to(torch.int64)
+        counts_x = ox.sum(dim=1, dtype=torch.int64).reshape(marginal_x.shape)
+        counts_y = None if marginal_y is None else oy.sum(dim=1, dtype=torch.int64).reshape(marginal_y.shape)
+        joint.add_(counts, alpha=direction)
+        marginal_x.add_(counts_x, alpha=direction)
         if marginal_y is not None:
-            marginal_y.add_(oy.sum(dim=1, dtype=torch.int64).reshape(marginal_y.shape), alpha=direction)
+            marginal_y.add_(counts_y, alpha=direction)
 
+    what = f"counting the joint bins of {rows // bins:,} variables"
     try:
         s0 = 0
         while s0 < n:
-            s1 = min(n, s0 + step)
-            try:
-                block(s0, s1, sign)
-            except out_of_memory() as exc:
-                if step == 1:
-                    raise MemoryError(
-                        f"the joint counts of {rows // bins:,} variables do not fit on the device ({exc}): "
-                        "stream fewer variables per accumulator"
-                    ) from None
-                step = max(1, step // 2)
-                torch.cuda.empty_cache() if torch.cuda.is_available() else None
-                continue
+
+            def first_samples(size: int, s0: int = s0) -> tuple[int, int]:
+                block(s0, min(n, s0 + size), sign)
+                return min(n, s0 + size), size
+
+            s1, step = shrinking_on_oom(first_samples, step, what, "sample", "stream fewer variables per accumulator")
             added.append((s0, s1))
             s0 = s1
     except BaseException:
