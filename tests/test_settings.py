@@ -66,6 +66,16 @@ def test_defaults_live_in_one_place():
         (lambda: pairmi.mi_matrix(X, estimator="ksg", correction="miller_madow"), ValueError, "applies to the binned"),
         (lambda: pairmi.mi_matrix(X, estimator="bogus"), ValueError, "or an estimator object"),
         (lambda: pairmi.mi_matrix(X[:20], estimator=pairmi.KSG(k=20)), ValueError, "k must be an integer in [1, n_samples - 1]"),
+        (
+            lambda: pairmi.mi_test(X, estimator=pairmi.EqualWidth(correction="shuffle"), n_permutations=3),
+            ValueError,
+            "mi_test works on plug-in MI: the estimator's correction='shuffle' does not apply",
+        ),
+        (
+            lambda: pairmi.null_mi(X, estimator=pairmi.EqualFrequency(bins=5, correction="miller_madow")),
+            ValueError,
+            "null_mi works on plug-in MI",
+        ),
     ],
 )
 def test_bad_settings_are_named(make_bad, exc, words):
@@ -128,3 +138,14 @@ def test_checkpoint_resumes_only_the_same_inputs_and_settings(tmp_path):
     assert seen == [False] * 6
     analysis.remove_checkpoint(folder)
     assert not folder.exists()
+
+
+def test_analysis_null_is_of_the_plug_in_estimator():
+    """A corrected estimator object's analysis draws its null from the plug-in MI of the same bins."""
+    H = np.stack([make("normal", 120, 6, s) for s in range(2)]).astype(np.float32)
+    est = pairmi.EqualFrequency(bins=6, correction="miller_madow")
+    run = analysis.analyze(States(H), null=True, estimator=est, seed=4)
+    assert run.params["correction"] == "miller_madow" and run.params["bins"] == 6
+    want = [pairmi.null_mi(h, n_permutations=1, estimator="equal_frequency", bins=6, seed=4)[0] for h in H]
+    np.testing.assert_allclose(run.extra["null"], np.stack(want), rtol=0, atol=1e-6)  # mi.npz's float32
+    np.testing.assert_allclose(run.mi, pairmi.mi_layers(H, estimator=est), rtol=0, atol=1e-6)

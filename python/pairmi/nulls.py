@@ -18,6 +18,18 @@ from .copula import mi_of_correlations, normal_scores
 from .settings import BINNED_ESTIMATORS, Estimator, Settings, unpack
 
 
+def _plain(who: str, estimator: str | Estimator, bins: Any) -> tuple[str, Any]:
+    """The estimator's name and bins; one with a bias correction is refused (a null is of the
+    plug-in MI: correcting it is what the null is for)."""
+    name, bins, _, correction, _ = unpack(estimator, bins=bins)
+    if correction is not None:
+        raise ValueError(
+            f"{who} works on plug-in MI: the estimator's correction={correction!r} does not apply "
+            f"(pass {name!r} without a correction)"
+        )
+    return name, bins
+
+
 def _coded_inputs(who, X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads, dtype):
     """Checked settings and binned codes of X (and Y) for the permutation functions."""
     x, y = _dispatch.inputs(X, Y, nan_policy)
@@ -79,7 +91,7 @@ def null_mi(
     >>> pairmi.null_mi(X, n_permutations=10, bins=5).shape
     (10, 4, 4)
     """
-    estimator, bins, *_ = unpack(estimator, bins=bins)
+    estimator, bins = _plain("null_mi", estimator, bins)
     if _tb.wanted(backend, X, Y):
         return _torch_null_mi(X, Y, n_permutations, seed, estimator, bins, units, dtype, nan_policy)
     s, cx, cy = _coded_inputs("null_mi", X, Y, nan_policy, estimator, bins, n_permutations, seed, units, threads, dtype)
@@ -224,7 +236,7 @@ def mi_test(
     """
     if null not in stats.NULLS:
         raise ValueError(f"null must be one of {stats.NULLS}, got {null!r}")
-    estimator, bins, *_ = unpack(estimator, bins=bins)
+    estimator, bins = _plain("mi_test", estimator, bins)
     if estimator not in BINNED_ESTIMATORS + ("gaussian_copula",):
         raise ValueError(f"mi_test supports the binned estimators {BINNED_ESTIMATORS} and 'gaussian_copula', not {estimator!r}")
     if null == "shared" and estimator not in stats.SHARED_NULL_ESTIMATORS:
