@@ -201,6 +201,20 @@ def test_mi_topk_equals_a_stable_argsort_of_the_dense_matrix():
             pairmi.mi_topk(X, **{"k": 3, **bad})
 
 
+def test_mi_topk_breaks_ksg_ties_as_mi_matrix_and_mi_tiles_refuses_what_needs_the_whole_matrix():
+    X = make("ties", 200, 8, 9)
+    est = pairmi.KSG(k=3, noise=1e-10)
+    dense = pairmi.mi_matrix(X, estimator=est)
+    np.fill_diagonal(dense, -np.inf)
+    top = pairmi.mi_topk(X, k=3, estimator=est)
+    np.testing.assert_array_equal(top.indices, np.argsort(-dense, axis=1, kind="stable")[:, :3])
+    np.testing.assert_allclose(top.values, np.sort(dense, axis=1)[:, ::-1][:, :3], rtol=0, atol=1e-12)
+    lazy = da.from_array(X, chunks=(200, 4))
+    for bad in (est, pairmi.EqualWidth(bins=5, correction="shuffle")):
+        with pytest.raises(ValueError, match="mi_tiles takes neither correction='shuffle' nor KSG noise"):
+            pdask.mi_tiles(lazy, estimator=bad)
+
+
 def test_mi_topk_blocks_do_not_matter(monkeypatch):
     from pairmi import topk
 

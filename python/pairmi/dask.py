@@ -519,7 +519,12 @@ def mi_tiles(
     zarr.Array (with ``out``), TopK (with ``topk_k``), else the dense ndarray (d, d)
         Equal to ``pairmi.mi_matrix(X.compute(), ...)`` within rounding (1e-12 bits).
     """
-    estimator, bins, k, correction, _ = unpack(estimator, bins=bins, k=k, correction=correction)
+    estimator, bins, k, correction, noise = unpack(estimator, bins=bins, k=k, correction=correction)
+    if correction == "shuffle" or noise > 0:
+        raise ValueError(
+            "mi_tiles takes neither correction='shuffle' nor KSG noise (both need the whole matrix at once): "
+            "use pairmi.mi_matrix, or jitter X yourself"
+        )
     dtype = np.float64 if dtype is None else dtype
     dask = _dask()
     import dask.array as da

@@ -253,7 +253,7 @@ def mi_topk(
     >>> int(top.max_partner[0]), top.indices.shape
     (1, (6, 2))
     """
-    estimator, bins, n_neighbors, correction, _ = unpack(estimator, bins=bins, k=n_neighbors, correction=correction)
+    estimator, bins, n_neighbors, correction, noise = unpack(estimator, bins=bins, k=n_neighbors, correction=correction)
     from ._dispatch import inputs
 
     if estimator not in TOPK_ESTIMATORS:
@@ -275,6 +275,10 @@ def mi_topk(
         isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or not 1 <= n_neighbors < n
     ):
         raise ValueError(f"n_neighbors must be an integer in [1, {n - 1}], got {n_neighbors!r}")
+    if noise > 0:  # a KSG(noise=...) object: the same seeded tie-breaking as mi_matrix's (seed 0)
+        from ._ksg_ties import jittered
+
+        x = jittered(x[None], noise, np.random.default_rng(0))[0]
     scale = _arrays.unit_scale(units)
     threads_n = _arrays.resolve_threads(threads)
     rows_of = row_source(x, estimator, b, scale, threads_n, correction == "miller_madow", int(n_neighbors))
