@@ -13,21 +13,28 @@ import numpy as np
 
 # Bytes of one block of correlations (float64): the working memory beside the result.
 BLOCK_BYTES = 16 << 20
+# Side of the tiles in which a square's upper triangle is copied onto its lower one.
+MIRROR_SIDE = 64
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """Ranks 1..n along the last axis, ties sharing their average rank (as scipy.stats.rankdata)."""
     n = x.shape[-1]
-    order = np.argsort(x, axis=-1, kind="stable")
+    # Tied values share one rank, so their order among themselves does not matter: no stable sort.
+    order = np.argsort(x, axis=-1)
     xs = np.take_along_axis(x, order, axis=-1)
+    ranks = np.empty(x.shape, dtype=np.float64)
+    tied = xs[..., 1:] == xs[..., :-1]
+    if not tied.any():
+        np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1.0, n + 1.0), x.shape), axis=-1)
+        return ranks
     pos = np.arange(n)
     starts = np.ones(xs.shape, dtype=bool)
-    starts[..., 1:] = xs[..., 1:] != xs[..., :-1]
+    starts[..., 1:] = ~tied
     ends = np.ones(xs.shape, dtype=bool)
-    ends[..., :-1] = starts[..., 1:]
+    ends[..., :-1] = ~tied
     first = np.maximum.accumulate(np.where(starts, pos, 0), axis=-1)
     last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, pos, n), axis=-1), axis=-1), axis=-1)
-    ranks = np.empty(x.shape, dtype=np.float64)
     np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=-1)
     return ranks
 
@@ -111,7 +118,6 @@ def copula_mi(
     dy = dx if y is None else y.shape[2]
     rows = block_rows(dx, dy)
     blocks = -(-dx // rows)
-    lower = np.tri(rows, k=-1, dtype=bool) if y is None else None
     factor = -0.5 * scale
 
     def scores(v: np.ndarray, kv: np.ndarray | None) -> np.ndarray:
@@ -127,10 +133,10 @@ def copula_mi(
             c0 = r0 if y is None else 0
             logs = _log_one_minus_squares(zx[r0:r1] @ zy[c0:].T)
             np.multiply(logs, factor, out=out[l, r0:r1, c0:], casting="same_kind")
-            if lower is not None:  # the lower triangle from the same values: exactly symmetric
+            if y is None:  # the lower triangle from the same values: exactly symmetric
                 size = r1 - r0
                 square = out[l, r0:r1, r0:r1]
-                np.multiply(logs[:, :size].T, factor, out=square, where=lower[:size, :size], casting="same_kind")
+                mirror_upper(square)
                 np.fill_diagonal(square, np.inf)  # a continuous variable with itself
                 np.multiply(logs[:, size:].T, factor, out=out[l, r1:, r0:r1], casting="same_kind")
             del logs  # before the next block's product is allocated
@@ -141,6 +147,18 @@ def copula_mi(
     return out
 
 
+def mirror_upper(square: np.ndarray, side: int = MIRROR_SIDE) -> None:
+    """Copy the upper triangle of a square array onto its lower one, in cache-sized tiles (a
+    transposed copy of the whole triangle at once reads a column at a time)."""
+    lower = np.tri(side, k=-1, dtype=bool)
+    for i in range(0, square.shape[0], side):
+        j = min(square.shape[0], i + side)
+        square[i:j, :i] = square[:i, i:j].T
+        own = square[i:j, i:j]
+        mask = lower[: j - i, : j - i]
+        own[mask] = own.T[mask]
+
+
 def block_rows(dx: int, dy: int) -> int:
     """Rows of the correlation matrix computed at once: BLOCK_BYTES of float64 values."""
     return int(max(1, min(dx, BLOCK_BYTES // (8 * max(1, dy)))))
@@ -148,11 +166,11 @@ def block_rows(dx: int, dy: int) -> int:
 
 def copula_working_bytes(n: int, dx: int, dy: int | None) -> int:
     """Peak memory of copula_mi beside its output: one layer's normal scores (ranking takes up to 72
-    bytes a value while it runs, the scores keep 8), then one block of correlations and the mask
-    that mirrors its square."""
+    bytes a value while it runs, the scores keep 8), then one block of correlations and a strip of
+    its square copied while it is mirrored."""
     rows = block_rows(dx, dx if dy is None else dy)
     if dy is None:
-        return max(72 * n * dx, 8 * n * dx + 8 * rows * dx) + rows * rows
+        return max(72 * n * dx, 8 * n * dx + 8 * rows * dx) + 8 * MIRROR_SIDE * rows
     return max(8 * n * dx + 72 * n * dy, 8 * n * (dx + dy) + 8 * rows * dy)
 
 
