@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _arrays, _core, _ksg_ties, _memory, _outputs
 from .binned import Coded, binned_mi, code_layers, permutation_nulls
-from .copula import copula_mi
+from .copula import copula_mi, mirror_upper
 from .settings import BINNED_ESTIMATORS, Settings
 
 Progress = Callable[[int, int], None] | None
@@ -137,23 +137,20 @@ def fill_rows(x: np.ndarray, y: np.ndarray | None, s: Settings, progress: Progre
         rows_against, diagonal = _layer_blocks(x[l : l + 1], None if y is None else y[l : l + 1], s, l)
         for b, r0 in enumerate(range(0, dx, rows)):
             r1 = min(dx, r0 + rows)
-            c0 = r0 if y is None else 0
-            part = np.empty((1, r1 - r0, dy - c0), dtype=out.dtype)
-            rows_against(r0, r1, c0, part)
             if y is None:
-                block = np.empty((r1 - r0, dy), dtype=out.dtype)
-                block[:, c0:] = part[0]
-                own = block[:, r0:r1]  # the block's own pairs: computed both ways, kept from above the diagonal
-                lower = np.tril_indices(r1 - r0, -1)
-                own[lower] = own.T[lower]
+                part = np.empty((1, r1 - r0, dx - r0), dtype=out.dtype)
+                rows_against(r0, r1, r0, part)
+                block = np.empty((r1 - r0, dx), dtype=out.dtype)
+                block[:, r0:] = part[0]
+                mirror_upper(block[:, r0:r1])  # the block's own pairs: computed both ways, kept from above the diagonal
                 for q0 in range(0, r0, rows):  # the left part, mirrored from the blocks above: a block at a time,
                     q1 = min(r0, q0 + rows)  # released after each, so a memmap's read pages stay few
                     block[:, q0:q1] = out[l, q0:q1, r0:r1].T
                     _outputs.release(out)
                 block[np.arange(r1 - r0), np.arange(r0, r1)] = diagonal[r0:r1]
                 out[l, r0:r1] = block
-            else:
-                out[l, r0:r1] = part[0]
+            else:  # whole rows of out: C-contiguous, written in place
+                rows_against(r0, r1, 0, out[l : l + 1, r0:r1])
             _outputs.release(out)
             if progress is not None:
                 progress(l * blocks + b + 1, layers * blocks)
