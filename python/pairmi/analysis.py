@@ -23,7 +23,7 @@ from ._dispatch import dims_index
 from ._files import atomic_file, atomic_write_bytes
 from .api import mi_layers
 from .nulls import null_mi
-from .settings import DEFAULT_BINS, DEFAULT_K, ESTIMATOR_OPTIONS, as_estimator, recorded
+from .settings import DEFAULT_BINS, DEFAULT_K, options_estimator, recorded
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -201,7 +201,7 @@ def _analyze_layer(
     layer = {"mi": mi_layers(x[None], threads=threads, progress=progress, **{"dtype": np.float32, **options})[0]}
     if null:
         # The null of the plug-in MI: the estimator and its bins, without a correction.
-        est = as_estimator(options.get("estimator", "equal_width"), **{k: options.get(k) for k in ESTIMATOR_OPTIONS[1:]})
+        est = options_estimator(options)
         keep = {k: v for k, v in options.items() if k in ("units", "seed")}
         keep.update(estimator=est.name, bins=getattr(est, "bins", None))
         layer["null"] = null_mi(x, n_permutations=1, threads=threads, **keep)[0]

@@ -425,20 +425,18 @@ def analyze_and_save(
             params={"text_sha256": extraction["text_sha256"]},
             **options,
         )
-    except KeyboardInterrupt:
+    except BaseException as exc:
         done = checkpoint_layers(ckpt)
+        if not done:
+            remove_checkpoint(ckpt)
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
         kept = (
             f"{done} finished layer(s) are kept in {out}: rerun with --resume"
             if done
             else "no layer had finished, so nothing was kept"
         )
-        if not done:
-            remove_checkpoint(ckpt)
         raise _Interrupted(f"interrupted; {kept}") from None
-    except BaseException:
-        if not checkpoint_layers(ckpt):
-            remove_checkpoint(ckpt)
-        raise
     path = save(analysis, out, states)
     remove_checkpoint(ckpt)
     written = [path, out / "summary.csv"] + (save_figures(analysis, out, **(figure_options or {})) if figures else [])

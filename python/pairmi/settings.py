@@ -280,10 +280,16 @@ def check_dtype(dtype: Any) -> np.dtype:
 ESTIMATOR_OPTIONS = ("estimator", "bins", "k", "correction", "noise")
 
 
+def options_estimator(options: dict[str, Any]) -> Estimator:
+    """The estimator object of a function's options (``estimator`` with ``bins``, ``k``, ... as
+    :func:`as_estimator` takes them)."""
+    return as_estimator(options.get("estimator", "equal_width"), **{key: options.get(key) for key in ESTIMATOR_OPTIONS[1:]})
+
+
 def recorded(options: dict[str, Any]) -> dict[str, Any]:
     """What a result file records of a function's options: the estimator's name and its own
     parameters (an object's, or the keywords given with a name, defaults filled in), then the other
     options as given; JSON-serialisable when those are."""
-    est = as_estimator(options.get("estimator", "equal_width"), **{key: options.get(key) for key in ESTIMATOR_OPTIONS[1:]})
+    est = options_estimator(options)
     rest = {key: v for key, v in options.items() if key not in ESTIMATOR_OPTIONS}
     return {**est.params(), "units": "bits", **rest}

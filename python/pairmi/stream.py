@@ -79,16 +79,21 @@ def fit_edges(
     x = _arrays.apply_nan_policy([x], ["sample"], nan_policy)[0]
     n = x.shape[1]
     if estimator == "gaussian_copula":
-        knots = min(n, DEFAULT_KNOTS) if bins is None else bins
-        if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or knots < 2:
-            raise ValueError(f"the copula's knots (bins) must be an integer >= 2, got {bins!r}")
-        edges = fit_knots(x, int(knots))
+        edges = fit_knots(x, fitted_bins(estimator, bins, n))
     else:
         _arrays.check_ranges(x, "sample")
-        edges = bin_edges(
-            x, estimator, _arrays.check_bins(DEFAULT_BINS if bins is None else bins, n), _arrays.resolve_threads(threads)
-        )
+        edges = bin_edges(x, estimator, fitted_bins(estimator, bins, n), _arrays.resolve_threads(threads))
     return edges[0] if squeeze else edges
+
+
+def fitted_bins(estimator: str, bins: Any, n: int) -> int:
+    """Bins (or the copula's knots) of edges fitted on n samples: `bins`, checked, or the default."""
+    if estimator != "gaussian_copula":
+        return _arrays.check_bins(DEFAULT_BINS if bins is None else bins, n)
+    knots = min(n, DEFAULT_KNOTS) if bins is None else bins
+    if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or knots < 2:
+        raise ValueError(f"the copula's knots (bins) must be an integer >= 2, got {bins!r}")
+    return int(knots)
 
 
 class Accumulator:
@@ -593,12 +598,8 @@ class Accumulator:
                 raise ValueError(
                     f"{name} has variables whose range overflows float64 (columns {bad[:10].tolist()}): rescale them"
                 )
-            bins = _arrays.check_bins(DEFAULT_BINS if self.bins is None else self.bins, arr.shape[1])
-            return tb.fit_edges(arr, self.estimator, bins).cpu().numpy()
-        knots = min(arr.shape[1], DEFAULT_KNOTS) if self.bins is None else self.bins
-        if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or knots < 2:
-            raise ValueError(f"the copula's knots (bins) must be an integer >= 2, got {self.bins!r}")
-        return tb.fit_knots(arr, int(knots)).cpu().numpy()
+            return tb.fit_edges(arr, self.estimator, fitted_bins(self.estimator, self.bins, arr.shape[1])).cpu().numpy()
+        return tb.fit_knots(arr, fitted_bins(self.estimator, self.bins, arr.shape[1])).cpu().numpy()
 
     def _device_maps(self, edges: np.ndarray, edges_y: np.ndarray | None) -> tuple[Any, ...]:
         """The edges on the device (binned), or the knots and their scores (copula), once per edges."""
