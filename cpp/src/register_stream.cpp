@@ -17,6 +17,7 @@ using pairmi_bindings::Array;
 using pairmi_bindings::check_bins;
 using pairmi_bindings::check_code_range;
 using pairmi_bindings::require;
+using pairmi_bindings::run_interruptible;
 
 namespace {
 
@@ -64,8 +65,10 @@ void add_pair_counts(const Array<std::uint8_t>& cx, const py::object& cy_obj, in
   }
   const std::uint8_t *px = cx.data(), *py_ = square ? nullptr : cy.data();
   std::uint64_t *pc = counts.mutable_data(), *pmx = marginal_x.mutable_data();
-  py::gil_scoped_release release;
-  pairmi::add_pair_counts(px, dx, py_, dy, layers, n, bins, pc, pmx, pmy, threads);
+  // Ctrl-C between tiles: the tiles added so far are taken out again, then KeyboardInterrupt.
+  run_interruptible(py::none(), [&](const pairmi::TileMonitor& monitor) {
+    pairmi::add_pair_counts(px, dx, py_, dy, layers, n, bins, pc, pmx, pmy, threads, monitor);
+  });
 }
 
 template <class Out>
@@ -98,7 +101,8 @@ void mi_from_counts(const Totals& counts, const Totals& marginal_x, const py::ob
 void register_stream(py::module_& m) {
   m.def("add_pair_counts", &add_pair_counts, py::arg("codes_x"), py::arg("codes_y"), py::arg("bins"),
         py::arg("counts").noconvert(), py::arg("marginal_x").noconvert(), py::arg("marginal_y"), py::arg("threads"),
-        "Add one chunk's joint counts of every pair (and each variable's counts) to the totals, in place.");
+        "Add one chunk's joint counts of every pair (and each variable's counts) to the totals, in place; "
+        "interrupted (Ctrl-C), the totals are left as they were.");
   m.def("mi_from_counts", &mi_from_counts<float>, py::arg("counts"), py::arg("marginal_x"), py::arg("marginal_y"),
         py::arg("bins"), py::arg("n"), py::arg("miller_madow"), py::arg("scale"), py::arg("out").noconvert(),
         py::arg("threads"));

@@ -48,6 +48,13 @@ void test_codes_follow_numpy_rules() {
   // searchsorted(side='right') - 1; the value on the last edge goes to the last bin; bin 1 is empty.
   const std::uint8_t want[] = {0, 0, 2, 2, 3, 3, 3};
   for (int t = 0; t < 7; ++t) CHECK(codes[t] == want[t]);
+  // Tied lowest edges (fixed edges of ReLU zeros): values below the range join the minimum's bin
+  // (bin 1, where 0 falls), as values above it join the last bin.
+  const double tied[] = {0.0, 0.0, 1.0, 2.0};
+  const double w[] = {-1.0, 0.0, 0.5, 1.0, 2.0, 5.0};
+  pairmi::codes_from_edges(w, 6, tied, 3, codes);
+  const std::uint8_t want_tied[] = {1, 1, 1, 2, 2, 2};
+  for (int t = 0; t < 6; ++t) CHECK(codes[t] == want_tied[t]);
 }
 
 double entropy_direct(const std::vector<int>& counts, std::size_t n, bool miller_madow = false) {

@@ -68,10 +68,13 @@ struct PairSlots {
 // for x against itself; counts (layers, slots, bins, bins) with x's code as the row of each pair's
 // histogram (as binned_mi counts); marginal_x (layers, dx, bins) and marginal_y (layers, dy, bins,
 // null for x against itself). Tiles of pairs keep their codes in cache; each pair is counted in a
-// 32-bit scratch histogram (n < 2^32 per chunk) and then added to its 64-bit totals.
-inline void add_pair_counts(const std::uint8_t* x, std::size_t dx, const std::uint8_t* y, std::size_t dy,
+// 32-bit scratch histogram (n < 2^32 per chunk) and then added to its 64-bit totals. The monitor
+// runs between tiles; when it stops the run, the tiles already added are subtracted again, so the
+// totals are as before the call, and false is returned.
+inline bool add_pair_counts(const std::uint8_t* x, std::size_t dx, const std::uint8_t* y, std::size_t dy,
                             std::size_t layers, std::size_t n, int bins, std::uint64_t* counts,
-                            std::uint64_t* marginal_x, std::uint64_t* marginal_y, int threads = 1) {
+                            std::uint64_t* marginal_x, std::uint64_t* marginal_y, int threads = 1,
+                            const TileMonitor& monitor = {}) {
   const bool upper = (y == nullptr);
   const std::uint8_t* yy = upper ? x : y;
   if (upper) dy = dx;
@@ -80,30 +83,42 @@ inline void add_pair_counts(const std::uint8_t* x, std::size_t dx, const std::ui
   // Rows x columns of codes per tile: about 128 KiB of each side's codes, well inside L2.
   const std::size_t side = std::clamp<std::size_t>((std::size_t{128} << 10) / std::max<std::size_t>(n, 1), 4, 64);
   const auto tiles = make_tiles(layers, dx, dy, upper, side);
-  for_each_tile(tiles, threads, {}, [&] {
-    return
-        [&, base = std::vector<std::uint16_t>(n), hist = std::vector<std::uint32_t>(8 * cells)](const Tile& t) mutable {
-          for (std::size_t i = t.r0; i < t.r1; ++i) {
-            const std::uint8_t* xi = x + (t.layer * dx + i) * n;
-            // bins <= 255: every cell index (< 255 * 255) fits in 16 bits.
-            for (std::size_t s = 0; s < n; ++s) base[s] = std::uint16_t(xi[s] * bins);
-            const std::size_t j0 = upper ? std::max(t.c0, i + 1) : t.c0;
-            for (std::size_t j = j0; j < t.c1; j += 4) {
-              const std::size_t m = std::min<std::size_t>(4, t.c1 - j);
-              const std::uint8_t* col[4];
-              for (std::size_t k = 0; k < 4; ++k) col[k] = yy + (t.layer * dy + j + std::min(k, m - 1)) * n;
-              std::uint32_t* h[8];
-              for (std::size_t k = 0; k < 8; ++k) h[k] = hist.data() + k * cells;
-              count_four(base.data(), n, col, h);
-              for (std::size_t k = 0; k < m; ++k) {
-                std::uint64_t* total = counts + (t.layer * slot.count() + slot(i, j + k)) * cells;
-                for (std::size_t c = 0; c < cells; ++c) total[c] += std::uint64_t(h[k][c]) + h[k + 4][c];
-              }
-              std::memset(hist.data(), 0, hist.size() * sizeof hist[0]);
-            }
+  std::vector<char> added(tiles.size(), 0);  // tiles whose counts are in the totals
+  const auto counter = [&](bool subtract) {
+    return [&, subtract, base = std::vector<std::uint16_t>(n),
+            hist = std::vector<std::uint32_t>(8 * cells)](const Tile& t) mutable {
+      for (std::size_t i = t.r0; i < t.r1; ++i) {
+        const std::uint8_t* xi = x + (t.layer * dx + i) * n;
+        // bins <= 255: every cell index (< 255 * 255) fits in 16 bits.
+        for (std::size_t s = 0; s < n; ++s) base[s] = std::uint16_t(xi[s] * bins);
+        const std::size_t j0 = upper ? std::max(t.c0, i + 1) : t.c0;
+        for (std::size_t j = j0; j < t.c1; j += 4) {
+          const std::size_t m = std::min<std::size_t>(4, t.c1 - j);
+          const std::uint8_t* col[4];
+          for (std::size_t k = 0; k < 4; ++k) col[k] = yy + (t.layer * dy + j + std::min(k, m - 1)) * n;
+          std::uint32_t* h[8];
+          for (std::size_t k = 0; k < 8; ++k) h[k] = hist.data() + k * cells;
+          count_four(base.data(), n, col, h);
+          for (std::size_t k = 0; k < m; ++k) {
+            std::uint64_t* total = counts + (t.layer * slot.count() + slot(i, j + k)) * cells;
+            if (subtract)
+              for (std::size_t c = 0; c < cells; ++c) total[c] -= std::uint64_t(h[k][c]) + h[k + 4][c];
+            else
+              for (std::size_t c = 0; c < cells; ++c) total[c] += std::uint64_t(h[k][c]) + h[k + 4][c];
           }
-        };
-  });
+          std::memset(hist.data(), 0, hist.size() * sizeof hist[0]);
+        }
+      }
+      if (!subtract) added[std::size_t(&t - tiles.data())] = 1;
+    };
+  };
+  if (!for_each_tile(tiles, threads, monitor, [&] { return counter(false); })) {
+    std::vector<Tile> undo;
+    for (std::size_t k = 0; k < tiles.size(); ++k)
+      if (added[k]) undo.push_back(tiles[k]);
+    for_each_tile(undo, threads, {}, [&] { return counter(true); });
+    return false;
+  }
   const auto add_marginals = [&](const std::uint8_t* codes, std::size_t cols, std::uint64_t* marginal) {
 #pragma omp parallel for schedule(static) num_threads(std::max(1, threads))
     for (long c = 0; c < static_cast<long>(layers * cols); ++c) {
@@ -115,6 +130,7 @@ inline void add_pair_counts(const std::uint8_t* x, std::size_t dx, const std::ui
   add_marginals(x, dx, marginal_x);
   if (!upper) add_marginals(y, dy, marginal_y);
   (void)threads;
+  return true;
 }
 
 // Entropy (nats) of a histogram of `cells` counts summing to n > 0, computed as binned_mi computes

@@ -96,7 +96,10 @@ void column_min_max(const T* x, std::size_t n, std::size_t d, std::size_t ld, do
 // last bin, which equals the number of inner edges edges[1..bins-1] that are <= v; repeated edges
 // (ties) give empty bins, as in numpy. Equal-width edges: a guess from (v - lo) / width, corrected
 // by walking the edges (exact for any sorted edges; rounding puts the guess at most one bin off).
-// Other edges: every inner edge compared, branch-free and vectorised over samples.
+// Other edges: every inner edge compared, branch-free and vectorised over samples. A value below the
+// first edge (fixed edges meet later data) takes the first edge's bin, as one above the last takes
+// the last bin: with tied lowest edges (equal-frequency edges of ReLU zeros) that is the bin holding
+// the minimum's values, not the zero-width bin before it.
 inline void codes_from_edges(const double* v, std::size_t n, const double* edges, int bins, std::uint8_t* codes) {
   double uniform[kMaxBins + 1];
   equal_width_edges(edges[0], edges[bins], bins, uniform);
@@ -111,8 +114,11 @@ inline void codes_from_edges(const double* v, std::size_t n, const double* edges
     }
     return;
   }
-  std::fill(codes, codes + n, std::uint8_t{0});
-  for (int k = 1; k < bins; ++k) {
+  // Inner edges equal to the first are at or below every value once values are raised to it.
+  int first = 1;
+  while (first < bins && edges[first] <= edges[0]) ++first;
+  std::fill(codes, codes + n, static_cast<std::uint8_t>(first - 1));
+  for (int k = first; k < bins; ++k) {
     const double e = edges[k];
     for (std::size_t t = 0; t < n; ++t) codes[t] += static_cast<std::uint8_t>(v[t] >= e);
   }
