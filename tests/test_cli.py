@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,9 @@ def test_resume_reuses_saved_layers(tmp_path, tiny_gpt2_dir, monkeypatch):
         ["analyze", "--text", "x"],
         ["analyze", "--text", "x", "--out", "o", "--dims", "1:2:3:4"],
         ["analyze", "--text", "x", "--out", "o", "--bins", "300"],
+        ["analyze", "--text", "x", "--out", "o", "--seed", "-1"],
+        ["analyze", "--corpus", "c.txt", "--out", "o", "--save-every", "nan"],
+        ["lesson", "--seed", "-1"],
         ["frobnicate"],
     ],
 )
@@ -242,10 +246,53 @@ def test_reusing_out_needs_overwrite_and_leaves_no_stale_files(tmp_path, tiny_gp
     capsys.readouterr()
     assert main(base + ["--layers", "0,1"]) == 2
     err = capsys.readouterr().err
-    assert "holds an earlier run" in err and "pass --overwrite" in err
+    assert "holds the results of an earlier pairmi run" in err and "pass --overwrite" in err
     assert main(base + ["--layers", "0,1", "--overwrite"]) == 0
     assert not (out / "layer_L2.png").exists() and (out / "layer_L1.png").exists()  # the earlier figure is gone
     assert load(out).layer_names == ["L0", "L1"]
+
+
+def test_overwrite_removes_only_the_files_pairmi_wrote(tmp_path, tiny_gpt2_dir, capsys):
+    """A user's files that look like outputs (layers.py, pair.txt) survive --overwrite; without it
+    they are not called an earlier run."""
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "layers.py").write_text("code")
+    (out / "pair.txt").write_text("notes")
+    base = ["analyze", "--model", str(tiny_gpt2_dir), "--text", TEXT, "--dims", "0:8", "--out", str(out), "--threads", "1"]
+    assert main(base + ["--no-figures", "--overwrite"]) == 0
+    assert main(base + ["--no-figures", "--layers", "0,1,2"]) == 2
+    err = capsys.readouterr().err
+    assert "earlier pairmi run (mi.npz, summary.csv)" in err and "layers.py" not in err and "pair.txt" not in err
+    assert main(base + ["--overwrite"]) == 0
+    assert main(base + ["--overwrite", "--layers", "0,1"]) == 0
+    assert (out / "layers.py").read_text() == "code" and (out / "pair.txt").read_text() == "notes"
+    assert not (out / "layer_L2.png").exists() and (out / "layer_L1.png").exists()
+    written = json.loads((out / ".pairmi-written.json").read_text())["files"]
+    assert "layers.py" not in written and {"mi.npz", "summary.csv", "layers.png", "pair.png"} <= set(written)
+
+
+def test_overwrite_of_a_folder_written_before_manifests(tmp_path, tiny_gpt2_dir):
+    """No manifest: an earlier run is recognised by its mi.npz, and only its exact output names (the
+    layer figures named from the layers its mi.npz records) are removed."""
+    out = tmp_path / "old"
+    base = ["analyze", "--model", str(tiny_gpt2_dir), "--text", TEXT, "--dims", "0:8", "--out", str(out), "--threads", "1"]
+    assert main(base + ["--layers", "0,1,2"]) == 0
+    (out / ".pairmi-written.json").unlink()
+    mine = ["layers.py", "pair.txt", "layer_notes.md", "summary.csv.bak"]
+    for name in mine:
+        (out / name).write_text("mine")
+    assert main(base + ["--layers", "0,1"]) == 2
+    assert main(base + ["--layers", "0,1", "--overwrite"]) == 0
+    assert not (out / "layer_L2.png").exists() and load(out).layer_names == ["L0", "L1"]
+    assert all((out / name).read_text() == "mine" for name in mine)
+
+
+def test_huge_text_file_fails_with_one_line(tmp_path, capsys):
+    """/dev/zero (or any huge file) is read up to a cap, not into memory without bound."""
+    assert main(["analyze", "--text-file", "/dev/zero", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "larger than 16 MiB" in err[0] and "--corpus" in err[0]
 
 
 def test_ctrl_c_before_any_layer_claims_nothing_kept(tmp_path, tiny_gpt2_dir, monkeypatch, capsys):

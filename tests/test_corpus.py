@@ -4,6 +4,8 @@ the same tokens with the calibration edges, a resumed run is bit-identical, site
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import warnings
 
 import numpy as np
@@ -231,6 +233,9 @@ def test_a_resumed_run_is_bit_identical(tiny, docs, tmp_path):
     assert resumed.analysis.tokens == straight.analysis.tokens
     with pytest.raises(ValueError, match=r"other settings \(bins\)"):
         corpus.analyze_corpus(model, iter(docs[:12]), state_path=state, resume=True, **{**kw, "bins": 11})
+    # Another batch size batches the stream (and the copula's float sums) differently: refused too.
+    with pytest.raises(ValueError, match=r"other settings \(batch_size\)"):
+        corpus.analyze_corpus(model, iter(docs[:12]), state_path=state, resume=True, **{**kw, "batch_size": 4})
 
 
 def test_cli_corpus_interrupt_and_resume(tiny_gpt2_dir, docs, tmp_path, monkeypatch, capsys):
@@ -283,6 +288,58 @@ def test_cli_corpus_interrupt_and_resume(tiny_gpt2_dir, docs, tmp_path, monkeypa
     assert a.tokens == b.tokens and not (tmp_path / "r" / ".corpus-state.npz").exists()
     for name in ("layers.png", "pair.png", "summary.csv"):
         assert (tmp_path / "r" / name).is_file()
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_cli_corpus_sigterm_saves_and_resumes(tiny_gpt2_dir, docs, tmp_path, monkeypatch, capsys, name):
+    """SIGTERM (timeout, kill, SLURM pre-emption) and SIGHUP save the running totals as Ctrl-C does,
+    exit 128 + the signal's number, and --resume ends as an uninterrupted run."""
+    sig = getattr(signal, name)
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(d.replace("\n", " ") for d in docs[:15]))
+    args = ["analyze", "--model", str(tiny_gpt2_dir), "--corpus", str(text), "--max-tokens", "1000"]
+    args += ["--calibration-tokens", "200", "--max-length", "32", "--threads", "2", "--save-every", "1e9", "--no-figures"]
+    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
+    real = corpus.analyze_corpus
+
+    def signalled(*a, progress=None, **k):
+        def send(done, total):
+            progress(done, total)
+            if done >= 500:
+                os.kill(os.getpid(), sig)
+
+        return real(*a, progress=send, **k)
+
+    def not_handled(signum, frame):
+        raise AssertionError(f"pairmi left {name} unhandled")  # instead of ending the test process
+
+    previous = signal.signal(sig, not_handled)
+    try:
+        monkeypatch.setattr(corpus, "analyze_corpus", signalled)
+        capsys.readouterr()
+        assert main(args + ["--out", str(tmp_path / "r")]) == 128 + sig
+        assert signal.getsignal(sig) is not_handled  # main put the handler back
+    finally:
+        signal.signal(sig, previous)
+    err = capsys.readouterr().err
+    assert f"stopped by {name}; running totals saved" in err and "rerun with --resume" in err
+    monkeypatch.setattr(corpus, "analyze_corpus", real)
+    assert main(args + ["--out", str(tmp_path / "r"), "--resume"]) == 0
+    assert "resumed after" in capsys.readouterr().out
+    np.testing.assert_array_equal(pairmi.analysis.load(tmp_path / "straight").mi, pairmi.analysis.load(tmp_path / "r").mi)
+
+
+def test_a_document_too_long_to_hold_is_refused(tmp_path, monkeypatch):
+    """A file without line breaks (or blank lines) is not read whole into memory."""
+    monkeypatch.setattr(corpus, "MAX_DOCUMENT_CHARS", 100)
+    path = tmp_path / "flat.txt"
+    path.write_text("short\n" + "x" * 101 + "\n")
+    with pytest.raises(ValueError, match=r"flat\.txt: the document at line 2 is longer than 100 characters"):
+        list(corpus.read_documents(path))
+    path.write_text("a\n" + "\n".join(["y" * 40] * 3) + "\n")
+    assert len(list(corpus.read_documents(path))) == 4
+    with pytest.raises(ValueError, match="without blank lines"):
+        list(corpus.read_documents(path, by="paragraph"))
 
 
 @pytest.mark.parametrize(

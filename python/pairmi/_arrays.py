@@ -25,6 +25,7 @@ def to_numpy(data: Any, name: str) -> np.ndarray:
     exactly. Complex and non-numeric data raise TypeError.
     """
     if hasattr(data, "detach") and hasattr(data, "cpu"):  # a torch tensor, without importing torch
+        refuse_meta(data, name)
         tensor = data.detach().cpu()
         if tensor.is_complex():
             raise TypeError(f"{name} is complex ({tensor.dtype}); pairmi needs real numbers")
@@ -41,6 +42,15 @@ def to_numpy(data: Any, name: str) -> np.ndarray:
     if arr.dtype.kind in "biuf":
         return arr.astype(np.float64)
     raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+
+
+def refuse_meta(data: Any, name: str) -> None:
+    """TypeError for a torch tensor on the 'meta' device: a shape without values."""
+    if getattr(data, "is_meta", False):
+        raise TypeError(
+            f"{name} is a 'meta' tensor, a shape with no values (e.g. a model built under "
+            "init_empty_weights or device_map='meta'): load real weights and pass real activations"
+        )
 
 
 NAN_POLICIES = ("raise", "omit")
@@ -70,12 +80,7 @@ def apply_nan_policy(arrays: list[np.ndarray], names: list[str], nan_policy: str
         if finite.all():
             continue
         if nan_policy == "raise":
-            bad = np.flatnonzero(~finite.reshape(-1, n, arr.shape[-1]).all(axis=(0, 1)))
-            shown = ", ".join(map(str, bad[:10])) + (", ..." if bad.size > 10 else "")
-            raise ValueError(
-                f"{name} has NaN or Inf values in {bad.size} variable(s) (columns {shown}); "
-                "pass nan_policy='omit' to drop those samples"
-            )
+            raise nan_error(name, np.flatnonzero(~finite.reshape(-1, n, arr.shape[-1]).all(axis=(0, 1))))
         bad_rows |= ~finite.reshape(-1, n, arr.shape[-1]).all(axis=(0, 2))
     if bad_rows.any():
         arrays = [np.ascontiguousarray(arr[..., ~bad_rows, :]) for arr in arrays]
@@ -87,6 +92,15 @@ def apply_nan_policy(arrays: list[np.ndarray], names: list[str], nan_policy: str
         if d < 1:
             raise ValueError(f"{name} needs at least 1 variable (column), got {d}")
     return arrays
+
+
+def nan_error(name: str, columns: np.ndarray) -> ValueError:
+    """The refusal of nan_policy='raise', naming the first offending variables (columns)."""
+    shown = ", ".join(map(str, columns[:10])) + (", ..." if columns.size > 10 else "")
+    return ValueError(
+        f"{name} has NaN or Inf values in {columns.size} variable(s) (columns {shown}); "
+        "pass nan_policy='omit' to drop those samples"
+    )
 
 
 def check_ranges(arr: np.ndarray, name: str) -> None:
@@ -210,16 +224,33 @@ def available_memory() -> int | None:
     return None
 
 
-def check_memory(nbytes: int, what: str, max_bytes: int | None) -> None:
-    """MemoryError naming the size if an allocation of nbytes exceeds max_bytes or available memory."""
+# What a too-large mi_matrix / mi_layers can do instead (the default advice of check_memory).
+MATRIX_ADVICE = (
+    "select fewer variables with dims=, use dtype=float32, or pass out= (a preallocated or "
+    "np.memmap array that pairmi fills in blocks of rows)"
+)
+
+
+def check_max_bytes(max_bytes: Any) -> None:
+    """max_bytes: None (the memory available now) or a positive whole number of bytes."""
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1):
+        raise ValueError(f"max_bytes must be a positive integer number of bytes or None, got {max_bytes!r}")
+
+
+def check_progress(progress: Any) -> None:
+    """progress: None or a callable taking (done, total)."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be None or a callable taking (done, total), got {progress!r}")
+
+
+def check_memory(nbytes: int, what: str, max_bytes: int | None, advice: str = MATRIX_ADVICE) -> None:
+    """MemoryError naming the size if an allocation of nbytes exceeds max_bytes or available memory,
+    with `advice`: what the caller's function offers instead."""
+    check_max_bytes(max_bytes)
     limit = max_bytes if max_bytes is not None else available_memory()
     if limit is not None and nbytes > limit:
         source = f"max_bytes={max_bytes:,}" if max_bytes is not None else "the memory available now"
-        raise MemoryError(
-            f"{what} needs {nbytes / 2**30:.2f} GiB, more than {source} ({limit / 2**30:.2f} GiB): "
-            "select fewer variables with dims=, use dtype=float32, or pass out= (a preallocated or "
-            "np.memmap array that pairmi fills in blocks of rows)"
-        )
+        raise MemoryError(f"{what} needs {nbytes / 2**30:.2f} GiB, more than {source} ({limit / 2**30:.2f} GiB): {advice}")
 
 
 def check_edges(edges: Any, layers: int, d: int, name: str, binned: bool) -> np.ndarray:

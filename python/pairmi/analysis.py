@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import os
-import re
 import sys
 import zipfile
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from . import tiles
 from ._core import __version__
 from ._dispatch import dims_index
 from ._files import atomic_file, atomic_write_bytes
+from ._npz import read_npz
+from ._written import record, safe_name
 from .api import mi_layers
 from .nulls import null_mi
 from .settings import DEFAULT_BINS, DEFAULT_K, options_estimator, recorded
@@ -208,13 +209,6 @@ def _analyze_layer(
     return layer
 
 
-def safe_name(name: str) -> str:
-    """`name` as one file-name component: anything but letters, digits, '-', '_' and '.' becomes
-    '_', and no leading dot (names come from files that anyone may have written)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).lstrip(".")
-    return cleaned or "_"
-
-
 STATES = ("none", "sample", "all")
 SAMPLE_TOKENS = 2000  # enough tokens for a pair's scatter and histogram
 
@@ -248,6 +242,7 @@ def save(analysis: Analysis, out: str | os.PathLike, states: str = "sample", see
         arrays["hidden_states"] = kept.astype(np.float32, copy=False)
     # Uncompressed, streamed to the file: compressing the 453 MB of a GPT-2 MLP run's float32 MI took
     # half a minute after the progress bar had finished, for little gain on float data.
+    record(out, ["mi.npz", "summary.csv"])  # listed first: --overwrite replaces what pairmi wrote, only that
     with atomic_file(out / "mi.npz") as fh:
         np.savez(fh, **arrays)
     atomic_write_bytes(out / "summary.csv", summary_csv(analysis).encode())
@@ -266,17 +261,6 @@ def load(path: str | os.PathLike) -> Analysis:
     except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         problem = f"missing array {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
         raise ValueError(f"{path} is not a readable pairmi analysis: {problem}") from None
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz archive, read without pickles; ValueError (or OSError, BadZipFile) if
-    the file is anything else. The file is closed whatever it holds."""
-    with open(path, "rb") as fh:
-        z = np.load(fh, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ValueError("it is a single .npy array, not an .npz archive")
-        with z:
-            return {k: z[k] for k in z.files}
 
 
 def _analysis_from(z: dict[str, np.ndarray]) -> Analysis:
@@ -443,7 +427,9 @@ def save_figures(
 
 
 def write_figures(figs: dict[str, Any], out: str | os.PathLike, fmt: str = "png", dpi: int = 90) -> list[Path]:
-    """Each Figure as ``out/<name>.<fmt>``, written atomically; returns the paths."""
+    """Each Figure as ``out/<name>.<fmt>``, written atomically (and listed in the folder's manifest
+    of what pairmi wrote); returns the paths."""
+    record(out, [f"{name}.{fmt}" for name in figs])
     paths = []
     for name, fig in figs.items():
         buf = io.BytesIO()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,26 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
 def _threads(text: str) -> int:
     from ._arrays import max_threads
 
@@ -147,7 +169,7 @@ def _add_estimator_args(p: argparse.ArgumentParser) -> None:
         help="bias correction of the binned estimators (default: none)",
     )
     p.add_argument("--n-permutations", type=_positive, default=20, help="shufflings for --correction shuffle")
-    p.add_argument("--seed", type=int, default=0, help="seed of the shufflings (default: %(default)s)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the shufflings (default: %(default)s)")
     p.add_argument("--units", choices=("bits", "nats"), default="bits", help="(default: %(default)s)")
     p.add_argument("--threads", type=_threads, default=None, help="threads (default: OMP_NUM_THREADS or all cores)")
 
@@ -198,7 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default="cpu", help="torch device for the forward pass (default: cpu)")
     a.add_argument("--out", type=Path, required=True, help="output folder")
     a.add_argument("--resume", action="store_true", help="reuse layers an interrupted run with the same settings saved")
-    a.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+    a.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in --out: remove the files it wrote (listed in --out/.pairmi-written.json), nothing else",
+    )
     a.add_argument(
         "--no-null",
         action="store_true",
@@ -235,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--save-every",
-        type=float,
+        type=_seconds,
         default=300.0,
         help="seconds between saves of the running totals for --resume (default: %(default)s)",
     )
@@ -280,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     les.add_argument("--samples", type=_positive, default=200, help="samples of the pair (default: %(default)s)")
     les.add_argument("--bins", type=_bins, default=DEFAULT_BINS, help="bins (default: %(default)s)")
     les.add_argument("--draws", type=_positive, default=20, help="draws per size in bias.png (default: %(default)s)")
-    les.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    les.add_argument("--seed", type=_seed, default=0, help="(default: %(default)s)")
     les.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="figure format (default: png)")
     les.add_argument("--threads", type=_threads, default=None, help="threads (default: OMP_NUM_THREADS or all cores)")
 
@@ -331,13 +357,25 @@ class _Progress:
         sys.stderr.flush()
 
 
+# An in-memory analysis keeps every token's hidden states: 16 MiB of text is about 4 million tokens,
+# 150 GB of GPT-2 residual states; larger texts are streamed with --corpus.
+MAX_TEXT_BYTES = 16 << 20
+
+
 def _read_texts(args: argparse.Namespace) -> list[str]:
     if args.text is not None:
         return list(args.text)
     texts = []
     for path in args.text_file:
         try:
-            text = path.read_text(encoding=args.encoding)
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_TEXT_BYTES + 1)  # bounded: /dev/zero or a huge file must not fill memory
+            if len(data) > MAX_TEXT_BYTES:
+                raise ValueError(
+                    f"--text-file {path} is larger than {MAX_TEXT_BYTES >> 20} MiB, more text than an in-memory "
+                    "analysis holds: stream it with --corpus (one document per line or per paragraph)"
+                )
+            text = data.decode(args.encoding)
         except OSError as exc:
             raise ValueError(f"cannot read --text-file {path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError as exc:
@@ -411,6 +449,7 @@ def analyze_and_save(
     from .analysis import analyze, checkpoint_layers, remove_checkpoint, save, save_figures
 
     ckpt = out / CHECKPOINT_DIR
+    _record(out, CHECKPOINT_DIR)
     bar = _Progress(as_estimator(options.get("estimator", "equal_width")).name, len(hs.layer_names))
     try:
         analysis = analyze(
@@ -436,7 +475,7 @@ def analyze_and_save(
             if done
             else "no layer had finished, so nothing was kept"
         )
-        raise _Interrupted(f"interrupted; {kept}") from None
+        raise _Interrupted(exc, kept) from None
     path = save(analysis, out, states)
     remove_checkpoint(ckpt)
     written = [path, out / "summary.csv"] + (save_figures(analysis, out, **(figure_options or {})) if figures else [])
@@ -444,44 +483,92 @@ def analyze_and_save(
     return analysis
 
 
-# What pairmi writes into --out (figures in any --format): an earlier run's copies of these are
-# replaced whole with --overwrite, never left beside new ones.
+# What pairmi writes into --out besides mi.npz, summary.csv and the figures. Each file is listed in
+# the folder's manifest (pairmi._written) before it is written; --overwrite removes those alone.
 STATE_FILE = ".corpus-state.npz"
 CHECKPOINT_DIR = ".partial"  # finished layers of an interrupted analysis (pairmi.analysis)
-OUTPUTS = ("mi.npz", "summary.csv", "layers.*", "layer_*.*", "pair.*", STATE_FILE)
+# The exact names of a run written before manifests existed (figures: every format, per layer).
+RUN_FILES = ("mi.npz", "summary.csv", STATE_FILE, CHECKPOINT_DIR)
 
 
 class _Interrupted(Exception):
-    """Ctrl-C, with what the interrupted command kept (main prints it and exits 130)."""
+    """Ctrl-C (or SIGTERM, SIGHUP), with what the interrupted command kept: main prints it and exits
+    with `code` (130 for Ctrl-C, 128 + the signal's number for the others, as a shell reports them)."""
+
+    def __init__(self, stop: KeyboardInterrupt, kept: str) -> None:
+        how = f"stopped by {stop.name}" if isinstance(stop, _Terminated) else "interrupted"
+        super().__init__(f"{how}; {kept}")
+        self.code = 128 + stop.signum if isinstance(stop, _Terminated) else 130
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, kill, SLURM pre-emption) or SIGHUP, raised where Ctrl-C would be, so a run
+    saves what Ctrl-C saves."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum, self.name = signum, signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP stop it as Ctrl-C does (once: a second signal while
+    the state is being saved is ignored); the previous handlers are restored after."""
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise _Terminated(signum)
+
+    previous = {}
+    for sig in STOP_SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread: signals stay as they are
+            break
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse an --out holding an earlier run unless resuming it or told to overwrite it; with
-    --overwrite remove that run's files first. Checked before any model loads."""
+    --overwrite remove that run's files first, and nothing else. Checked before any model loads."""
+    from ._written import earlier_outputs, forget
+    from .analysis import checkpoint_layers, remove_checkpoint
+
     _check_out(out)
-    earlier = (
-        sorted(
-            {p for pattern in OUTPUTS for p in out.glob(pattern)}
-            | ({out / CHECKPOINT_DIR} if any((out / CHECKPOINT_DIR).glob("layer*.npz")) else set())
-        )
-        if out.is_dir()
-        else []
-    )
+    earlier = [p for p in earlier_outputs(out, RUN_FILES, "layer_{}") if p.name != CHECKPOINT_DIR or checkpoint_layers(p)]
     if not earlier or resume:
         return
     if not overwrite:
         names = ", ".join(p.name for p in earlier[:4]) + (", ..." if len(earlier) > 4 else "")
         raise ValueError(
-            f"--out {out} holds an earlier run ({names}): pass --overwrite to replace it, --resume to "
-            "continue an interrupted run of the same settings, or another --out"
+            f"--out {out} holds the results of an earlier pairmi run ({names}): pass --overwrite to replace "
+            "them (only the files pairmi wrote there), --resume to continue an interrupted run of the same "
+            "settings, or another --out"
         )
     for p in earlier:
-        if p.is_dir():
-            for f in p.iterdir():
-                f.unlink()
-            p.rmdir()
-        else:
+        if p.name == CHECKPOINT_DIR:
+            remove_checkpoint(p)
+        elif p.is_symlink() or not p.is_dir():
             p.unlink()
+    forget(out, [p.name for p in earlier])
+
+
+def _record(out: Path, *names: str) -> None:
+    """List files this run is about to write in --out (created if needed) in its manifest."""
+    from ._written import record
+
+    out.mkdir(parents=True, exist_ok=True)
+    record(out, names)
 
 
 def _extraction(model: str, texts: list[str], tokenizer: str | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -627,7 +714,7 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         _dask()  # a clear ImportError naming the extra, before any model loads
     _prepare_out(args.out, args.resume, args.overwrite)
     _check_selection(args.model, args.site, args.layers, args.dims)
-    args.out.mkdir(parents=True, exist_ok=True)
+    _record(args.out, STATE_FILE)
     state = args.out / STATE_FILE  # without --resume, _prepare_out refused or removed an earlier one
     docs = (
         python_docstrings()
@@ -668,10 +755,10 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
             resume=args.resume,
             progress=bar,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         bar.close()
         kept = f"running totals saved in {state}; rerun with --resume" if state.exists() else "nothing was saved yet"
-        raise _Interrupted(f"interrupted; {kept}") from None
+        raise _Interrupted(exc, kept) from None
     bar.close()
     _report_corpus(args, run, state)
 
@@ -715,8 +802,8 @@ def _corpus_on_cluster(args: argparse.Namespace, docs: Any) -> Any:
         ):
             print(f"local Dask cluster: {args.workers} worker processes", file=sys.stderr)
             return pdask.analyze_corpus(args.model, docs, **kwargs)
-    except KeyboardInterrupt:
-        raise _Interrupted("interrupted; a cluster run keeps no state: run it again") from None
+    except KeyboardInterrupt as exc:
+        raise _Interrupted(exc, "a cluster run keeps no state: run it again") from None
     except OSError as exc:  # the scheduler cannot be reached
         raise ValueError(f"--scheduler {args.scheduler}: {exc}") from None
 
@@ -829,16 +916,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands = {"analyze": _cmd_analyze, "plot": _cmd_plot, "demo": _cmd_demo, "lesson": _cmd_lesson}
     try:
-        commands[args.command](args)
+        with _stop_signals_interrupt():
+            commands[args.command](args)
     except (ValueError, TypeError, OSError, ImportError, NotImplementedError) as exc:
         print(f"pairmi {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except _Interrupted as exc:
         print(f"\npairmi {args.command}: {exc}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print(f"\npairmi {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return exc.code
+    except KeyboardInterrupt as exc:
+        stopped = _Interrupted(exc, "nothing was kept")
+        print(f"\npairmi {args.command}: {stopped}", file=sys.stderr)
+        return stopped.code
     return 0
 
 

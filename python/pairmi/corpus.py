@@ -14,7 +14,6 @@ import os
 import sys
 import sysconfig
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +21,27 @@ from typing import Any
 
 import numpy as np
 
+from . import _arrays
 from ._files import atomic_file
+from ._npz import read_npz
 from .analysis import Analysis
 from .extract import StateBatch, _loaded, _model_name, iter_hidden_states
-from .settings import Estimator, unpack
+from .settings import Estimator, check_seed, unpack
 from .stream import Accumulator, fit_edges
 
 STATE_FORMAT = "pairmi.corpus-run"
 STATE_VERSION = 1
 
 
+# Longest document read whole (the model cuts it into windows): reading stays bounded in memory
+# on a file without line breaks.
+MAX_DOCUMENT_CHARS = 16 << 20
+
+
 def read_documents(path: str | os.PathLike, *, by: str = "line", encoding: str = "utf-8") -> Iterator[str]:
     """Documents of a text file, read lazily: one per line (``by='line'``) or per blank-line
-    separated paragraph (``by='paragraph'``). Blank documents are skipped.
+    separated paragraph (``by='paragraph'``). Blank documents are skipped; a document of more
+    than 16 Mi characters is a ValueError (memory stays bounded on a file without line breaks).
 
     Examples
     --------
@@ -47,7 +54,15 @@ def read_documents(path: str | os.PathLike, *, by: str = "line", encoding: str =
     try:
         with open(path, encoding=encoding) as fh:
             lines: list[str] = []
-            for line in fh:
+            size = 0  # characters of the paragraph so far
+            for number, line in enumerate(iter(lambda: fh.readline(MAX_DOCUMENT_CHARS + 1), ""), 1):
+                chars = len(line.rstrip("\n"))
+                size = size + chars if by == "paragraph" and line.strip() else chars
+                if size > MAX_DOCUMENT_CHARS:
+                    raise ValueError(
+                        f"{path}: the document at line {number:,} is longer than {MAX_DOCUMENT_CHARS:,} characters "
+                        f"(a file without {'line breaks' if by == 'line' else 'blank lines'}?): split it into documents"
+                    )
                 if by == "line":
                     if line.strip():
                         yield line.rstrip("\n")
@@ -185,6 +200,10 @@ def analyze_corpus(
         raise ValueError(f"calibration_tokens must be >= 2, got {calibration_tokens}")
     if keep_tokens < 0:
         raise ValueError(f"keep_tokens must be >= 0, got {keep_tokens}")
+    check_seed(seed)
+    _arrays.check_progress(progress)
+    if isinstance(save_every, bool) or not isinstance(save_every, (int, float)) or not 0 <= save_every < float("inf"):
+        raise ValueError(f"save_every must be a finite number of seconds >= 0, got {save_every!r}")
     make = functools.partial(
         Accumulator, estimator, bins=bins, correction=correction, units=units, dtype=np.float32, threads=threads
     )
@@ -199,6 +218,7 @@ def analyze_corpus(
         "site": site,
         "max_length": max_length,
         "stride": stride,
+        "batch_size": batch_size,  # batches set where the copula's float sums round: a resume keeps them
         "drop_first_token": drop_first_token,
         "drop_special_tokens": drop_special_tokens,
         "max_tokens": max_tokens,
@@ -379,9 +399,8 @@ class _RunState:
         is not a run state, or the run had other settings."""
         path = Path(path)
         try:
-            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-                header = json.loads(str(z["run"]))
-                arrays = {k: z[k] for k in z.files if k != "run"}
+            arrays = read_npz(path)
+            header = json.loads(str(arrays.pop("run")))
             if header.get("format") != STATE_FORMAT or header.get("version") != STATE_VERSION:
                 raise ValueError(
                     f"format {header.get('format')!r} version {header.get('version')!r}, not "
@@ -391,8 +410,9 @@ class _RunState:
             acc = Accumulator._from_state(
                 header["accumulator"], {k[4:]: v for k, v in arrays.items() if k.startswith("acc_")}, threads
             )
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"cannot resume from {path}: {exc}") from None
+        except (OSError, ValueError, KeyError, TypeError, MemoryError) as exc:
+            problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+            raise ValueError(f"cannot resume from {path}: {problem}") from None
         now = json.loads(json.dumps(settings))  # as JSON would give them back
         if saved != now:
             changed = sorted(k for k in now if saved.get(k) != now[k])

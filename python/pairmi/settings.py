@@ -26,6 +26,8 @@ CORRECTIONS = (None, "miller_madow", "shuffle")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Results are float64 unless a caller asks for float32 (half the memory, 7 significant digits).
 DEFAULT_DTYPE = np.dtype(np.float64)
+# Most permutations one call draws: p-values then reach 1e-6, and even two variables take minutes.
+MAX_PERMUTATIONS = 1_000_000
 
 
 def _is_int(v: Any) -> bool:
@@ -239,10 +241,12 @@ class Settings:
                 resolved_bins = auto_bins(n) if est.bins == "auto" else _arrays.check_bins(est.bins, n)
         if isinstance(est, KSG) and not est.k < n:
             raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {n - 1}], got {est.k!r}")
-        if seed is not None and not _is_int(seed):
-            raise TypeError(f"seed must be an integer or None, got {seed!r}")
-        if not _is_int(n_permutations) or n_permutations < 1:
-            raise ValueError(f"n_permutations must be a positive integer, got {n_permutations!r}")
+        check_seed(seed)
+        if not _is_int(n_permutations) or not 1 <= n_permutations <= MAX_PERMUTATIONS:
+            raise ValueError(
+                f"n_permutations must be an integer in [1, {MAX_PERMUTATIONS:,}] (p-values down to "
+                f"1 / (n_permutations + 1)), got {n_permutations!r}"
+            )
         return cls(
             est.name,
             resolved_bins,
@@ -267,6 +271,14 @@ class Settings:
         if self.correction == "shuffle":
             out.update(n_permutations=self.n_permutations, seed=self.seed)
         return out
+
+
+def check_seed(seed: Any) -> None:
+    """A seed of numpy's generators: a non-negative integer, or None for fresh entropy."""
+    if seed is not None and not _is_int(seed):
+        raise TypeError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if seed is not None and seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
 
 
 def check_dtype(dtype: Any) -> np.dtype:
