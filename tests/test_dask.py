@@ -142,6 +142,24 @@ def test_clear_errors():
         pdask.mi_tiles(X, out="x.zarr", topk_k=2)
     with pytest.raises(ValueError, match="topk_k"):
         pdask.mi_tiles(X, topk_k=4, bins=3)
+    with pytest.raises(ValueError, match="tile_size must be a positive integer"):
+        pdask.mi_tiles(X, tile_size=0, bins=3)
+    with pytest.raises(ValueError, match="dtype must be float16, float32 or float64"):
+        pdask.mi_tiles(X, out="x.zarr", dtype=np.int32, bins=3)
+
+
+@pytest.mark.parametrize("estimator", ["equal_width", "gaussian_copula", "ksg"])
+def test_mi_tiles_applies_the_nan_policy_of_mi_matrix(client, estimator):
+    """NaN or Inf: refused with X's own column indices (not a tile's), or those samples omitted,
+    as mi_matrix does; never finite numbers from bad data."""
+    X = make("normal", 80, 12, 40)
+    X[7, 9], X[20, 10] = np.nan, -np.inf
+    dX = da.from_array(X, chunks=(80, 4))
+    with pytest.raises(ValueError, match=r"X has NaN or Inf values in 2 variable\(s\) \(columns 9, 10\)"):
+        pdask.mi_tiles(dX, estimator=estimator, bins=5)
+    got = pdask.mi_tiles(dX, estimator=estimator, bins=5, nan_policy="omit")
+    want = pairmi.mi_matrix(X, estimator=estimator, bins=5, nan_policy="omit")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
 def test_in_process_zarr_out_resumes_and_refuses_other_data(tmp_path):

@@ -112,6 +112,16 @@ def test_bad_arguments(gpt2_random, bert_tokenizer, kwargs, match):
         pairmi.hidden_states(gpt2_random, [], tokenizer=bert_tokenizer)
 
 
+def test_argument_types_are_named_before_any_model_loads(monkeypatch):
+    monkeypatch.setattr(pairmi.extract, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    with pytest.raises(TypeError, match="batch_size must be a positive integer, got '2'"):
+        pairmi.hidden_states("minilm", TEXT, batch_size="2")
+    with pytest.raises(TypeError, match=r"model must be a hub id .* got int 42"):
+        pairmi.hidden_states(42, TEXT)
+    with pytest.raises(ValueError, match="max_tokens must be a positive integer"):
+        next(pairmi.extract.iter_hidden_states("minilm", [TEXT], max_tokens=0))
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_a_clear_error(gpt2_random, bert_tokenizer):
     with pytest.raises(ValueError, match="no CUDA device"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import _thread
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -48,8 +47,38 @@ BAD_INPUTS = [
     ("dims", lambda: pairmi.mi_layers(GOOD[None], dims=[0, 9]), ValueError, "dims"),
     ("too big", lambda: pairmi.mi_matrix(GOOD, max_bytes=10), MemoryError, "GiB"),
     ("null too big", lambda: pairmi.null_mi(GOOD, max_bytes=10), MemoryError, "null matrices"),
+    ("null advice", lambda: pairmi.null_mi(GOOD, max_bytes=10), MemoryError, "use fewer n_permutations"),
     ("test too big", lambda: pairmi.mi_test(GOOD, max_bytes=10), MemoryError, "permutation test"),
+    ("test advice", lambda: pairmi.mi_test(GOOD, max_bytes=10), MemoryError, "test fewer variables"),
+    (
+        "stream advice",
+        lambda: pairmi.Accumulator(edges=np.tile(np.linspace(0, 1, 16), (300_000, 1))).update(np.zeros((2, 300_000))),
+        MemoryError,
+        "stream fewer variables",
+    ),
     ("out shape", lambda: pairmi.mi_matrix(GOOD, out=np.empty((4, 3))), ValueError, "out must be"),
+    (
+        "out shape as given",
+        lambda: pairmi.mi_matrix(GOOD, out=np.empty((4, 3))),
+        ValueError,
+        "of shape (4, 4), got float64 (4, 3)",
+    ),
+    ("seed -1", lambda: pairmi.mi_matrix(GOOD, correction="shuffle", seed=-1), ValueError, "seed must be a non-negative"),
+    ("test seed -1", lambda: pairmi.mi_test(GOOD, seed=-1), ValueError, "seed must be a non-negative"),
+    ("progress 5", lambda: pairmi.mi_matrix(GOOD, progress=5), TypeError, "progress must be None or a callable"),
+    ("max_bytes str", lambda: pairmi.mi_matrix(GOOD, max_bytes="1"), ValueError, "max_bytes must be a positive integer"),
+    ("max_bytes nan", lambda: pairmi.mi_matrix(GOOD, max_bytes=float("nan")), ValueError, "max_bytes must be a positive"),
+    ("dims empty", lambda: pairmi.mi_layers(GOOD[None], dims=[]), ValueError, "dims is empty"),
+    ("dims huge", lambda: pairmi.mi_layers(GOOD[None], dims=[2**70]), ValueError, "dims indices must be in [-4, 4)"),
+    (
+        "permutations",
+        lambda: pairmi.mi_test(GOOD, n_permutations=2**62),
+        ValueError,
+        "n_permutations must be an integer in [1, 1,000,000]",
+    ),
+    ("null permutations", lambda: pairmi.null_mi(GOOD, n_permutations=2**62), ValueError, "n_permutations must be"),
+    ("topk n_neighbors", lambda: pairmi.mi_topk(GOOD, 2, estimator="ksg", n_neighbors=0), ValueError, "n_neighbors (KSG's"),
+    ("fit auto knots", lambda: pairmi.fit_edges(GOOD, "gaussian_copula", bins=10**11), ValueError, "in [2, 50]"),
     ("out list", lambda: pairmi.mi_matrix(GOOD, out=[[0.0] * 4] * 4), TypeError, "out must be a numpy array"),
     ("out + shuffle", lambda: pairmi.mi_matrix(GOOD, correction="shuffle", out=np.empty((4, 4))), ValueError, "out="),
 ]
@@ -138,17 +167,30 @@ print(ok, peak, out.nbytes)
 
 
 def test_ctrl_c_stops_a_long_run():
+    """Ctrl-C arrives from inside the run (at its first progress call), so no machine is fast enough
+    to finish first: the run stops at the next tile, long before the last."""
     X = make("normal", 2000, 400, 5)
     seen = []
-    timer = threading.Timer(0.5, _thread.interrupt_main)  # what Ctrl-C does
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            pairmi.mi_matrix(X, estimator="ksg", threads=2, progress=lambda done, total: seen.append((done, total)))
-    finally:
-        timer.cancel()
-    # Stopped long before the last tile (no progress call at all: stopped within the first one).
-    assert not seen or seen[-1][0] < seen[-1][1]
+
+    def progress(done, total):
+        seen.append((done, total))
+        _thread.interrupt_main()  # what Ctrl-C does: Python raises KeyboardInterrupt at once
+
+    with pytest.raises(KeyboardInterrupt):
+        pairmi.mi_matrix(X, estimator="ksg", threads=2, progress=progress)
+    assert len(seen) == 1 and seen[0][0] < seen[0][1] / 10, seen
+
+
+def test_shuffle_correction_reports_progress_through_its_permutations():
+    """Progress runs over the observed pass and every permutation pass, to the end."""
+    seen = []
+    pairmi.mi_matrix(
+        make("normal", 60, 200, 7), correction="shuffle", n_permutations=3, progress=lambda d, t: seen.append((d, t))
+    )
+    total = seen[-1][1]
+    assert seen[-1] == (total, total) and all(t == total for _, t in seen)
+    per_pass = total // 4
+    assert sum(d > per_pass for d, _ in seen) >= 3 and [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
 def test_exception_in_progress_callback_stops_and_propagates():

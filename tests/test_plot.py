@@ -54,6 +54,13 @@ def test_layers_one_line_per_layer_plasma(hs):
     assert len(png_bytes(fig)) > 5_000
 
 
+def test_layers_needs_a_pair():
+    from pairmi import plot
+
+    with pytest.raises(ValueError, match=r"d >= 2 units \(a pair to plot\), got shape \(3, 1, 1\)"):
+        plot.layers(np.zeros((3, 1, 1)))
+
+
 def test_layers_ecdf_separates_continuous_estimators_and_titles_say_what():
     from pairmi import plot
 

@@ -134,6 +134,13 @@ def test_test_q_values_count_each_pair_once():
     np.testing.assert_allclose(joint[1].ravel(), want[iu[0].size :], rtol=1e-13)
 
 
+@pytest.mark.parametrize("alpha", [2, 0, 1.0, float("nan"), "0.05", True])
+def test_significant_refuses_what_is_no_rate(alpha):
+    t = pairmi.mi_test(make("normal", 60, 3, 6), bins=4, n_permutations=9)
+    with pytest.raises(ValueError, match=r"alpha \(the false discovery rate\) must be a number in \(0, 1\)"):
+        t.significant(alpha)
+
+
 def test_copula_test_observed_equals_mi_matrix():
     X = make("mixed", 90, 5, 8)
     t = pairmi.mi_test(X, estimator="gaussian_copula", n_permutations=50, seed=1)

@@ -41,6 +41,13 @@ def binned_reference(x, y, ex, ey):
 # --- fixed edges ----------------------------------------------------------------------------------
 
 
+def test_fit_edges_resolves_auto_bins_from_the_sample():
+    X = make("normal", 1000, 3, 1)
+    edges = pairmi.fit_edges(X, bins="auto")
+    assert edges.shape == (3, pairmi.settings.auto_bins(1000) + 1)
+    np.testing.assert_array_equal(pairmi.mi_matrix(X, edges=edges), pairmi.mi_matrix(X, bins="auto"))
+
+
 def test_fit_edges_follow_numpy():
     X = make("heavy", 300, 5, 0)
     ew = pairmi.fit_edges(X, "equal_width", bins=12)
@@ -229,6 +236,97 @@ def test_load_refuses_other_files_and_versions(tmp_path):
         pairmi.Accumulator.load(tmp_path / "junk.npz")
 
 
+def _saved_state(tmp_path, estimator="equal_width"):
+    acc = pairmi.Accumulator(estimator).update(make("normal", 100, 3, 23))
+    acc.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads(str(arrays["header"]))
+
+
+def _edges_changed(arrays, change):
+    edges = arrays["edges"].copy()
+    change(edges)
+    return {**arrays, "edges": edges}
+
+
+def test_load_checks_edges_and_totals(tmp_path):
+    """A state that would give silently wrong results is refused, naming the file: edges as the
+    constructor checks them, and totals that add up to n_samples."""
+    arrays, header = _saved_state(tmp_path)
+    counts = arrays["total_counts"].copy()
+    counts[0, 0, 0, 0] += 7
+    cases = {
+        "decreasing": (_edges_changed(arrays, lambda e: e.__setitem__((..., slice(None)), e[..., ::-1].copy())), "sorted"),
+        "nan_edges": (_edges_changed(arrays, lambda e: e.__setitem__((0, 0, 3), np.nan)), "finite"),
+        "more_samples": ({**arrays, "header": np.array(json.dumps({**header, "n_samples": 200}))}, "not n_samples = 200"),
+        "counts": ({**arrays, "total_counts": counts}, "counts add up to 107"),
+        "negative": ({**arrays, "header": np.array(json.dumps({**header, "n_samples": -3}))}, "non-negative"),
+        "bins": (
+            {
+                **arrays,
+                "edges": np.tile(np.linspace(0, 1, 300), (1, 3, 1)),
+                "total_counts": np.zeros((1, 3, 299, 299), np.uint64),
+                "total_marginal_x": np.zeros((1, 3, 299), np.uint64),
+            },
+            "bins in [2, 255]",
+        ),
+    }
+    for name, (content, words) in cases.items():
+        np.savez(tmp_path / f"{name}.npz", **content)
+        with pytest.raises(ValueError, match=f"{name}.npz is not a readable pairmi accumulator state") as info:
+            pairmi.Accumulator.load(tmp_path / f"{name}.npz")
+        assert words in str(info.value), (name, info.value)
+
+
+def test_load_survives_hostile_files(tmp_path):
+    """A member declaring a huge shape, random bytes, a pickled object: each a ValueError naming the
+    file, without a MemoryError or numpy's allow_pickle advice."""
+    arrays, _ = _saved_state(tmp_path)
+    np.savez(tmp_path / "huge.npz", **arrays)
+    data = (tmp_path / "huge.npz").read_bytes()
+    header = b"{'descr': '<u8', 'fortran_order': False, 'shape': (1, 3, 15, 15), }"
+    assert data.count(header) == 1
+    huge = b"{'descr': '<u8', 'fortran_order': False, 'shape': (99999999999,), }"  # 800 GB, as long
+    assert len(huge) == len(header)
+    (tmp_path / "huge.npz").write_bytes(data.replace(header, huge))
+    (tmp_path / "random.npz").write_bytes(np.random.default_rng(0).bytes(5000))
+    np.savez(
+        tmp_path / "pickled.npz", header=np.array([{"a": 1}], dtype=object), **{k: v for k, v in arrays.items() if k != "header"}
+    )
+    for name in ("huge", "random", "pickled"):
+        with pytest.raises(ValueError, match=f"{name}.npz is not a readable pairmi accumulator state") as info:
+            pairmi.Accumulator.load(tmp_path / f"{name}.npz")
+        assert "allow_pickle" not in str(info.value), info.value
+
+
+def test_save_does_not_follow_a_planted_link(tmp_path, monkeypatch):
+    """The temporary file has an unpredictable name, created exclusively: a symlink planted under the
+    old predictable name (or at the target itself) never redirects the write."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    os.symlink("victim.txt", f".acc.npz.tmp{os.getpid()}")
+    os.symlink("victim.txt", "link.npz")
+    acc = pairmi.Accumulator().update(X0)
+    acc.save("acc.npz")
+    acc.save("link.npz")
+    assert victim.read_text() == "precious"
+    assert not (tmp_path / "acc.npz").is_symlink() and not (tmp_path / "link.npz").is_symlink()
+    np.testing.assert_array_equal(pairmi.Accumulator.load("link.npz").result(), acc.result())
+    assert oct((tmp_path / "acc.npz").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 X0 = make("normal", 200, 4, 24)
@@ -258,6 +356,105 @@ def test_a_bad_chunk_is_refused_and_changes_nothing(estimator, what, call, words
     np.testing.assert_array_equal(acc.result(), before)
 
 
+def test_threads_sharing_one_accumulator_lose_nothing():
+    """Two Python threads updating (and merging into) one accumulator: every count arrives, equal to
+    the same chunks added one after another."""
+    import threading
+
+    X = make("mixed", 6000, 12, 30)
+    E = pairmi.fit_edges(X)
+    parts = chunks(X, [500] * 11)
+    shared = pairmi.Accumulator(edges=E, threads=1)
+    extra = pairmi.Accumulator(edges=E, threads=1).update(X[:100])
+
+    def work(mine):
+        for chunk in mine:
+            shared.update(chunk)
+        shared.merge(extra)
+
+    workers = [threading.Thread(target=work, args=(parts[k::2],)) for k in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    serial = pairmi.Accumulator(edges=E, threads=1)
+    for chunk in parts:
+        serial.update(chunk)
+    serial.merge(extra).merge(extra)
+    assert shared.n_samples == serial.n_samples == 6200
+    np.testing.assert_array_equal(shared.result(), serial.result())
+
+
+def test_ctrl_c_during_a_large_update_stops_and_changes_nothing():
+    """The count kernel checks for Ctrl-C between tiles; the tiles already added are taken out, so
+    the accumulator is as before and goes on to the right answer."""
+    import _thread
+    import sys
+    import threading
+
+    X = make("normal", 20_000, 200, 31)
+    E = pairmi.fit_edges(X[:1000])
+    acc = pairmi.Accumulator(edges=E, threads=2).update(X[:1000])
+    before = acc.result()
+    main = threading.main_thread().ident
+    sent = threading.Event()
+
+    def interrupt_inside_the_kernel():
+        # Wait until the main thread is inside the core's count (its Python frame stays on the call
+        # while the kernel runs without the GIL), then do what Ctrl-C does.
+        for _ in range(20_000):
+            frame = sys._current_frames().get(main)
+            if frame is not None and frame.f_code.co_name == "update" and "add_pair_counts" in _line(frame):
+                _thread.interrupt_main()
+                sent.set()
+                return
+            threading.Event().wait(0.0005)
+
+    watcher = threading.Thread(target=interrupt_inside_the_kernel)
+    watcher.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            acc.update(X)
+            threading.Event().wait(5)  # the interrupt may land just after the update returned
+    finally:
+        watcher.join()
+    assert sent.is_set(), "the update ended before the kernel was seen running"
+    assert acc.n_samples == 1000
+    np.testing.assert_array_equal(acc.result(), before)
+    acc.update(X[1000:])
+    np.testing.assert_array_equal(acc.result(), pairmi.Accumulator(edges=E).update(X).result())
+
+
+def _line(frame):
+    import linecache
+
+    return linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+
+
+def test_values_below_tied_lowest_edges_join_the_minimums_bin():
+    """Equal-frequency edges of data with many equal minima (ReLU zeros) start with tied edges; a
+    later value below them falls in the bin of the minimum's values, as a value above the range
+    falls in the last bin (the core and the torch backend alike)."""
+    rng = np.random.default_rng(32)
+    calib = np.maximum(rng.normal(size=(400, 2)), 0.0)  # half zeros
+    E = pairmi.fit_edges(calib, "equal_frequency", bins=6)
+    assert E[0, 0] == E[0, 1] == 0.0
+    later = np.array([[-1.0, 0.5], [0.0, -2.0], [5.0, 0.0], [0.3, 9.0]])
+    data = np.vstack([calib, later])
+    got = pairmi.Accumulator("equal_frequency", edges=E).update(data).result()
+    clipped = np.clip(data, E[:, 0], E[:, -1])  # below the range: the lowest value, in its bin
+    want = pairmi.Accumulator("equal_frequency", edges=E).update(clipped).result()
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        pairmi.mi_matrix(data, estimator="equal_frequency", edges=E),
+        pairmi.mi_matrix(clipped, estimator="equal_frequency", edges=E),
+    )
+    np.testing.assert_allclose(got[0, 1], binned_reference(clipped[:, 0], clipped[:, 1], E[0], E[1]), rtol=0, atol=1e-12)
+    pytest.importorskip("torch")
+    on_torch = pairmi.Accumulator("equal_frequency", edges=E, backend="torch").update(data).result()
+    np.testing.assert_allclose(on_torch, got, rtol=0, atol=1e-12)  # the same counts; sums rounded in another order
+
+
 def test_nan_policy_omit_drops_the_samples():
     E = pairmi.fit_edges(X0)
     got = pairmi.Accumulator(edges=E, nan_policy="omit").update(NAN).result()
@@ -275,6 +472,11 @@ BAD_SETTINGS = [
     ("no samples", lambda: pairmi.Accumulator().result(), "no samples yet"),
     ("fit ksg", lambda: pairmi.fit_edges(X0, "ksg"), "streaming supports"),
     ("fit knots", lambda: pairmi.fit_edges(X0, "gaussian_copula", bins=1), "knots"),
+    (
+        "fit too many knots",
+        lambda: pairmi.fit_edges(X0, "gaussian_copula", bins=10**11),
+        "knots (bins) must be an integer in [2, 200]",
+    ),
 ]
 
 

@@ -81,6 +81,34 @@ def test_tensors_in_tensors_out_numpy_in_numpy_out():
     assert tuple(layers.shape) == (2, 3, 3)
 
 
+@pytest.mark.parametrize("kind", ["bool", "uint8"])
+def test_torch_ksg_treats_heavy_ties_as_the_core(kind):
+    """Booleans and small integers: the same values (1e-9 nats) and the same warnings on both
+    backends (a tied k-th neighbour at distance 0 counted as the core counts it)."""
+    rng = np.random.default_rng(12)
+    base = rng.integers(0, 2 if kind == "bool" else 4, size=(300, 4))
+    X = (base > 0) if kind == "bool" else base.astype(np.uint8)
+    X[:, 1] = X[:, 0] if kind == "bool" else (X[:, 0] + (rng.random(300) < 0.2)).astype(np.uint8)  # one dependent pair
+    with pytest.warns(RuntimeWarning) as on_core:
+        want = pairmi.mi_matrix(X, estimator="ksg", units="nats")
+    with pytest.warns(RuntimeWarning) as on_torch:
+        got = pairmi.mi_matrix(torch.from_numpy(X), estimator="ksg", units="nats", backend="torch")
+    assert [str(w.message) for w in on_torch] == [str(w.message) for w in on_core]
+    assert got.shape == want.shape and float(want[0, 1]) > 0.3
+    same(got, want)
+
+
+def test_a_meta_tensor_is_named():
+    meta = torch.empty((10, 3), device="meta")
+    for call in (
+        lambda: pairmi.mi_matrix(meta),
+        lambda: pairmi.mi_matrix(meta, backend="cpu"),
+        lambda: pairmi.Accumulator().update(meta),
+    ):
+        with pytest.raises(TypeError, match=r"(X|chunk) is a 'meta' tensor"):
+            call()
+
+
 def test_torch_backend_says_what_it_lacks():
     X = torch.from_numpy(make("normal", 60, 3, 9))
     for kw, words in (

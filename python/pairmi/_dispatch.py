@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays, _core, _ksg_ties, _memory, _outputs
-from .binned import Coded, binned_mi, code_layers, permutation_nulls
+from .binned import Coded, binned_mi, code_layers, permutation_nulls, staged
 from .copula import copula_mi, mirror_upper
 from .settings import BINNED_ESTIMATORS, Settings
 
@@ -54,11 +54,20 @@ def dims_index(dims: Any, d: int) -> slice | np.ndarray:
     """Validate a `dims` selection of d variables."""
     if isinstance(dims, slice):
         return dims
+    values = list(dims) if isinstance(dims, (list, tuple, range)) else None
+    if values is not None and not values:
+        raise ValueError("dims is empty: select at least one variable (an index in [-d, d), or a slice)")
+    if values is not None and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        out_of_range = [int(v) for v in values if not -d <= v < d]  # Python ints: no int64 overflow
+        if out_of_range:
+            raise ValueError(f"dims indices must be in [-{d}, {d}) for {d} variables, got {out_of_range[:5]}")
     idx = np.asarray(dims)
     if idx.ndim != 1 or idx.dtype.kind not in "iu":
-        raise ValueError("dims must be a slice or a 1-d sequence of integer indices")
-    if idx.size and (idx.min() < -d or idx.max() >= d):
-        raise ValueError(f"dims indices must be in [-{d}, {d}), got min {idx.min()} max {idx.max()}")
+        raise ValueError(f"dims must be a slice or a 1-d sequence of integer indices, got {dims!r}"[:200])
+    if idx.size == 0:
+        raise ValueError("dims is empty: select at least one variable (an index in [-d, d), or a slice)")
+    if idx.min() < -d or idx.max() >= d:
+        raise ValueError(f"dims indices must be in [-{d}, {d}) for {d} variables, got min {idx.min()} max {idx.max()}")
     return idx
 
 
@@ -119,9 +128,10 @@ def fill(x: np.ndarray, y: np.ndarray | None, s: Settings, progress: Progress, o
     mm = s.correction == "miller_madow"
     cx = code_layers(x, s.estimator, s.bins, s.threads, mm, s.edges[0])
     cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads, mm, s.edges[1])
-    binned_mi(cx, cy, s.scale, out, s.threads, progress, mm)
+    passes = 1 + (s.n_permutations if s.correction == "shuffle" else 0)  # progress runs over all of them
+    binned_mi(cx, cy, s.scale, out, s.threads, staged(progress, 0, passes), mm)
     if s.correction == "shuffle":
-        out -= null_mean(cx, cy, s)  # float64 into out's dtype, in place: no full-size copy
+        out -= null_mean(cx, cy, s, progress)  # float64 into out's dtype, in place: no full-size copy
 
 
 def fill_rows(x: np.ndarray, y: np.ndarray | None, s: Settings, progress: Progress, out: np.ndarray, shape: tuple) -> None:
@@ -180,11 +190,13 @@ def _layer_blocks(x: np.ndarray, y: np.ndarray | None, s: Settings, layer: int) 
     return binned_rows, cx.entropy[0] * s.scale
 
 
-def null_mean(cx: Coded, cy: Coded | None, s: Settings) -> np.ndarray:
-    """Mean MI over permutations, with a zero diagonal in the square case (entropies stay)."""
+def null_mean(cx: Coded, cy: Coded | None, s: Settings, progress: Progress = None) -> np.ndarray:
+    """Mean MI over permutations, with a zero diagonal in the square case (entropies stay). Progress:
+    the permutations are passes 1..P of 1 + P (the observed values were the first)."""
     shape = (cx.codes.shape[0], cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
     mean = np.zeros(shape)
-    for null in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, np.empty(shape)):
+    stages = (1, 1 + s.n_permutations)
+    for null in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, np.empty(shape), None, progress, stages):
         mean += null
     mean /= s.n_permutations
     if cy is None:

@@ -22,6 +22,12 @@ def ksg_inputs(x: np.ndarray, y: np.ndarray | None, s: Settings) -> tuple[np.nda
     if s.noise > 0:
         rng = np.random.default_rng(s.seed)
         return tuple(None if v is None else jittered(v, s.noise, rng) for v in (x, y))  # type: ignore[return-value]
+    warn_heavy_ties(x, y, stacklevel=6)
+    return x, y
+
+
+def warn_heavy_ties(x: np.ndarray, y: np.ndarray | None, stacklevel: int) -> None:
+    """A RuntimeWarning naming the variables of x and y (layers, n, d) with most samples tied."""
     for v, name in ((x, "X"), (y, "Y")):
         if v is None:
             continue
@@ -36,9 +42,8 @@ def ksg_inputs(x: np.ndarray, y: np.ndarray | None, s: Settings) -> tuple[np.nda
                 f"tied (columns {heavy[:10].tolist()}, up to {share[heavy].max():.1%}): KSG overestimates on "
                 "such data; pass noise=1e-10 to break the ties with seeded noise as scikit-learn does",
                 RuntimeWarning,
-                stacklevel=5,
+                stacklevel=stacklevel,
             )
-    return x, y
 
 
 def jittered(v: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:

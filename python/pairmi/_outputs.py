@@ -13,7 +13,7 @@ import numpy as np
 OUT_BLOCK_BYTES = 64 << 20
 
 
-def check_out(out: np.ndarray, shape: tuple[int, int, int]) -> None:
+def check_out(out: np.ndarray, shape: tuple[int, ...]) -> None:
     if out.shape != shape or out.dtype not in (np.float32, np.float64) or not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(
             f"out must be a writeable C-contiguous float32/float64 array of shape {shape}, got {out.dtype} {out.shape}"

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _arrays, _dispatch, _outputs, tiles
+from . import _arrays, _dispatch, _ksg_ties, _outputs, tiles
 from .backends import torch as _tb
 from .settings import BINNED_ESTIMATORS, DEFAULT_K, Estimator, Settings, auto_bins, check_dtype, unpack
 
@@ -162,6 +162,8 @@ def mi_matrix(
     (4, 4)
     """
     estimator, bins, k, correction, noise = unpack(estimator, bins=bins, k=k, correction=correction, noise=noise)
+    _arrays.check_progress(progress)
+    _arrays.check_max_bytes(max_bytes)
     if out is not None and tiles.is_zarr_target(out):
         return _zarr_mi(
             X, Y, out, estimator, bins, k, correction, units, threads, dtype, progress, nan_policy, edges, noise, tile_size
@@ -200,7 +202,11 @@ def mi_matrix(
         dtype=dtype,
         edges=fixed,
     )
-    return _dispatch.compute(x, y, s, progress, None if out is None else _outputs.out_array(out)[None], max_bytes)[0]
+    if out is not None:  # checked against the 2-d shape the caller knows, before it gains a layer axis
+        out = _outputs.out_array(out)
+        _outputs.check_out(out, (x.shape[2], x.shape[2] if y is None else y.shape[2]))
+        out = out[None]
+    return _dispatch.compute(x, y, s, progress, out, max_bytes)[0]
 
 
 def mi_layers(
@@ -259,6 +265,8 @@ def mi_layers(
     (3, 5, 5)
     """
     estimator, bins, k, correction, noise = unpack(estimator, bins=bins, k=k, correction=correction, noise=noise)
+    _arrays.check_progress(progress)
+    _arrays.check_max_bytes(max_bytes)
     if _tb.wanted(backend, H, None):
         if dims is not None:
             H = H[:, :, _dispatch.dims_index(dims, H.shape[2])]
@@ -391,7 +399,13 @@ def _torch_mi(
     elif estimator == "ksg":
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < x.shape[1]:
             raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {x.shape[1] - 1}], got {k!r}")
-        result = tb.ksg_mi(x, y, int(k), scale)
+        # Ties as the core treats them (docs/gpu.md): the same warning, and values above what tied
+        # data allow clipped to min(H(X), H(Y)), computed on host copies (small beside KSG's n^2 work).
+        xh, yh = x.cpu().numpy(), None if y is None else y.cpu().numpy()
+        _ksg_ties.warn_heavy_ties(xh, yh, stacklevel=4)
+        clipped = tb.ksg_mi(x, y, int(k), scale).cpu().numpy()
+        _ksg_ties.clip_tied(xh, yh, scale, clipped)
+        result = torch.from_numpy(clipped).to(x.device)
     else:
         fixed: tuple[Any, ...] = tuple(
             None

@@ -92,6 +92,8 @@ def permutation_nulls(
     threads: int,
     out: np.ndarray,
     reorder: Callable[[np.random.Generator, np.ndarray], np.ndarray] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    stages: tuple[int, int] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the MI matrices (layers, dx, dy) of n_permutations shufflings of the samples.
 
@@ -102,16 +104,27 @@ def permutation_nulls(
     costs one kernel pass. Every permutation is written into `out` (layers, dx, dy) and yields it,
     so each must be used before the next is drawn. `reorder(rng, codes)` reorders each variable's
     samples (default: shuffles them; see :class:`pairmi.stats.Rotations` for rotations).
+    `progress(done, total)` follows the passes' tiles; `stages` = (first, count): the permutations
+    are passes first.. of count equal passes of a longer computation (default: all of it).
     """
+    first, count = stages or (0, n_permutations)
     target = cx if cy is None else cy
     rngs = [np.random.default_rng(seed) for _ in range(target.codes.shape[0])]
-    for _ in range(n_permutations):
+    for k in range(n_permutations):
+        tiles_progress = staged(progress, first + k, count)
         if reorder is None:
             codes = np.stack([rng.permuted(layer, axis=-1) for rng, layer in zip(rngs, target.codes)])
         else:
             codes = np.stack([reorder(rng, layer) for rng, layer in zip(rngs, target.codes)])
         shuffled = Coded(codes, target.entropy, target.bins)
         if cy is None:
-            yield binned_mi(shuffled, None, scale, out, threads)
+            yield binned_mi(shuffled, None, scale, out, threads, tiles_progress)
         else:
-            yield binned_mi(cx, shuffled, scale, out, threads)
+            yield binned_mi(cx, shuffled, scale, out, threads, tiles_progress)
+
+
+def staged(progress: Callable[[int, int], None] | None, stage: int, stages: int) -> Callable[[int, int], None] | None:
+    """The progress of pass `stage` of `stages` equal passes, reported as progress of them all."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage * total + done, stages * total)

@@ -491,6 +491,7 @@ def mi_tiles(
     dtype: Any = None,
     topk_k: int | None = None,
     threshold: float | None = None,
+    nan_policy: str = "raise",
     compute: bool = True,
 ) -> Any:
     """The MI of every pair of a column-chunked dask array, one task per tile of variables.
@@ -511,6 +512,9 @@ def mi_tiles(
     topk_k : int, optional
         Instead of a dense matrix: each variable's ``topk_k`` strongest partners (a
         :class:`pairmi.TopK`, with ``threshold`` the pairs above it), tiles reduced per block of rows.
+    nan_policy : {'raise', 'omit'}
+        As in :func:`pairmi.mi_matrix`: NaN or Inf anywhere in X is a ValueError naming the columns
+        (global indices), or ``'omit'`` drops those samples. Checked in one pass over X first.
     compute : bool
         False: return the delayed result.
 
@@ -533,13 +537,16 @@ def mi_tiles(
         raise TypeError("X must be a 2-d dask array (samples, variables)")
     if out is not None and topk_k is not None:
         raise ValueError("pass out= (a dense matrix on disk) or topk_k= (top partners), not both")
-    n, d = X.shape
     if estimator not in topk.TOPK_ESTIMATORS:
         raise ValueError(f"estimator must be one of {topk.TOPK_ESTIMATORS}, got {estimator!r}")
+    if out is not None:
+        dtype = tiles.check_store_dtype(dtype)
+    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or tile_size < 1):
+        raise ValueError(f"tile_size must be a positive integer (variables a side of a tile), got {tile_size!r}")
+    X = _finite_samples(dask, X, nan_policy)
+    n, d = X.shape
     b = (auto_bins(n) if bins == "auto" else _arrays.check_bins(bins, n)) if estimator in BINNED_ESTIMATORS else 0
-    tile = int(tile_size or X.chunks[1][0])
-    if tile < 1:
-        raise ValueError(f"tile_size must be a positive integer, got {tile_size!r}")
+    tile = int(X.chunks[1][0] if tile_size is None else tile_size)
     X = X.rechunk((-1, tile))
     opts = {
         "estimator": estimator,
@@ -606,6 +613,25 @@ def mi_tiles(
         dtype,
     )
     return dense.compute() if compute else dense
+
+
+def _finite_samples(dask: Any, X: Any, nan_policy: str) -> Any:
+    """X with mi_matrix's NaN/Inf policy applied: a ValueError naming X's columns (global indices),
+    or the samples (rows) holding NaN or Inf dropped."""
+    if nan_policy not in _arrays.NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {_arrays.NAN_POLICIES}, got {nan_policy!r}")
+    finite = dask.array.isfinite(X)
+    bad_columns, bad_rows = dask.compute((~finite).any(axis=0), (~finite).any(axis=1))
+    if nan_policy == "raise" and bad_columns.any():
+        raise _arrays.nan_error("X", np.flatnonzero(bad_columns))
+    if bad_rows.any():
+        X = X[np.flatnonzero(~bad_rows)]
+    if X.shape[0] < 2:
+        omitted = f" after omitting {int(bad_rows.sum())} with NaN/Inf" if bad_rows.any() else ""
+        raise ValueError(f"X needs at least 2 sample(s) (rows){omitted}, got {X.shape[0]}")
+    if X.shape[1] < 1:
+        raise ValueError("X needs at least 1 variable (column), got 0")
+    return X
 
 
 def _assemble(values: list[np.ndarray], blocks: list[tuple[int, int]], tile: int, d: int, dtype: Any) -> np.ndarray:

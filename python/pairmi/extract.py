@@ -288,6 +288,7 @@ def hidden_states(
     """
     if (text_or_texts is None) == (input_ids is None):
         raise ValueError("pass the text (text_or_texts) or input_ids, one of them")
+    _check_counts(batch_size=batch_size)
     if input_ids is not None:
         texts: list[Any] = _id_sequences(input_ids)
     else:
@@ -374,12 +375,9 @@ def iter_hidden_states(
     >>> for batch in iter_hidden_states("minilm", python_docstrings(), max_tokens=1000):  # doctest: +SKIP
     ...     print(batch.values.shape)
     """
+    _check_counts(batch_size=batch_size, max_tokens=max_tokens)
     torch = _require("torch")
     model, tokenizer = _loaded(model, tokenizer, need_tokenizer=False)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if max_tokens is not None and max_tokens < 1:
-        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     _check_device(torch, device)
     max_length, stride = _window_sizes(model, max_length, stride)
     points = _site_points(model, site)  # checked before any forward pass
@@ -425,9 +423,25 @@ def _cut_counts(counts: list[int], total: int) -> list[int]:
     return out
 
 
+def _check_counts(**counts: Any) -> None:
+    """Each named count a positive integer (None: no limit), checked before any model loads."""
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise (ValueError if isinstance(value, (int, np.integer)) else TypeError)(
+                f"{name} must be a positive integer, got {value!r}"
+            )
+
+
 def _loaded(model: Any, tokenizer: Any, need_tokenizer: bool = True) -> tuple[Any, Any]:
     """(model, tokenizer): names loaded, or a loaded model with its tokenizer (None allowed when
     the input is token ids)."""
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if not isinstance(model, str) and not (callable(model) and hasattr(model, "eval")):
+        raise TypeError(
+            "model must be a hub id (e.g. 'gpt2'), a local folder, 'minilm', or a loaded model "
+            f"(a torch module or TransformerLens model), got {type(model).__name__} {model!r}"[:300]
+        )
     if isinstance(tokenizer, str):
         tokenizer = load_tokenizer(tokenizer)
     if isinstance(model, str):

@@ -98,7 +98,12 @@ def null_mi(
     shape = (s.n_permutations, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
     # The nulls, one kernel pass's buffer, and the shuffled codes of each pass.
     nbytes = (int(np.prod(shape)) + int(np.prod(shape[1:]))) * s.dtype.itemsize + 2 * (cx if cy is None else cy).codes.size
-    _arrays.check_memory(nbytes, f"{s.n_permutations} null matrices", max_bytes)
+    _arrays.check_memory(
+        nbytes,
+        f"{s.n_permutations} null matrices",
+        max_bytes,
+        "use fewer n_permutations or fewer variables (columns of X), or mi_test, which keeps only counts",
+    )
     nulls = np.empty(shape, dtype=s.dtype)
     buffer = np.empty((1,) + shape[1:], dtype=s.dtype)
     for k, null in enumerate(permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, buffer)):
@@ -145,6 +150,8 @@ class MITest:
 
     def significant(self, alpha: float = 0.05, method: str = "bh") -> int:
         """Number of pairs significant at false discovery rate `alpha` (each pair once)."""
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)) or not 0 < alpha < 1:
+            raise ValueError(f"alpha (the false discovery rate) must be a number in (0, 1), got {alpha!r}")
         q = self.q_value(method)
         return int((q[stats.upper_pairs(q)] <= alpha).sum())
 
@@ -257,6 +264,7 @@ def mi_test(
         _memory.test_bytes(shape, values, estimator == "gaussian_copula", null == "rotation"),
         "a permutation test of that many pairs",
         max_bytes,
+        "test fewer variables (columns of X, or a Y of a few of them) per call",
     )
     reorder = stats.Rotations(x.shape[1], segments) if null == "rotation" else None
     if estimator == "gaussian_copula":

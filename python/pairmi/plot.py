@@ -298,10 +298,14 @@ def layers(
     """
     if kind not in ("density", "ecdf"):
         raise ValueError(f"kind must be 'density' or 'ecdf', got {kind!r}")
+    mi = np.asarray(mi)
+    if mi.ndim != 3 or mi.shape[1] != mi.shape[2] or mi.shape[1] < 2 or mi.shape[0] < 1:
+        raise ValueError(
+            f"mi must be (layers, d, d) with at least one layer and d >= 2 units (a pair to plot), got shape {mi.shape}"
+        )
     fig, ax = _figure(8, 4.5)
     from matplotlib import colormaps  # present: _figure checked matplotlib
 
-    mi = np.asarray(mi)
     n_layers = mi.shape[0]
     names = list(names) if names is not None else [f"L{k}" for k in range(n_layers)]
     if len(names) != n_layers:

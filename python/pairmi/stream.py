@@ -9,9 +9,11 @@ fixed before the first chunk: :func:`fit_edges` derives them from a calibration 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
-import zipfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,11 @@ import numpy.typing as npt
 
 from . import _arrays, _core
 from ._files import atomic_file
+from ._npz import read_npz
 from .backends.torch import wanted as tb_wanted
 from .binned import bin_edges
 from .copula import fit_knots, knot_scores, mapped_scores, mi_of_correlations
-from .settings import BINNED_ESTIMATORS, DEFAULT_BINS, Estimator, check_dtype, unpack
+from .settings import BINNED_ESTIMATORS, DEFAULT_BINS, Estimator, auto_bins, check_dtype, unpack
 
 STREAM_ESTIMATORS = BINNED_ESTIMATORS + ("gaussian_copula",)
 FORMAT = "pairmi.Accumulator"
@@ -55,7 +58,8 @@ def fit_edges(
         the knots' scores Phi^-1(k / (K + 1)), and is the end score beyond them. With K = n and no
         ties the scores of the sample itself are exactly those of ranks, Phi^-1(rank / (n + 1)).
     bins : int, optional
-        Bins per variable (default 15), or knots for the copula.
+        Bins per variable (default 15; ``"auto"``: the rule of :func:`pairmi.mi_matrix` for the
+        sample's size), or knots for the copula (2 to the number of samples).
     threads, nan_policy
         As in :func:`pairmi.mi_matrix`.
 
@@ -87,13 +91,33 @@ def fit_edges(
 
 
 def fitted_bins(estimator: str, bins: Any, n: int) -> int:
-    """Bins (or the copula's knots) of edges fitted on n samples: `bins`, checked, or the default."""
+    """Bins (or the copula's knots) of edges fitted on n samples: `bins`, checked, 'auto' resolved
+    for these n samples (as mi_matrix resolves it), or the default."""
     if estimator != "gaussian_copula":
-        return _arrays.check_bins(DEFAULT_BINS if bins is None else bins, n)
+        return _arrays.check_bins(DEFAULT_BINS if bins is None else auto_bins(n) if bins == "auto" else bins, n)
     knots = min(n, DEFAULT_KNOTS) if bins is None else bins
-    if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or knots < 2:
-        raise ValueError(f"the copula's knots (bins) must be an integer >= 2, got {bins!r}")
+    if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or not 2 <= knots <= n:
+        raise ValueError(
+            f"the copula's knots (bins) must be an integer in [2, {n}]: quantiles of the {n}-sample "
+            f"calibration sample (more add nothing), got {bins!r}"
+        )
     return int(knots)
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The method run holding the accumulator's lock (and, for merge, the other's: both taken in
+    one global order, so two threads merging two accumulators into each other cannot deadlock)."""
+
+    @functools.wraps(method)
+    def run(self: Accumulator, *args: Any, **kwargs: Any) -> Any:
+        others = [a for a in args if isinstance(a, Accumulator) and a is not self]
+        locks = [acc._lock for acc in sorted([self, *others], key=id)]
+        with contextlib.ExitStack() as held:
+            for lock in locks:
+                held.enter_context(lock)
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 class Accumulator:
@@ -137,7 +161,12 @@ class Accumulator:
     Copula: float64 sums and cross-products of the mapped normal scores (``layers * d * d * 8``
     bytes); equal to ``mi_matrix(..., estimator='gaussian_copula', edges=knots)`` within rounding.
     Every chunk must have the shape, the number of variables and the dtype of the first. A chunk
-    that fails a check leaves the state unchanged.
+    that fails a check, or an update stopped by Ctrl-C, leaves the state unchanged.
+
+    One accumulator may be shared by threads: :meth:`update`, :meth:`merge`, :meth:`result`,
+    :meth:`bias` and :meth:`save` hold its lock, so calls from several threads run one after
+    another (each already uses ``threads`` cores) and no count is lost. To count in parallel, give
+    each thread (or process) its own accumulator and :meth:`merge` them.
 
     Examples
     --------
@@ -197,6 +226,16 @@ class Accumulator:
         self._totals: dict[str, Any] = {}  # numpy arrays, or tensors on self.device
         self._scores: Any = None  # the copula's knot scores, for the edges they belong to
         self._maps: tuple[Any, ...] | None = None  # the edges (or knots and scores) on the device, likewise
+        self._lock = threading.RLock()  # one update (merge, result, save) at a time
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()  # pickled for Dask's workers: a lock does not travel
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def _settings(self) -> dict[str, Any]:
         """Keyword arguments that make an empty accumulator of this one's kind and edges."""
@@ -215,6 +254,7 @@ class Accumulator:
 
     # --- adding samples ---------------------------------------------------------------------------
 
+    @_locked
     def update(self, chunk: Any, y: Any = None) -> Accumulator:
         """Add a chunk of samples: (n, d), or (layers, n, d) for several layers at once, and the
         same samples of Y if the accumulator pairs X against Y. Returns self."""
@@ -243,6 +283,7 @@ class Accumulator:
         self.n_samples += x.shape[1]
         return self
 
+    @_locked
     def merge(self, other: Accumulator) -> Accumulator:
         """Add another accumulator's samples (e.g. from another process or shard) to this one.
         Both must have the same estimator, edges and shapes. Returns self."""
@@ -282,6 +323,7 @@ class Accumulator:
 
     # --- results ----------------------------------------------------------------------------------
 
+    @_locked
     def result(self) -> np.ndarray:
         """MI of every pair over all samples added so far, in ``units``: (d, d) or (layers, d, d)
         as the chunks were, (d_x, d_y) against Y. As :func:`pairmi.mi_matrix`: symmetric with the
@@ -308,6 +350,7 @@ class Accumulator:
             )
         return out[0] if layout["squeeze"] else out
 
+    @_locked
     def bias(self) -> np.ndarray:
         """The plug-in bias each binned pair has under independence, to first order:
         (m_x - 1)(m_y - 1) / (2 n) nats for m_x, m_y non-empty bins (Miller-Madow's terms), in
@@ -327,6 +370,7 @@ class Accumulator:
 
     # --- saving -----------------------------------------------------------------------------------
 
+    @_locked
     def save(self, path: str | os.PathLike) -> None:
         """Write the state to `path` (an uncompressed .npz: arrays and a JSON header, no pickles),
         whole or not at all. :meth:`load` reads it back."""
@@ -341,14 +385,13 @@ class Accumulator:
         there, for ``backend='torch'``; default: numpy totals for the C++ core."""
         path = Path(path)
         try:
-            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
-                if not isinstance(z, np.lib.npyio.NpzFile) or "header" not in z.files:
-                    raise ValueError("not an .npz archive with a header")
-                header = json.loads(str(z["header"]))
-                arrays = {k: z[k] for k in z.files if k != "header"}
+            arrays = read_npz(path)
+            if "header" not in arrays:
+                raise ValueError("an .npz archive without a header")
+            header = json.loads(str(arrays.pop("header")))
             return cls._from_state(header, arrays, threads, device)
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-            problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        except (OSError, ValueError, KeyError, TypeError, MemoryError) as exc:
+            problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
             raise ValueError(f"{path} is not a readable pairmi accumulator state: {problem}") from None
 
     def _state(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -486,7 +529,12 @@ class Accumulator:
         shapes = self._new_shapes(layout, edges)
         nbytes = sum(8 * int(np.prod(shape)) for shape, _ in shapes.values())
         dy = layout["dy"] if layout["cross"] else layout["dx"]
-        _arrays.check_memory(nbytes, f"the {self.estimator} totals of {layout['dx']:,} x {dy:,} variables", None)
+        _arrays.check_memory(
+            nbytes,
+            f"the {self.estimator} totals of {layout['dx']:,} x {dy:,} variables",
+            None,
+            "stream fewer variables (or layers) per accumulator, or fewer bins",
+        )
         return {name: np.zeros(shape, dtype=dtype) for name, (shape, dtype) in shapes.items()}
 
     def _add_scores(
@@ -735,20 +783,51 @@ class Accumulator:
         return self._layout
 
     def _restore(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Take over a saved (or another accumulator's) state, every part checked first: the edges as
+        the constructor checks them, the totals' shapes, and that they hold n_samples samples."""
         layout = header["layout"]
+        n = header["n_samples"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"its n_samples must be a non-negative integer, got {n!r}")
         if layout is None:
+            if n:
+                raise ValueError(f"it counts {n} samples but holds no totals")
             return
-        expected = self._new_shapes(layout, arrays.get("edges"))
+        if not isinstance(layout, dict) or set(layout) != set(LAYOUT_TYPES):
+            raise ValueError(f"its layout must name {sorted(LAYOUT_TYPES)}, got {layout!r}")
+        for key, kind in LAYOUT_TYPES.items():
+            if not isinstance(layout[key], kind) or (kind is int and (isinstance(layout[key], bool) or layout[key] < 0)):
+                raise ValueError(f"its layout's {key} is {layout[key]!r}")
+        binned = self.estimator in BINNED_ESTIMATORS
+        edges = {
+            name: _arrays.check_edges(arrays[name], layout["layers"], layout[d], name, binned)
+            for name, d in (("edges", "dx"), ("edges_y", "dy"))
+            if name in arrays or (name == "edges_y" and layout["cross"])
+        }
+        if binned and "edges_y" in edges and edges["edges_y"].shape[2] != edges["edges"].shape[2]:
+            raise ValueError("its edges and edges_y hold different numbers of bins")
+        expected = self._new_shapes(layout, edges["edges"])
         totals = {k[len("total_") :]: v for k, v in arrays.items() if k.startswith("total_")}
         if set(totals) != set(expected):
             raise ValueError(f"it holds totals {sorted(totals)} instead of {sorted(expected)}")
         for name, (shape, dtype) in expected.items():
             if totals[name].shape != shape or totals[name].dtype != dtype:
                 raise ValueError(f"total {name!r} is {totals[name].dtype} {totals[name].shape}, not {np.dtype(dtype)} {shape}")
+        if n == 0:
+            raise ValueError("it holds totals but counts 0 samples")
+        if binned:  # every variable's bin counts, and every pair's joint counts, add up to n_samples
+            for name, total in totals.items():
+                sums = total.sum(axis=(-2, -1) if name == "counts" else -1)
+                if (sums != n).any():
+                    raise ValueError(
+                        f"its {name} add up to {int(sums.flat[np.argmax(sums != n)]):,} samples, not n_samples = {n:,}"
+                    )
+        elif not all(np.isfinite(t).all() for t in totals.values()):
+            raise ValueError("its copula sums are not finite")
         self._layout = layout
-        self.edges, self.edges_y = arrays["edges"], arrays.get("edges_y")
+        self.edges, self.edges_y = edges["edges"], edges.get("edges_y")
         self._totals = totals if self.device is None else self._from_canonical(totals)
-        self.n_samples = int(header["n_samples"])
+        self.n_samples = n
 
     def _new_shapes(self, layout: dict[str, Any], edges: np.ndarray | None) -> dict[str, tuple[tuple[int, ...], Any]]:
         if edges is None or edges.ndim != 3 or edges.shape[:2] != (layout["layers"], layout["dx"]):
@@ -764,6 +843,10 @@ class Accumulator:
         if cross:
             shapes["marginal_y"] = (L, dy, b)
         return {k: (v, np.uint64) for k, v in shapes.items()}
+
+
+# The first chunk's shape and dtype, as a saved state records them.
+LAYOUT_TYPES = {"layers": int, "dx": int, "dy": int, "cross": bool, "squeeze": bool, "dtype": str}
 
 
 def _check_estimator(estimator: str) -> None:

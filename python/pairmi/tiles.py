@@ -56,6 +56,17 @@ def tile_blocks(d: int, tile: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(nb) for j in range(i, nb)]
 
 
+def check_store_dtype(dtype: Any) -> np.dtype:
+    """A zarr output's dtype, checked: float16, float32 or float64."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in [np.dtype(t) for t in ZARR_DTYPES]:
+        raise ValueError(f"a zarr output's dtype must be float16, float32 or float64, got {dtype!r}")
+    return resolved
+
+
 def open_store(target: Any, d: int, tile: int, dtype: Any, settings: dict[str, Any]) -> Any:
     """The zarr group for a d x d matrix, created, or opened to resume when its settings match."""
     zarr = _zarr()
@@ -148,9 +159,7 @@ def mi_to_zarr(
     """mi_matrix of x (n, d) written tile by tile into a zarr store; returns the matrix (a zarr array)."""
     from .topk import row_source
 
-    dtype = np.dtype(dtype)
-    if dtype not in [np.dtype(t) for t in ZARR_DTYPES]:
-        raise ValueError(f"a zarr output's dtype must be float16, float32 or float64, got {dtype}")
+    dtype = check_store_dtype(dtype)
     n, d = x.shape
     tile = int(tile or min(d, TILE))
     if tile < 1:

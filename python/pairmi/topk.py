@@ -253,6 +253,11 @@ def mi_topk(
     >>> int(top.max_partner[0]), top.indices.shape
     (1, (6, 2))
     """
+    if n_neighbors is not None and (
+        isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1
+    ):  # named here: the estimator object below would call it k, which is the partners here
+        raise ValueError(f"n_neighbors (KSG's neighbours) must be a positive integer, got {n_neighbors!r}")
+    _arrays.check_progress(progress)
     estimator, bins, n_neighbors, correction, noise = unpack(estimator, bins=bins, k=n_neighbors, correction=correction)
     from ._dispatch import inputs
 

@@ -68,10 +68,11 @@ def equal_frequency_edges(x: Any, bins: int) -> Any:
 
 def codes(x: Any, edges: Any) -> Any:
     """(layers, d, n) int64 codes: the inner edges at or below each value (np.histogram2d's bins,
-    the last closed), counted by a search of the sorted edges."""
+    the last closed), counted by a search of the sorted edges. A value below the first edge counts
+    as the first edge, as in the core: with tied lowest edges it joins the minimum's bin."""
     torch = _torch()
     inner = edges[..., 1:-1].contiguous()  # (layers, d, bins - 1)
-    values = x.transpose(1, 2).contiguous()  # (layers, d, n)
+    values = torch.maximum(x.transpose(1, 2), edges[..., :1]).contiguous()  # (layers, d, n), float64 as the edges
     return torch.searchsorted(inner, values, right=True)
 
 
@@ -377,8 +378,10 @@ def ksg_mi(x: Any, y: Any | None, k: int, scale: float, pairs_per_tile: int | No
                 dist = torch.maximum(a[:, None], b[None])  # (bi, bj, n, n)
                 eps = kth_smallest(dist, k)  # self at distance 0 is the 0th
                 del dist
-                nx = (a[:, None] < eps).sum(dim=-1)  # the sample itself included: count + 1
-                ny = (b[None] < eps).sum(dim=-1)
+                # The sample itself included (count + 1); a tied k-th neighbour (eps = 0) leaves the
+                # count 0 as in the core, whose own distance is then not below eps either: 1 at least.
+                nx = (a[:, None] < eps).sum(dim=-1).clamp(min=1)
+                ny = (b[None] < eps).sum(dim=-1).clamp(min=1)
                 terms = (table[nx - 1] + table[ny - 1]).mean(dim=-1)
                 out[l, i0:i1, j0:j1] = torch.clamp(psi - terms, min=0.0)
         out[l, cx[l]] = 0.0
@@ -477,6 +480,8 @@ def checked_tensors(
     torch = _torch()
     if nan_policy not in _arrays.NAN_POLICIES:
         raise ValueError(f"nan_policy must be one of {_arrays.NAN_POLICIES}, got {nan_policy!r}")
+    for data, name in zip(arrays, names):
+        _arrays.refuse_meta(data, name)
     if device is None:
         device = next((a.device for a in arrays if is_tensor(a)), torch.device("cpu"))
     out = []
