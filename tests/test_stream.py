@@ -357,22 +357,24 @@ def test_a_bad_chunk_is_refused_and_changes_nothing(estimator, what, call, words
 
 
 def test_threads_sharing_one_accumulator_lose_nothing():
-    """Two Python threads updating (and merging into) one accumulator: every count arrives, equal to
-    the same chunks added one after another."""
+    """Four Python threads updating (and merging into) one accumulator: every count arrives, equal
+    to the same chunks added one after another."""
     import threading
 
-    X = make("mixed", 6000, 12, 30)
+    X = make("mixed", 48_000, 24, 30)
     E = pairmi.fit_edges(X)
-    parts = chunks(X, [500] * 11)
+    parts = chunks(X, [1500] * 31)
     shared = pairmi.Accumulator(edges=E, threads=1)
     extra = pairmi.Accumulator(edges=E, threads=1).update(X[:100])
+    start = threading.Barrier(4)
 
     def work(mine):
+        start.wait()  # all at once, so the kernels overlap
         for chunk in mine:
             shared.update(chunk)
         shared.merge(extra)
 
-    workers = [threading.Thread(target=work, args=(parts[k::2],)) for k in range(2)]
+    workers = [threading.Thread(target=work, args=(parts[k::4],)) for k in range(4)]
     for w in workers:
         w.start()
     for w in workers:
@@ -380,8 +382,9 @@ def test_threads_sharing_one_accumulator_lose_nothing():
     serial = pairmi.Accumulator(edges=E, threads=1)
     for chunk in parts:
         serial.update(chunk)
-    serial.merge(extra).merge(extra)
-    assert shared.n_samples == serial.n_samples == 6200
+    for _ in range(4):
+        serial.merge(extra)
+    assert shared.n_samples == serial.n_samples == 48_400
     np.testing.assert_array_equal(shared.result(), serial.result())
 
 
