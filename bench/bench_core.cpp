@@ -1,10 +1,12 @@
 // C++ benchmark of the all-pairs MI cores, without Python.
-// Usage: bench_core [threads] [repeats] [case filter] [normal|student-t]. Binned: increments per
+// Usage: bench_core [threads] [repeats] [case filter] [normal|student-t]; threads 0 or left out:
+// OMP_NUM_THREADS, else every usable core (as the Python API), printed first. Binned: increments per
 // second (layers x pairs x samples / s) for a GPT-2-sized paragraph (13 x 90 x 768) and a long
 // corpus (4096 x 768). KSG: time per pair on one layer of the paragraph and on the corpus's first
 // 96 variables, and that rate extrapolated to every pair (said so). The filter runs the cases whose
 // name contains it. Data: standard normal draws (the default), or Student-t with 3 degrees of
 // freedom (heavy tails, as bench_python.py's default).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -84,18 +86,29 @@ void ksg_case(const Case& c, std::size_t full_d, int threads, int repeats) {
 
 }  // namespace
 
+// Threads when none are asked for: OpenMP's default (OMP_NUM_THREADS, else the usable cores), or 1
+// without OpenMP.
+int default_threads() {
+#ifdef _OPENMP
+  return std::max(1, omp_get_max_threads());
+#else
+  return 1;
+#endif
+}
+
 int main(int argc, char** argv) {
-  const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+  const int asked = argc > 1 ? std::atoi(argv[1]) : 0;
+  const int threads = asked > 0 ? asked : default_threads();
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
   const std::string only = argc > 3 ? argv[3] : "";
   const std::string data = argc > 4 ? argv[4] : "normal";
-  if (data != "normal" && data != "student-t") {
-    std::fprintf(stderr, "usage: bench_core [threads] [repeats] [case filter] [normal|student-t]\n");
+  if (asked < 0 || repeats < 1 || (data != "normal" && data != "student-t")) {
+    std::fprintf(stderr, "usage: bench_core [threads (0: all)] [repeats >= 1] [case filter] [normal|student-t]\n");
     return 2;
   }
   student_t = data == "student-t";
-  std::printf("pairmi core benchmark (OpenMP %s, %s data)\n", pairmi::has_openmp() ? "on" : "off",
-              student_t ? "Student-t" : "normal");
+  std::printf("pairmi core benchmark (OpenMP %s, %d thread%s%s, %s data)\n", pairmi::has_openmp() ? "on" : "off",
+              threads, threads == 1 ? "" : "s", asked > 0 ? "" : ", the default", student_t ? "Student-t" : "normal");
   auto wanted = [&](const std::string& name) { return name.find(only) != std::string::npos; };
   if (wanted("binned paragraph")) binned_case({"gpt2-sized paragraph", 13, 90, 768, 15}, threads, repeats);
   if (wanted("binned corpus"))

@@ -35,7 +35,7 @@ n, d = int(sys.argv[1]), int(sys.argv[2])
 X = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
 X[:, 1::2] += X[:, ::2]  # pairs that share information
 t0 = time.perf_counter()
-top = pairmi.mi_topk(X, k=10, estimator="gaussian_copula", threads=2)
+top = pairmi.mi_topk(X, n_partners=10, estimator="gaussian_copula", threads=2)
 seconds = time.perf_counter() - t0
 with open("/proc/self/status") as fh:
     peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))

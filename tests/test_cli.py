@@ -288,6 +288,26 @@ def test_overwrite_of_a_folder_written_before_manifests(tmp_path, tiny_gpt2_dir)
     assert all((out / name).read_text() == "mine" for name in mine)
 
 
+def test_site_takes_what_python_takes(tmp_path, tiny_gpt2_dir):
+    """--site: attention outputs and named submodules (comma-separated, one per layer), as in Python."""
+    base = ["analyze", "--model", str(tiny_gpt2_dir), "--text", TEXT, "--threads", "1", "--no-figures"]
+    assert main(base + ["--site", "h.0.mlp,h.1.mlp", "--out", str(tmp_path / "named")]) == 0
+    named = load(tmp_path / "named")
+    assert named.layer_names == ["h.0.mlp", "h.1.mlp"] and named.params["site"] == "h.0.mlp,h.1.mlp"
+    hs = pairmi.hidden_states(str(tiny_gpt2_dir), [TEXT], site=["h.0.mlp", "h.1.mlp"])
+    np.testing.assert_array_equal(named.mi, pairmi.mi_layers(hs.values, dtype=np.float32))
+    assert main(base + ["--site", "attention", "--out", str(tmp_path / "attn")]) == 0
+    assert load(tmp_path / "attn").layer_names == ["attn0", "attn1"]
+
+
+def test_null_is_one_switch():
+    from pairmi.cli import build_parser
+
+    parse = build_parser().parse_args
+    base = ["analyze", "--text", "x", "--out", "o"]
+    assert [parse(base + extra).null for extra in ([], ["--null"], ["--no-null"])] == [None, True, False]
+
+
 def test_huge_text_file_fails_with_one_line(tmp_path, capsys):
     """/dev/zero (or any huge file) is read up to a cap, not into memory without bound."""
     assert main(["analyze", "--text-file", "/dev/zero", "--out", str(tmp_path / "o")]) == 2

@@ -263,8 +263,11 @@ def test_cli_corpus_interrupt_and_resume(tiny_gpt2_dir, docs, tmp_path, monkeypa
         "0",
     ]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "1,000 tokens" in out and "plug-in bias under independence" in out and "model forward" in out
+    # The scratch state's size, said up front: 3 layers x 32 * 31 / 2 pairs x 15^2 cells x 8 bytes (+ marginals).
+    size = 3 * (32 * 31 // 2 * 15**2 + 32 * 15) * 8
+    assert f"running totals: 3 layers x 32 units, {size / 2**30:.2f} GiB in memory, saved to " in err
     calls = []
     real = corpus.analyze_corpus
 

@@ -93,7 +93,7 @@ def test_pair_tiles_equal_mi_matrix(client, estimator, tmp_path):
     same(pdask.mi_tiles(Xd, estimator=estimator, dtype=np.float64))
     same(pdask.mi_tiles(Xd, estimator=estimator, out=str(tmp_path / "m.zarr"), dtype=np.float64)[...])
     got = pdask.mi_tiles(Xd, estimator=estimator, topk_k=4, threshold=0.2)
-    ref = pairmi.mi_topk(X, k=4, estimator=estimator, threshold=0.2)
+    ref = pairmi.mi_topk(X, n_partners=4, estimator=estimator, threshold=0.2)
     np.testing.assert_array_equal(got.indices, ref.indices)
     np.testing.assert_allclose(got.values, ref.values, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(got.above, ref.above)
@@ -199,7 +199,7 @@ def test_mi_topk_equals_a_stable_argsort_of_the_dense_matrix():
         dense = pairmi.mi_matrix(X, estimator=estimator)
         np.fill_diagonal(dense, -np.inf)
         order = np.argsort(-dense, axis=1, kind="stable")[:, :6]
-        top = pairmi.mi_topk(X, k=6, estimator=estimator, threshold=0.05)
+        top = pairmi.mi_topk(X, n_partners=6, estimator=estimator, threshold=0.05)
         np.testing.assert_array_equal(top.indices, order)
         np.testing.assert_array_equal(top.values, np.take_along_axis(dense, order, axis=1))
         off = ~np.eye(25, dtype=bool)
@@ -210,13 +210,23 @@ def test_mi_topk_equals_a_stable_argsort_of_the_dense_matrix():
         np.testing.assert_array_equal(top.pairs[1], j)
         np.testing.assert_array_equal(top.max_partner, order[:, 0])
     for bad, words in (
-        ({"k": 25}, "k must be"),
-        ({"k": 0}, "k must be"),
+        ({"n_partners": 25}, "n_partners must be"),
+        ({"n_partners": 0}, "n_partners must be"),
         ({"threshold": np.nan}, "threshold"),
         ({"estimator": "x"}, "estimator"),
     ):
         with pytest.raises(ValueError, match=words):
-            pairmi.mi_topk(X, **{"k": 3, **bad})
+            pairmi.mi_topk(X, **{"n_partners": 3, **bad})
+
+
+def test_mi_topk_k_is_a_deprecated_alias_of_n_partners():
+    X = make("mixed", 100, 6, 8)
+    with pytest.warns(DeprecationWarning, match="pass n_partners="):
+        old = pairmi.mi_topk(X, k=3)
+    np.testing.assert_array_equal(old.indices, pairmi.mi_topk(X, n_partners=3).indices)
+    with pytest.raises(TypeError, match="not both"):
+        pairmi.mi_topk(X, n_partners=3, k=3)
+    assert repr(old) == "TopK(6 variables x 3 partners, estimator='equal_width', units='bits')"
 
 
 def test_mi_topk_breaks_ksg_ties_as_mi_matrix_and_mi_tiles_refuses_what_needs_the_whole_matrix():
@@ -224,7 +234,7 @@ def test_mi_topk_breaks_ksg_ties_as_mi_matrix_and_mi_tiles_refuses_what_needs_th
     est = pairmi.KSG(k=3, noise=1e-10)
     dense = pairmi.mi_matrix(X, estimator=est)
     np.fill_diagonal(dense, -np.inf)
-    top = pairmi.mi_topk(X, k=3, estimator=est)
+    top = pairmi.mi_topk(X, n_partners=3, estimator=est)
     np.testing.assert_array_equal(top.indices, np.argsort(-dense, axis=1, kind="stable")[:, :3])
     np.testing.assert_allclose(top.values, np.sort(dense, axis=1)[:, ::-1][:, :3], rtol=0, atol=1e-12)
     lazy = da.from_array(X, chunks=(200, 4))
@@ -237,15 +247,15 @@ def test_mi_topk_blocks_do_not_matter(monkeypatch):
     from pairmi import topk
 
     X = make("mixed", 200, 40, 7)
-    want = pairmi.mi_topk(X, k=5, estimator="gaussian_copula")
+    want = pairmi.mi_topk(X, n_partners=5, estimator="gaussian_copula")
     monkeypatch.setattr(topk, "BLOCK_BYTES", 1)
     monkeypatch.setattr(topk, "SCORE_VARIABLES", 3)
-    got = pairmi.mi_topk(X, k=5, estimator="gaussian_copula")
+    got = pairmi.mi_topk(X, n_partners=5, estimator="gaussian_copula")
     np.testing.assert_array_equal(got.indices, want.indices)
     np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-12)  # products of other shapes round alike to 1e-15
 
 
-def test_cli_corpus_on_a_local_cluster_equals_one_process(tiny_gpt2_dir, tmp_path, capsys):
+def test_cli_corpus_on_a_local_cluster_equals_one_process(tiny_gpt2_dir, tmp_path, capfd):
     from pairmi.cli import main
     from pairmi.corpus import python_docstrings
 
@@ -271,17 +281,26 @@ def test_cli_corpus_on_a_local_cluster_equals_one_process(tiny_gpt2_dir, tmp_pat
     ]
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     assert main(args + ["--out", str(tmp_path / "two"), "--workers", "2", "--shard-tokens", "300"]) == 0
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()
     assert "local Dask cluster: 2 worker processes" in captured.err
     one, two = pairmi.analysis.load(tmp_path / "one"), pairmi.analysis.load(tmp_path / "two")
     assert two.params["shards"] > 1 and two.params["tokens"] == one.params["tokens"]
     np.testing.assert_array_equal(two.mi, one.mi)  # the same edges, the same tokens: the same counts
+    # --max-tokens ending inside a document: exactly that many tokens, the same ones as in one process.
+    cut = args + ["--max-tokens", "777"]
+    assert main(cut + ["--out", str(tmp_path / "one-cut")]) == 0
+    assert main(cut + ["--out", str(tmp_path / "two-cut"), "--workers", "2", "--shard-tokens", "300"]) == 0
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "longer than the specified maximum" not in err
+    one, two = pairmi.analysis.load(tmp_path / "one-cut"), pairmi.analysis.load(tmp_path / "two-cut")
+    assert one.params["tokens"] == two.params["tokens"] == 777
+    np.testing.assert_array_equal(two.mi, one.mi)
     for bad, words in (
         (["--workers", "2", "--resume"], "--resume applies to a single-process run"),
         (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "not both"),
     ):
         assert main(args + ["--out", str(tmp_path / "bad")] + bad) == 2
-        assert words in capsys.readouterr().err
+        assert words in capfd.readouterr().err
 
 
 def test_missing_dask_names_the_extra(monkeypatch):

@@ -112,6 +112,14 @@ def test_bad_arguments(gpt2_random, bert_tokenizer, kwargs, match):
         pairmi.hidden_states(gpt2_random, [], tokenizer=bert_tokenizer)
 
 
+def test_hidden_states_repr_is_one_line(gpt2_random, bert_tokenizer):
+    hs = pairmi.hidden_states(gpt2_random, TEXT, tokenizer=bert_tokenizer, layers=[0, 1, 2, 12])
+    text = repr(hs)
+    assert "\n" not in text and len(text) < 200, text
+    assert text.startswith("HiddenStates('GPT2LMHeadModel', site='residual', 4 layers (L0, L1, L2, ..., L12) x ")
+    assert text.endswith(" tokens x 768 units, float32)")
+
+
 def test_argument_types_are_named_before_any_model_loads(monkeypatch):
     monkeypatch.setattr(pairmi.extract, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     with pytest.raises(TypeError, match="batch_size must be a positive integer, got '2'"):

@@ -43,8 +43,8 @@ def test_objects_everywhere_else():
     )
     acc = pairmi.Accumulator(pairmi.EqualFrequency(bins=9)).update(X)
     np.testing.assert_array_equal(acc.result(), pairmi.Accumulator("equal_frequency", bins=9).update(X).result())
-    top = pairmi.mi_topk(X, k=2, estimator=pairmi.KSG(k=4))
-    np.testing.assert_array_equal(top.values, pairmi.mi_topk(X, k=2, estimator="ksg", n_neighbors=4).values)
+    top = pairmi.mi_topk(X, n_partners=2, estimator=pairmi.KSG(k=4))
+    np.testing.assert_array_equal(top.values, pairmi.mi_topk(X, n_partners=2, estimator="ksg", n_neighbors=4).values)
 
 
 def test_defaults_live_in_one_place():

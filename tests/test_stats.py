@@ -134,6 +134,11 @@ def test_test_q_values_count_each_pair_once():
     np.testing.assert_allclose(joint[1].ravel(), want[iu[0].size :], rtol=1e-13)
 
 
+def test_mi_test_repr_is_one_line():
+    t = pairmi.mi_test(make("normal", 60, 3, 6), bins=4, n_permutations=9)
+    assert repr(t) == "MITest(3x3 pairs, null='shuffle', n_permutations=9, units='bits')"
+
+
 @pytest.mark.parametrize("alpha", [2, 0, 1.0, float("nan"), "0.05", True])
 def test_significant_refuses_what_is_no_rate(alpha):
     t = pairmi.mi_test(make("normal", 60, 3, 6), bins=4, n_permutations=9)

@@ -83,6 +83,14 @@ def _parse_dims(spec: str) -> Any:
     return dims
 
 
+def _parse_site(spec: str) -> str | list[str]:
+    """--site: a site name or one module name as a string, several comma-separated names as a list."""
+    names = [s.strip() for s in spec.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"--site must be residual, mlp, attention or module names, got {spec!r}")
+    return names[0] if len(names) == 1 else names
+
+
 def _parse_pair(spec: str) -> tuple[int | str, int, int]:
     """--pair L,i,j: a layer (index or name) and two unit indices."""
     parts = [p.strip() for p in spec.split(",")]
@@ -213,7 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--encoding", default="utf-8", help="encoding of --text-file and --corpus (default: %(default)s)")
     a.add_argument("--layers", type=_parse_layers, default=None, metavar="all|I,J,..", help="layers to analyze (default: all)")
     a.add_argument("--dims", type=_parse_dims, default=None, metavar="all|A:B:S|I,J,..", help="units to pair (default: all)")
-    a.add_argument("--site", choices=("residual", "mlp"), default="residual", help="residual stream or MLP neurons")
+    a.add_argument(
+        "--site",
+        type=_parse_site,
+        default="residual",
+        metavar="residual|mlp|attention|NAME[,NAME..]",
+        help="activations to pair: the residual stream (default), MLP neurons, attention outputs, or named "
+        "submodules / TransformerLens hook names, one per layer (e.g. transformer.h.5.mlp.act)",
+    )
     a.add_argument("--drop-first-token", action="store_true", help="drop each window's first token (GPT-2 outliers)")
     a.add_argument("--max-length", type=_positive, default=None, help="window length in tokens (default: model context)")
     a.add_argument("--stride", type=_positive, default=None, help="step between windows (default: max-length)")
@@ -226,14 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace an earlier run in --out: remove the files it wrote (listed in --out/.pairmi-written.json), nothing else",
     )
     a.add_argument(
-        "--no-null",
-        action="store_true",
-        help="skip the shuffled-token null that binned estimators get by default when tokens are few for their bins",
-    )
-    a.add_argument(
         "--null",
-        action="store_true",
-        help="always score every pair on shuffled tokens (binned estimators) and draw that null beside the observed MI",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score every pair on shuffled tokens (binned estimators) and draw that null beside the observed MI; "
+        "default: only when tokens are few for the bins (--no-null: never)",
     )
     a.add_argument("--no-figures", action="store_true", help="skip the figures")
     _add_figure_args(a)
@@ -263,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-every",
         type=_seconds,
         default=300.0,
-        help="seconds between saves of the running totals for --resume (default: %(default)s)",
+        help="seconds between saves of the running totals for --resume, to --out/.corpus-state.npz (binned: layers x "
+        "pairs x bins^2 x 8 bytes, e.g. 0.9 GB for 7 layers of 384 units; printed before the run; removed when it "
+        "ends) (default: %(default)s)",
     )
     c.add_argument(
         "--workers",
@@ -608,8 +622,6 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     options = _options(args)
     if args.null and args.estimator not in BINNED_ESTIMATORS:
         raise ValueError(f"--null needs a binned estimator {BINNED_ESTIMATORS}")
-    if args.null and args.no_null:
-        raise ValueError("--null and --no-null contradict each other")
     texts = _read_texts(args)
     _prepare_out(args.out, args.resume, args.overwrite)
     _check_selection(args.model, args.site, args.layers, args.dims)
@@ -621,7 +633,7 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         "stride": args.stride,
     }
     hs = extract(args.model, texts, device=args.device, tokenizer=args.tokenizer, **kwargs)
-    null = args.null or (args.estimator in BINNED_ESTIMATORS and not args.no_null and _few_tokens(len(hs.tokens), args.bins))
+    null = args.null if args.null is not None else args.estimator in BINNED_ESTIMATORS and _few_tokens(len(hs.tokens), args.bins)
     analysis = analyze_and_save(
         hs,
         args.out,
@@ -716,6 +728,7 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
     _check_selection(args.model, args.site, args.layers, args.dims)
     _record(args.out, STATE_FILE)
     state = args.out / STATE_FILE  # without --resume, _prepare_out refused or removed an earlier one
+    _print_totals_size(args, None if cluster else state)
     docs = (
         python_docstrings()
         if args.python_docs
@@ -761,6 +774,22 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         raise _Interrupted(exc, kept) from None
     bar.close()
     _report_corpus(args, run, state)
+
+
+def _print_totals_size(args: argparse.Namespace, state: Path | None) -> None:
+    """The running totals' size (in memory, and the scratch state file), when the model's
+    configuration tells the layers and units: said before the model loads."""
+    from .extract import site_shape
+
+    count, units = site_shape(args.model, args.site)
+    if count is None or units is None:
+        return
+    layers = count if args.layers is None else len(args.layers)
+    d = units if args.dims is None else np.unique(np.arange(units)[args.dims] % units).size
+    per_layer = d * d * 8 if args.estimator == "gaussian_copula" else d * (d - 1) // 2 * args.bins**2 * 8 + d * args.bins * 8
+    size = layers * per_layer
+    where = f", saved to {state} every {args.save_every:g} s and on a stop (removed at the end)" if state else ""
+    print(f"running totals: {layers} layers x {d:,} units, {size / 2**30:.2f} GiB in memory{where}", file=sys.stderr)
 
 
 def _corpus_on_cluster(args: argparse.Namespace, docs: Any) -> Any:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,9 +180,14 @@ def _shard_count(shards: int | None, blocks: int) -> int:
 
 @functools.lru_cache(maxsize=2)
 def _worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, Any]:
-    """The model (and tokenizer) loaded once per worker process."""
+    """The model (and tokenizer) loaded once per worker process, quietly: no loading bar or
+    transformers warnings from every worker (the client reports the run)."""
+    from transformers.utils import logging as hf_logging
+
     from .extract import _loaded
 
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     return _loaded(model, tokenizer)
 
 
@@ -222,6 +227,7 @@ def accumulate_corpus(
     drop_special_tokens: bool = False,
     threads: int = 1,
     split_every: int = 8,
+    shard_max_tokens: Sequence[int | None] | None = None,
     compute: bool = True,
 ) -> Any:
     """A corpus through a model on the cluster: each task runs the model (loaded once per worker)
@@ -241,6 +247,9 @@ def accumulate_corpus(
         As in :class:`pairmi.Accumulator`.
     layers, dims, site, max_length, stride, batch_size, device, drop_first_token, drop_special_tokens
         As in :func:`pairmi.iter_hidden_states` (``dims`` selects units after extraction).
+    shard_max_tokens : sequence of int or None, optional
+        The most tokens each shard keeps (None: all), e.g. the last shard's share of a run that
+        stops at exactly ``max_tokens`` (:func:`plan_shards`).
 
     Returns
     -------
@@ -275,10 +284,15 @@ def accumulate_corpus(
     shards = [list(s) for s in shards]
     if not shards:
         raise ValueError("shards is empty: pass the corpus split into lists of documents")
-    name = f"pairmi-corpus-{dask.base.tokenize(model, tokenizer, shards, settings, extract)}"
+    caps = list(shard_max_tokens) if shard_max_tokens is not None else [None] * len(shards)
+    if len(caps) != len(shards):
+        raise ValueError(f"shard_max_tokens has {len(caps)} entries for {len(shards)} shards")
+    name = f"pairmi-corpus-{dask.base.tokenize(model, tokenizer, shards, settings, extract, caps)}"
     parts = [
-        dask.delayed(_corpus_shard, pure=True, name=f"{name}-shard-{s}")(settings, model, tokenizer, texts, dict(extract))
-        for s, texts in enumerate(shards)
+        dask.delayed(_corpus_shard, pure=True, name=f"{name}-shard-{s}")(
+            settings, model, tokenizer, texts, {**extract, "max_tokens": cap}
+        )
+        for s, (texts, cap) in enumerate(zip(shards, caps))
     ]
     result = _tree(dask, parts, split_every, name)
     return result.compute() if compute else result
@@ -289,21 +303,41 @@ def corpus_shards(
 ) -> tuple[list[list[str]], int]:
     """Whole documents grouped into shards of about `shard_tokens` tokens (counted by the tokenizer
     on the client), up to `max_tokens`; blank documents dropped. Returns the shards and the count."""
+    shards, _, total = plan_shards(
+        documents, lambda doc: len(tokenizer(doc, add_special_tokens=False, verbose=False)["input_ids"]), shard_tokens, max_tokens
+    )
+    return shards, total
+
+
+def plan_shards(
+    documents: Iterable[str], count: Callable[[str], int], shard_tokens: int, max_tokens: int | None = None
+) -> tuple[list[list[str]], list[int | None], int]:
+    """Whole documents grouped into shards of about `shard_tokens` tokens, `count(doc)` tokens
+    each, until `max_tokens`: the shards, the most tokens each may keep (None: all; the last shard's
+    share when `max_tokens` ends inside it, so the run keeps exactly max_tokens), and the total."""
     shards: list[list[str]] = [[]]
-    in_shard = total = 0
+    sizes = [0]
+    total = 0
     for doc in documents:
         if not doc.strip():
             continue
         if max_tokens is not None and total >= max_tokens:
             break
-        count = len(tokenizer(doc, add_special_tokens=False)["input_ids"])
-        if in_shard and in_shard + count > shard_tokens:
+        n = count(doc)
+        if sizes[-1] and sizes[-1] + n > shard_tokens:
             shards.append([])
-            in_shard = 0
+            sizes.append(0)
         shards[-1].append(doc)
-        in_shard += count
-        total += count
-    return [s for s in shards if s], total
+        sizes[-1] += n
+        total += n
+    if not shards[-1]:
+        shards.pop()
+        sizes.pop()
+    caps: list[int | None] = [None] * len(shards)
+    if max_tokens is not None and total > max_tokens:
+        caps[-1] = max_tokens - (total - sizes[-1])
+        total = max_tokens
+    return shards, caps, total
 
 
 def analyze_corpus(
@@ -331,8 +365,8 @@ def analyze_corpus(
 ) -> Any:
     """:func:`pairmi.corpus.analyze_corpus` on the current Dask cluster: the edges are fitted on the
     first ``calibration_tokens`` tokens here, the documents go out in shards of about
-    ``shard_tokens`` tokens (whole documents; ``max_tokens`` counts the tokenizer's tokens, so the
-    model's windows may keep a few fewer), each worker runs the model (loaded once) over its shards,
+    ``shard_tokens`` tokens (whole documents, counted as the model's windows keep them, so the
+    run stops at exactly ``max_tokens`` as in one process), each worker runs the model (loaded once) over its shards,
     and the accumulators merge. The figures' token sample is the calibration sample's first
     ``keep_tokens``. Returns a :class:`pairmi.corpus.CorpusRun`; ``seconds_model`` is the
     calibration's forward passes here, ``seconds_mi`` the cluster's whole run.
@@ -342,7 +376,7 @@ def analyze_corpus(
 
     from .analysis import Analysis
     from .corpus import CorpusRun, _core_version, _select
-    from .extract import _loaded, iter_hidden_states
+    from .extract import _loaded, iter_hidden_states, kept_token_counter
 
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
@@ -369,7 +403,8 @@ def analyze_corpus(
     sample = np.concatenate([b.values for b in batches], axis=1)
     tokens = [t for b in batches for t in b.tokens]
     edges = fit_edges(_select(sample, dims), estimator, bins if estimator != "gaussian_copula" else None)
-    shards, counted = corpus_shards(docs, tok, shard_tokens, max_tokens)
+    kept = kept_token_counter(loaded, tok, max_length=max_length, stride=stride, drop_first_token=drop_first_token)
+    shards, caps, counted = plan_shards(docs, kept, shard_tokens, max_tokens)
     t0 = time.perf_counter()
     acc = accumulate_corpus(
         shards,
@@ -381,6 +416,7 @@ def analyze_corpus(
         units=units,
         dims=dims,
         threads=threads,
+        shard_max_tokens=caps,
         **extract,
     )
     mi = acc.result()

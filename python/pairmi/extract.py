@@ -11,7 +11,7 @@ import itertools
 import os
 import socket
 import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,14 @@ class HiddenStates:
     model_name: str
     site: str = "residual"
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        layers, tokens, units = self.values.shape
+        names = ", ".join(self.layer_names[:3]) + (f", ..., {self.layer_names[-1]}" if layers > 3 else "")
+        return (
+            f"HiddenStates({self.model_name!r}, site={self.site!r}, {layers} layers ({names}) x {tokens:,} tokens "
+            f"x {units:,} units, {self.values.dtype})"
+        )
 
 
 def demo_model_path() -> str:
@@ -483,6 +491,28 @@ def _window_sizes(model: Any, max_length: int | None, stride: int | None) -> tup
     if not 1 <= stride <= max_length:
         raise ValueError(f"stride must be in [1, max_length={max_length}], got {stride}")
     return max_length, stride
+
+
+def kept_token_counter(
+    model: Any,
+    tokenizer: Any,
+    *,
+    max_length: int | None = None,
+    stride: int | None = None,
+    drop_first_token: bool = False,
+    drop_special_tokens: bool = False,
+) -> Callable[[str], int]:
+    """A function giving how many tokens :func:`iter_hidden_states` keeps of one document with these
+    settings (its windows, padding and dropped tokens left out), by the tokenizer alone: no forward
+    pass. For planning shards that stop at exactly a number of tokens."""
+    length, step = _window_sizes(model, max_length, stride)
+
+    def count(doc: str) -> int:
+        return sum(
+            len(keep) for _, keep in _stream_windows(tokenizer, [doc], length, step, drop_first_token, drop_special_tokens)
+        )
+
+    return count
 
 
 def _stream_windows(

@@ -138,6 +138,10 @@ class MITest:
     units: str
     null: str = "shuffle"
 
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, tuple(self.p_value.shape)))
+        return f"MITest({shape} pairs, null={self.null!r}, n_permutations={self.n_permutations:,}, units={self.units!r})"
+
     @property
     def corrected(self) -> np.ndarray:
         """Null-corrected MI: observed minus null mean."""

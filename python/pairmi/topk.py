@@ -9,6 +9,7 @@ the lower index, so the result equals a stable argsort of the dense matrix.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from .copula import mi_of_correlations, normal_scores
 from .settings import BINNED_ESTIMATORS, Estimator, auto_bins, unpack
 
 TOPK_ESTIMATORS = BINNED_ESTIMATORS + ("gaussian_copula", "ksg")
+DEFAULT_PARTNERS = 10  # partners per variable of mi_topk
 # Bytes of one block of MI rows (float64) and its selection temporaries.
 BLOCK_BYTES = 32 << 20
 # Variables ranked at once when the copula's normal scores are prepared (ranking takes ~72 bytes a value).
@@ -56,6 +58,15 @@ class TopK:
     threshold: float | None
     units: str
     estimator: str
+
+    def __repr__(self) -> str:
+        d, k = self.indices.shape
+        above = (
+            ""
+            if self.threshold is None
+            else f", threshold={self.threshold:g} ({len(self.pairs[0]) if self.pairs else 0:,} pairs)"
+        )
+        return f"TopK({d:,} variables x {k} partners, estimator={self.estimator!r}, units={self.units!r}{above})"
 
     @property
     def max_partner(self) -> np.ndarray:
@@ -202,8 +213,9 @@ def row_source(
 
 def mi_topk(
     X: Any,
-    k: int = 10,
+    n_partners: int | None = None,
     *,
+    k: int | None = None,
     estimator: str | Estimator = "equal_width",
     bins: int | str | None = None,
     threshold: float | None = None,
@@ -225,8 +237,10 @@ def mi_topk(
     Parameters
     ----------
     X : array_like, shape (n_samples, n_variables)
-    k : int
-        Partners per variable, 1 <= k < n_variables.
+    n_partners : int
+        Partners per variable, 1 <= n_partners < n_variables (default 10).
+    k : int, optional
+        Deprecated alias of ``n_partners`` (``k`` is KSG's neighbours everywhere else).
     estimator : {'equal_width', 'equal_frequency', 'gaussian_copula', 'ksg'}
     bins, correction, units, threads, nan_policy
         As in :func:`pairmi.mi_matrix` (``correction``: None or 'miller_madow').
@@ -249,7 +263,7 @@ def mi_topk(
     >>> import numpy as np, pairmi
     >>> X = np.random.default_rng(0).normal(size=(500, 6))
     >>> X[:, 1] += X[:, 0]
-    >>> top = pairmi.mi_topk(X, k=2, estimator="gaussian_copula")
+    >>> top = pairmi.mi_topk(X, n_partners=2, estimator="gaussian_copula")
     >>> int(top.max_partner[0]), top.indices.shape
     (1, (6, 2))
     """
@@ -258,6 +272,7 @@ def mi_topk(
     ):  # named here: the estimator object below would call it k, which is the partners here
         raise ValueError(f"n_neighbors (KSG's neighbours) must be a positive integer, got {n_neighbors!r}")
     _arrays.check_progress(progress)
+    k = _partners(n_partners, k)
     estimator, bins, n_neighbors, correction, noise = unpack(estimator, bins=bins, k=n_neighbors, correction=correction)
     from ._dispatch import inputs
 
@@ -269,7 +284,7 @@ def mi_topk(
     x = x[0]
     n, d = x.shape
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < d:
-        raise ValueError(f"k must be an integer in [1, n_variables - 1] = [1, {d - 1}], got {k!r}")
+        raise ValueError(f"n_partners must be an integer in [1, n_variables - 1] = [1, {d - 1}], got {k!r}")
     if threshold is not None and not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     b = 0
@@ -296,3 +311,18 @@ def mi_topk(
         if progress is not None:
             progress(nb + 1, blocks)
     return finish(parts, d, int(k), threshold, units, estimator)
+
+
+def _partners(n_partners: int | None, k: int | None) -> Any:
+    """n_partners, or the deprecated k (with a warning); 10 when neither is given."""
+    if k is None:
+        return DEFAULT_PARTNERS if n_partners is None else n_partners
+    if n_partners is not None:
+        raise TypeError("pass n_partners (k is its deprecated alias), not both")
+    warnings.warn(
+        "mi_topk(k=) is deprecated and will be removed in the next release: pass n_partners= "
+        "(k means KSG's neighbours everywhere else)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return k
