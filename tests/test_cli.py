@@ -206,11 +206,6 @@ def test_analyze_other_estimators(tmp_path, extra, estimator):
     assert_png(out / "layers.png")
 
 
-def test_null_needs_a_binned_estimator(tmp_path, capsys):
-    assert main(["analyze", "--text", TEXT, "--estimator", "ksg", "--null", "--out", str(tmp_path)]) == 2
-    assert "--null" in capsys.readouterr().err
-
-
 def test_text_file_problems_name_the_file(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n")
@@ -327,16 +322,26 @@ def test_ctrl_c_before_any_layer_claims_nothing_kept(tmp_path, tiny_gpt2_dir, mo
     assert not (out / ".partial").exists()
 
 
-def test_null_is_reported_by_default_at_few_tokens(tmp_path, tiny_gpt2_dir, capsys):
+def test_every_estimator_gets_its_null_by_default(tmp_path, tiny_gpt2_dir, capsys):
+    """The shuffled-token null is computed, printed and saved for every estimator (KSG and the
+    copula too: their values also sit above zero under independence); --no-null skips it."""
     args = ["analyze", "--model", str(tiny_gpt2_dir), "--text", TEXT, "--threads", "1", "--no-figures"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
-    assert "null (shuffled tokens), mean over layers and pairs" in out and "within the null" in out
-    assert "null" in load(tmp_path / "a").extra
+    assert "null (shuffled tokens), mean over layers and pairs" in out and "the plug-in bias" in out
+    assert "exceed the null's 95th percentile" in out and "null" in load(tmp_path / "a").extra
     assert main(args + ["--out", str(tmp_path / "b"), "--no-null"]) == 0
-    assert "null (shuffled" not in capsys.readouterr().out
-    assert main(args + ["--out", str(tmp_path / "c"), "--estimator", "ksg"]) == 0
-    assert "null (shuffled" not in capsys.readouterr().out  # KSG has no plug-in bias to show
+    assert "null (shuffled" not in capsys.readouterr().out and "null" not in load(tmp_path / "b").extra
+    for estimator in ("ksg", "gaussian_copula"):
+        out_dir = tmp_path / estimator
+        assert main(args + ["--out", str(out_dir), "--estimator", estimator]) == 0
+        assert "what independence gives" in capsys.readouterr().out
+        saved = load(out_dir)
+        # The null is the same estimator on tokens shuffled per unit (seeded): checked against a shuffle here.
+        hs = pairmi.hidden_states(str(tiny_gpt2_dir), [TEXT])
+        shuffled = np.random.default_rng(0).permuted(hs.values[0], axis=0)
+        want = pairmi.mi_matrix(shuffled, estimator=estimator, dtype=np.float32)
+        np.testing.assert_allclose(saved.extra["null"][0], want, rtol=1e-6, atol=1e-6)
 
 
 def test_degenerate_units_pair_choice_formats_and_saved_states(tmp_path, capsys):

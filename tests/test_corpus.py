@@ -288,6 +288,8 @@ def test_cli_corpus_interrupt_and_resume(tiny_gpt2_dir, docs, tmp_path, monkeypa
     assert "resumed after" in capsys.readouterr().out
     a, b = pairmi.analysis.load(tmp_path / "straight"), pairmi.analysis.load(tmp_path / "r")
     np.testing.assert_array_equal(a.mi, b.mi)
+    # Degenerate units found in the kept token sample, as the in-memory analysis finds them.
+    np.testing.assert_array_equal(a.extra["degenerate"], pairmi.analysis.degenerate_units(a.hidden_states[:, :, a.dims]))
     assert a.tokens == b.tokens and not (tmp_path / "r" / ".corpus-state.npz").exists()
     for name in ("layers.png", "pair.png", "summary.csv"):
         assert (tmp_path / "r" / name).is_file()
@@ -330,6 +332,25 @@ def test_cli_corpus_sigterm_saves_and_resumes(tiny_gpt2_dir, docs, tmp_path, mon
     assert main(args + ["--out", str(tmp_path / "r"), "--resume"]) == 0
     assert "resumed after" in capsys.readouterr().out
     np.testing.assert_array_equal(pairmi.analysis.load(tmp_path / "straight").mi, pairmi.analysis.load(tmp_path / "r").mi)
+
+
+def test_corpus_runs_record_degenerate_units_and_the_null_of_every_estimator():
+    """A corpus run's extra: degenerate units of the kept tokens (planted here) and each pair's
+    first-order value under independence, the copula's 1 / (2 n) nats too."""
+    rng = np.random.default_rng(3)
+    kept = rng.normal(size=(2, 500, 6)).astype(np.float32)
+    kept[:, :, 4] *= 1e-30
+    for estimator in ("equal_width", "gaussian_copula"):
+        acc = pairmi.Accumulator(estimator, bins=None if estimator == "gaussian_copula" else 8).update(kept)
+        extra = corpus.corpus_extra(acc, kept, np.arange(6))
+        np.testing.assert_array_equal(extra["degenerate"], np.tile(np.arange(6) == 4, (2, 1)))
+        np.testing.assert_array_equal(extra["bias"], acc.bias())
+    off = ~np.eye(6, dtype=bool)
+    assert (
+        np.allclose(acc.bias()[:, off], 1 / (2 * 500) / np.log(2), rtol=1e-15)
+        and (np.diagonal(acc.bias(), axis1=1, axis2=2) == 0).all()
+    )
+    assert not corpus.corpus_extra(acc, None, np.arange(6))["degenerate"].any()
 
 
 def test_a_document_too_long_to_hold_is_refused(tmp_path, monkeypatch):

@@ -36,10 +36,13 @@ def test_pair_title_holds_mi(hs):
 
 def test_layer_histogram_and_heatmap(hs):
     mi = pairmi.mi_layers(hs)
-    fig = plot.layer(mi, 1, null=np.full(66, 0.5))
+    fig = plot.layer(mi, 1, null=np.linspace(0.3, 0.9, 66))
     ax_h = fig.axes[0]
     assert "66 pairs" in ax_h.get_title() and len(ax_h.patches) == 120  # observed + null bars
     assert len(png_bytes(fig)) > 5_000
+    # A null far narrower than the values (a corpus run's first-order bias) is drawn as its line alone.
+    narrow = plot.layer(mi, 1, null=np.full(66, 0.5)).axes[0]
+    assert len(narrow.patches) == 60 and "null's 95% point (0.5)" in [t.get_text() for t in narrow.get_legend().get_texts()]
 
 
 def test_layers_one_line_per_layer_plasma(hs):
@@ -84,3 +87,74 @@ def test_layer_heatmap_labels_the_real_units():
     heat = fig.axes[1]
     assert [t.get_text() for t in heat.get_xticklabels()] == ["10", "12", "14", "16", "18"]
     assert fig._suptitle.get_text() == "about"
+
+
+def _planted_run(null=True, estimator="equal_width"):
+    """An analysis of 10 units over 200 tokens where units 7 and 8 are degenerate (scaled by 1e-30)
+    copies of one signal: without the exclusion they would be the layer's highest-MI pair."""
+    from pairmi.analysis import analyze
+    from pairmi.extract import HiddenStates
+
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(2, 200, 10))
+    values[:, :, 1] = values[:, :, 0] + 0.8 * rng.normal(size=(2, 200))  # a real dependent pair
+    signal = rng.normal(size=(2, 200))
+    values[:, :, 7], values[:, :, 8] = 1e-30 * signal, 1e-30 * (signal + 1e-3 * rng.normal(size=(2, 200)))
+    hs = HiddenStates(values.astype(np.float32), [f"t{i}" for i in range(200)], ["L0", "L1"], "planted")
+    return analyze(hs, null=null, estimator=estimator, bins=8, threads=1)
+
+
+def test_planted_degenerate_units_leave_summaries_pair_choice_and_colour_scale():
+    from pairmi.analysis import chosen_pair, summary_rows
+
+    run = _planted_run()
+    np.testing.assert_array_equal(run.extra["degenerate"], np.tile(np.isin(np.arange(10), [7, 8]), (2, 1)))
+    counted = np.triu(np.ones((10, 10), bool), k=1)
+    counted[[7, 8], :] = counted[:, [7, 8]] = False
+    assert run.mi[1, 7, 8] > run.mi[1][counted].max()  # the degenerate pair would be the highest
+    rows = summary_rows(run)
+    assert rows[1]["pairs"] == 28 and rows[1]["degenerate_units"] == 2
+    assert rows[1]["max"] == pytest.approx(float(run.mi[1][counted].max()))
+    assert chosen_pair(run)[1:3] == (0, 1)
+    heat = plot.layer(run.mi, 1, degenerate=run.extra["degenerate"][1], null=run.extra["null"][1][counted])
+    colorbar = heat.axes[-1]
+    assert colorbar.get_ylim()[1] == pytest.approx(float(run.mi[1][counted].max()))
+    fig = plot.layers(run.mi, degenerate=run.extra["degenerate"])
+    assert fig.axes[0].get_xlim()[1] < run.mi[1, 7, 8]  # the axis spans the real units' pairs
+
+
+def test_figures_show_every_estimators_null_rank_and_p_value(tmp_path):
+    from pairmi.analysis import save_figures
+
+    for estimator in ("equal_width", "ksg", "gaussian_copula"):
+        run = _planted_run(estimator=estimator)
+        paths = save_figures(run, tmp_path / estimator)
+        assert [p.name for p in paths] == ["layers.png", "layer_L0.png", "layer_L1.png", "pair.png"]
+        with open(paths[0], "rb") as fh:  # 200 dpi by default: 8 x 4.5 inches -> 1600 x 900 pixels
+            header = fh.read(24)
+        assert int.from_bytes(header[16:20], "big") == 1600
+    fig = plot.layers(run.mi, null=run.extra["null"].ravel(), degenerate=run.extra["degenerate"])
+    assert fig.axes[0].get_xscale() == "symlog" and "null" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_pair_title_says_rank_and_significance():
+    from pairmi.analysis import pair_significance
+
+    run = _planted_run()
+    text = pair_significance(run, 1, 0, 1)
+    assert text.startswith("rank 1 of 28 pairs by MI above its null; p = ") and "(pooled shuffled-token null)" in text
+    counted = np.triu(np.ones((10, 10), bool), k=1)
+    counted[[7, 8], :] = counted[:, [7, 8]] = False
+    null = run.extra["null"][1][counted]
+    p = (1 + (null >= run.mi[1, 0, 1]).sum()) / (1 + null.size)  # against the layer's pooled null
+    assert f"p = {p:.2g}, q = " in text
+
+
+def test_heatmap_ticks_are_round_and_titles_wrap():
+    mi = np.random.default_rng(1).random((1, 384, 384))
+    fig = plot.layer(mi, 0, dims=list(range(384)), title="a long line " * 20)
+    labels = [t.get_text() for t in fig.axes[1].get_xticklabels()]
+    assert labels and all(int(v) % 50 == 0 for v in labels), labels
+    assert "\n" in fig._suptitle.get_text()
+    bias = plot.bias(pairmi.bias_curve(1 / np.sqrt(2), sizes=(100, 200), draws=2, n_permutations=3))
+    assert "rho = 0.707:" in bias.axes[0].get_title()

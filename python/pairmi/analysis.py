@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import tiles
+from . import stats, tiles
 from ._core import __version__
 from ._dispatch import dims_index
 from ._files import atomic_file, atomic_write_bytes
@@ -24,7 +24,8 @@ from ._npz import read_npz
 from ._written import record, safe_name
 from .api import mi_layers
 from .nulls import null_mi
-from .settings import DEFAULT_BINS, DEFAULT_K, options_estimator, recorded
+from .settings import BINNED_ESTIMATORS, DEFAULT_BINS, DEFAULT_K, options_estimator, recorded
+from .stats import pair_mask
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -77,8 +78,10 @@ def analyze(
     dims, threads
         As in :func:`pairmi.mi_layers`.
     null : bool
-        Also score every pair once on shuffled tokens (binned estimators), saved as ``extra['null']``
-        (n_layers, d, d) and drawn beside the observed values: the MI that independence gives.
+        Also score every pair once on shuffled tokens (each unit's tokens permuted on their own,
+        seeded; every estimator, the binned ones without their correction), saved as
+        ``extra['null']`` (n_layers, d, d) and drawn beside the observed values: the MI that
+        independence gives at this many tokens.
     checkpoint_dir : path, optional
         Each finished layer is saved there (atomically), with a key of the inputs (a digest of the
         states) and the settings. Layers an earlier run left there are loaded, not recomputed, when
@@ -201,11 +204,15 @@ def _analyze_layer(
     # Result files keep float32 (7 significant digits): half the size of the float64 default.
     layer = {"mi": mi_layers(x[None], threads=threads, progress=progress, **{"dtype": np.float32, **options})[0]}
     if null:
-        # The null of the plug-in MI: the estimator and its bins, without a correction.
         est = options_estimator(options)
-        keep = {k: v for k, v in options.items() if k in ("units", "seed")}
-        keep.update(estimator=est.name, bins=getattr(est, "bins", None))
-        layer["null"] = null_mi(x, n_permutations=1, threads=threads, **keep)[0]
+        if est.name in BINNED_ESTIMATORS:  # the null of the plug-in MI: the estimator and its bins, no correction
+            keep = {k: v for k, v in options.items() if k in ("units", "seed")}
+            keep.update(estimator=est.name, bins=getattr(est, "bins", None))
+            layer["null"] = null_mi(x, n_permutations=1, threads=threads, **keep)[0]
+        else:  # KSG and the copula: the same estimator on tokens shuffled per unit
+            rng = np.random.default_rng(options.get("seed", 0))
+            shuffled = rng.permuted(x, axis=0)
+            layer["null"] = mi_layers(shuffled[None], threads=threads, **{"dtype": np.float32, **options})[0]
     return layer
 
 
@@ -305,15 +312,24 @@ def _analysis_from(z: dict[str, np.ndarray]) -> Analysis:
     )
 
 
+def counted_pairs(analysis: Analysis, layer: int) -> np.ndarray:
+    """(d, d) bool: the pairs i < j of layer `layer` that summaries, "highest" pairs and colour
+    scales count: both units non-degenerate."""
+    degenerate = analysis.extra.get("degenerate")
+    return pair_mask(analysis.mi.shape[-1], None if degenerate is None else degenerate[layer])
+
+
 def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
-    """Per layer: mean, std, min, quantiles and max of the MI of all pairs (off-diagonal)."""
+    """Per layer: mean, std, min, quantiles and max of the MI of all pairs of non-degenerate units
+    (off-diagonal), and how many units were degenerate."""
     rows = []
-    iu = np.triu_indices(analysis.mi.shape[-1], k=1)
     for k, name in enumerate(analysis.layer_names):
-        vals = analysis.mi[k][iu].astype(np.float64)
+        counted = counted_pairs(analysis, k)
+        vals = analysis.mi[k][counted].astype(np.float64)
+        pairs = vals.size
         if vals.size == 0:
             vals = np.full(1, np.nan)
-        row: dict[str, Any] = {"layer": k, "name": name, "pairs": iu[0].size, "mean": vals.mean(), "std": vals.std()}
+        row: dict[str, Any] = {"layer": k, "name": name, "pairs": pairs, "mean": vals.mean(), "std": vals.std()}
         degenerate = analysis.extra.get("degenerate")
         if degenerate is not None:
             row["degenerate_units"] = int(degenerate[k].sum())
@@ -348,10 +364,21 @@ def describe(analysis: Analysis) -> str:
     return ", ".join(x for x in parts if x)
 
 
+def figure_null(analysis: Analysis) -> tuple[np.ndarray | None, str]:
+    """Each pair's null (layers, d, d) for figures and choices, and what it is: the measured one
+    (every pair scored on shuffled tokens), else a corpus run's first-order value under
+    independence; (None, '') without either."""
+    if "null" in analysis.extra:
+        return analysis.extra["null"], "shuffled-token null"
+    if "bias" in analysis.extra:
+        return analysis.extra["bias"], "first-order MI under independence"
+    return None, ""
+
+
 def chosen_pair(analysis: Analysis, pair: tuple[int | str, int, int] | None = None) -> tuple[int, int, int, str]:
     """(layer, unit i, unit j, how it was chosen) for the pair figure: `pair` as named (layer index
-    or name, real unit indices), else in the last layer the pair furthest above its shuffled-token
-    null (its highest MI if there is no null), degenerate units skipped."""
+    or name, real unit indices), else in the last layer the pair furthest above its null (its
+    highest MI if there is no null), degenerate units skipped."""
     names = analysis.layer_names
     if pair is not None:
         layer, i, j = pair
@@ -366,38 +393,83 @@ def chosen_pair(analysis: Analysis, pair: tuple[int | str, int, int] | None = No
             raise ValueError("--pair needs two different units")
         return int(k) % len(names), i, j, "as named"
     k = len(names) - 1
-    null = analysis.extra.get("null")
-    score = analysis.mi[k].astype(np.float64) - (0.0 if null is None else null[k])
-    degenerate = analysis.extra.get("degenerate")
-    if degenerate is not None:
-        score[degenerate[k], :] = -np.inf
-        score[:, degenerate[k]] = -np.inf
-    np.fill_diagonal(score, -np.inf)
+    score = _scores(analysis, k)
     if not np.isfinite(score).any():
         raise ValueError("no pair of non-degenerate units to draw")
     a, b = np.unravel_index(np.argmax(score), score.shape)
-    how = "highest MI above its shuffled-token null" if null is not None else "highest MI"
+    null, what = figure_null(analysis)
+    how = f"highest MI above its {what}" if null is not None else "highest MI"
+    degenerate = analysis.extra.get("degenerate")
     skipped = 0 if degenerate is None else int(degenerate[k].sum())
     return k, int(analysis.dims[a]), int(analysis.dims[b]), how + (f", {skipped} degenerate units skipped" if skipped else "")
 
 
+def _scores(analysis: Analysis, k: int) -> np.ndarray:
+    """Layer k's MI above each pair's null (the MI without one), -inf where no pair is counted."""
+    null, _ = figure_null(analysis)
+    with np.errstate(invalid="ignore"):  # KSG's and the copula's diagonal: inf - inf, not counted
+        score = analysis.mi[k].astype(np.float64) - (0.0 if null is None else null[k])
+    return np.where(counted_pairs(analysis, k), score, -np.inf)
+
+
+def pair_significance(analysis: Analysis, k: int, i: int, j: int) -> str:
+    """How unusual pair (i, j) (real unit indices) of layer k is: its rank among the layer's counted
+    pairs by MI above the null, and its p- and q-value (Benjamini-Hochberg over those pairs):
+    against the pooled shuffled-token null of the layer, or (a corpus run) the G-test."""
+    index = {int(u): n for n, u in enumerate(analysis.dims)}
+    a, b = sorted((index[i], index[j]))
+    counted = counted_pairs(analysis, k)
+    score = _scores(analysis, k)
+    if not counted[a, b]:
+        return "a pair with a degenerate unit"
+    rank = 1 + int((score[counted] > score[a, b]).sum())
+    text = f"rank {rank:,} of {int(counted.sum()):,} pairs by MI above its null"
+    null, _ = figure_null(analysis)
+    if null is None:
+        return text
+    observed = analysis.mi[k][counted].astype(np.float64)
+    if "null" in analysis.extra:
+        p = stats.pooled_null_p(observed, null[k][counted])
+        how = "pooled shuffled-token null"
+    else:
+        to_nats = np.log(2.0) if analysis.params.get("units", "bits") == "bits" else 1.0
+        n = int(analysis.params.get("tokens", len(analysis.tokens)))
+        p = stats.g_test_p(observed * to_nats, null[k][counted] * to_nats, n)
+        how = "G-test, tokens taken as independent"
+    q = stats.fdr(p)
+    at = int(np.flatnonzero(np.flatnonzero(counted.ravel()) == a * counted.shape[1] + b)[0])
+    return f"{text}; {_p_text('p', p[at])}, {_p_text('q', q[at])} ({how})"
+
+
+def _p_text(name: str, value: float) -> str:
+    """A p- or q-value for a title; below what its float64 tail can tell, an upper bound."""
+    return f"{name} < 1e-15" if value < 1e-15 else f"{name} = {value:.2g}"
+
+
 def save_figures(
-    analysis: Analysis, out: str | os.PathLike, pair: tuple[int | str, int, int] | None = None, fmt: str = "png", dpi: int = 90
+    analysis: Analysis, out: str | os.PathLike, pair: tuple[int | str, int, int] | None = None, fmt: str = "png", dpi: int = 200
 ) -> list[Path]:
     """The analysis's figures in `out` (``fmt``: png, svg or pdf): every layer's MI distribution, the
-    first and last layer (histogram + heatmap), and one pair of units (:func:`chosen_pair`)."""
+    first and last layer (histogram + heatmap), and one pair of units (:func:`chosen_pair`). Each
+    shows the null (measured, or a corpus run's first-order value under independence); degenerate
+    units are left out of distributions and colour scales."""
     from . import plot
 
     out = Path(out)
     units = analysis.params.get("units", "bits")
-    null = analysis.extra.get("null")
-    iu = np.triu_indices(analysis.mi.shape[-1], k=1)
-    pooled = None if null is None else null[(slice(None), *iu)]
-    about = describe(analysis)
-    kind = "ecdf" if analysis.params.get("estimator") in ("ksg", "gaussian_copula") else "density"
+    null, what = figure_null(analysis)
+    degenerate = analysis.extra.get("degenerate")
+    counted = [counted_pairs(analysis, k) for k in range(len(analysis.layer_names))]
+    pooled = None if null is None else np.concatenate([n[c] for n, c in zip(null, counted)])
+    about = describe(analysis) + (f"; dashed/grey: {what}" if null is not None else "")
     figs = {
         "layers.png": plot.layers(
-            analysis.mi, names=analysis.layer_names, units=units, null=pooled, kind=kind, title=f"pairwise MI by layer: {about}"
+            analysis.mi,
+            names=analysis.layer_names,
+            units=units,
+            null=pooled,
+            title=f"pairwise MI by layer: {about}",
+            degenerate=degenerate,
         )
     }
     for k in sorted({0, len(analysis.layer_names) - 1}):
@@ -406,9 +478,10 @@ def save_figures(
             k,
             units=units,
             name=analysis.layer_names[k],
-            null=None if null is None else null[k][iu],
+            null=None if null is None else null[k][counted[k]],
             dims=[int(d) for d in analysis.dims],
             title=about,
+            degenerate=None if degenerate is None else degenerate[k],
         )
     if analysis.hidden_states is not None and analysis.mi.shape[-1] > 1:
         k, i, j, how = chosen_pair(analysis, pair)
@@ -421,14 +494,25 @@ def save_figures(
             estimator=analysis.params.get("estimator", "equal_width"),
             units=units,
         )
-        fig.suptitle(f"{analysis.layer_names[k]}, units {i} and {j} ({how}): {about}", fontsize="medium")
+        significance = pair_significance(analysis, k, i, j)
+        heading = f"{analysis.layer_names[k]}, units {i} and {j} ({how}): {significance}. {describe(analysis)}"
+        tokens = analysis.params.get("tokens", len(analysis.tokens))
+        if analysis.hidden_states.shape[1] < tokens:  # a corpus run keeps a sample of its tokens
+            index = {int(u): n for n, u in enumerate(analysis.dims)}
+            value = float(analysis.mi[k, index[i], index[j]])
+            heading += (
+                f". MI over all {tokens:,} tokens: {value:.3f} {units}; the panels show the "
+                f"{analysis.hidden_states.shape[1]:,} kept tokens"
+            )
+        fig.suptitle(plot.wrapped(heading), fontsize="medium")
         figs["pair.png"] = fig
     return write_figures({name[: -len(".png")]: fig for name, fig in figs.items()}, out, fmt, dpi)
 
 
-def write_figures(figs: dict[str, Any], out: str | os.PathLike, fmt: str = "png", dpi: int = 90) -> list[Path]:
+def write_figures(figs: dict[str, Any], out: str | os.PathLike, fmt: str = "png", dpi: int = 200) -> list[Path]:
     """Each Figure as ``out/<name>.<fmt>``, written atomically (and listed in the folder's manifest
-    of what pairmi wrote); returns the paths."""
+    of what pairmi wrote; the folder is created if needed); returns the paths."""
+    Path(out).mkdir(parents=True, exist_ok=True)
     record(out, [f"{name}.{fmt}" for name in figs])
     paths = []
     for name, fig in figs.items():

@@ -113,7 +113,7 @@ def _add_figure_args(p: argparse.ArgumentParser) -> None:
         "furthest above its null (highest MI without one), degenerate units skipped",
     )
     p.add_argument("--format", choices=("png", "svg", "pdf"), default="png", help="figure format (default: png)")
-    p.add_argument("--dpi", type=_positive, default=90, help="figure resolution (default: %(default)s)")
+    p.add_argument("--dpi", type=_positive, default=200, help="figure resolution in dots per inch (default: %(default)s)")
 
 
 def _positive(text: str) -> int:
@@ -244,8 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--null",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="score every pair on shuffled tokens (binned estimators) and draw that null beside the observed MI; "
-        "default: only when tokens are few for the bins (--no-null: never)",
+        help="score every pair once more on shuffled tokens (each unit's own permutation), print that null and draw "
+        "it in every figure (default; --no-null skips it, halving a KSG run)",
     )
     a.add_argument("--no-figures", action="store_true", help="skip the figures")
     _add_figure_args(a)
@@ -620,8 +620,6 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     if args.corpus is not None or args.python_docs:
         return _analyze_corpus(args)
     options = _options(args)
-    if args.null and args.estimator not in BINNED_ESTIMATORS:
-        raise ValueError(f"--null needs a binned estimator {BINNED_ESTIMATORS}")
     texts = _read_texts(args)
     _prepare_out(args.out, args.resume, args.overwrite)
     _check_selection(args.model, args.site, args.layers, args.dims)
@@ -633,7 +631,7 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
         "stride": args.stride,
     }
     hs = extract(args.model, texts, device=args.device, tokenizer=args.tokenizer, **kwargs)
-    null = args.null if args.null is not None else args.estimator in BINNED_ESTIMATORS and _few_tokens(len(hs.tokens), args.bins)
+    null = args.null is not False  # every figure draws its null unless --no-null
     analysis = analyze_and_save(
         hs,
         args.out,
@@ -665,35 +663,36 @@ def _print_degenerate(analysis: Any) -> None:
         units = [int(analysis.dims[u]) for u in np.flatnonzero(row)]
         if units:
             parts.append(f"{name}: {', '.join(map(str, units[:8]))}{', ...' if len(units) > 8 else ''}")
-    print(f"   degenerate units (constant, or under 1e-6 of their layer's typical spread; figures skip them): {'; '.join(parts)}")
-
-
-def _few_tokens(n: int, bins: int | str) -> bool:
-    """Few samples for the joint histogram's cells (under 20 a cell on average): plug-in MI is
-    then mostly bias, and analyze computes the null by default."""
-    from .settings import auto_bins
-
-    b = auto_bins(n) if bins == "auto" else int(bins)
-    return n < 20 * b * b
+    print(
+        "   degenerate units (constant, or under 1e-6 of their layer's typical spread; left out of the summaries, "
+        f"figures and pair choice): {'; '.join(parts)}"
+    )
 
 
 def _print_null(analysis: Any) -> None:
-    """The shuffled-token null beside the observed values, and one line on how they compare."""
+    """The shuffled-token null beside the observed values, and how the layers compare with it
+    (pairs of degenerate units left out)."""
+    from .analysis import counted_pairs
+
     null = analysis.extra.get("null")
     if null is None:
         return
-    iu = np.triu_indices(analysis.mi.shape[-1], k=1)
-    pooled = null[(slice(None), *iu)]
+    counted = [counted_pairs(analysis, k) for k in range(len(analysis.layer_names))]
+    pooled = np.concatenate([n[c] for n, c in zip(null, counted)])
     q95 = float(np.quantile(pooled, 0.95))
-    means = analysis.mi[(slice(None), *iu)].mean(axis=1)
+    observed = [m[c] for m, c in zip(analysis.mi, counted)]
     units = analysis.params.get("units", "bits")
+    binned = analysis.params.get("estimator") in BINNED_ESTIMATORS
     print(
         f"   null (shuffled tokens), mean over layers and pairs: {pooled.mean():.3f} {units} (95th percentile "
-        f"{q95:.3f}): the plug-in bias at {len(analysis.tokens):,} tokens"
+        f"{q95:.3f}): {'the plug-in bias' if binned else 'what independence gives'} at {len(analysis.tokens):,} tokens"
     )
-    within = [name for name, m in zip(analysis.layer_names, means) if m <= q95]
-    if len(within) == len(means):
-        print("   every layer's mean MI is within the null: at this many tokens these values are bias, not dependence")
+    above = sum(int((o > q95).sum()) for o in observed)
+    total = sum(o.size for o in observed)
+    print(f"   {above:,} of {total:,} pairs ({above / max(total, 1):.1%}) exceed the null's 95th percentile (5% would by chance)")
+    within = [name for name, o in zip(analysis.layer_names, observed) if o.mean() <= q95]
+    if len(within) == len(observed):
+        print("   every layer's mean MI is within the null: at this many tokens these values are not evidence of dependence")
     elif within:
         print(f"   layers {', '.join(within)} have mean MI within the null; the others exceed its 95th percentile")
 
@@ -851,10 +850,12 @@ def _report_corpus(args: argparse.Namespace, run: Any, state: Path) -> None:
     if "bias" in run.analysis.extra:
         iu = np.triu_indices(run.analysis.mi.shape[-1], k=1)
         bias = float(run.analysis.extra["bias"][(slice(None), *iu)].mean())
+        what = "copula MI" if args.estimator == "gaussian_copula" else "plug-in bias"
         print(
-            f"   plug-in bias under independence at {run.tokens:,} tokens (first order), mean over layers and pairs: "
+            f"   {what} under independence at {run.tokens:,} tokens (first order), mean over layers and pairs: "
             f"{bias:.4f} {args.units}"
         )
+    _print_degenerate(run.analysis)
     print(
         f"time: model forward {run.seconds_model:.1f} s, MI accumulation {run.seconds_mi:.1f} s "
         f"({run.tokens:,} tokens{f', resumed after {run.resumed_from:,}' if run.resumed_from else ''})"
@@ -905,7 +906,7 @@ def _cmd_lesson(args: argparse.Namespace) -> None:
         "pair": plot.pair(np.stack([x, y], axis=1), 0, 0, 1, bins=args.bins, overlay=True, names=("x", "y")),
         "bias": plot.bias(curve),
     }
-    written = write_figures(figures, args.out, args.format, dpi=100)
+    written = write_figures(figures, args.out, args.format)
     big = curve.sizes[-1]
     print(
         f"at {big:,} samples (mean of {args.draws} draws): "
@@ -919,7 +920,6 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     hs = extract("minilm", [DEMO_TEXT])
     for estimator in ESTIMATORS:
-        binned = estimator in BINNED_ESTIMATORS
         options = {"estimator": ESTIMATOR_CLASSES[estimator](), "units": "bits"}  # each with its defaults
         _prepare_out(args.out / estimator, resume=False, overwrite=True)  # the demo replaces its own results
         analysis = analyze_and_save(
@@ -928,15 +928,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
             options=options,
             extraction=_extraction("minilm", [DEMO_TEXT]),
             threads=args.threads,
-            null=binned,
+            null=True,
         )
         _print_summary(analysis)
-        if binned:
-            null = analysis.extra["null"][(slice(None), *np.triu_indices(analysis.mi.shape[-1], k=1))]
-            print(f"   null (shuffled tokens), mean over layers and pairs: {null.mean():.3f} bits: the plug-in bias")
+        _print_null(analysis)
+    _print_degenerate(analysis)
     print(
-        f"demo done in {time.perf_counter() - t0:.1f} s, {len(analysis.tokens)} tokens. Binned plug-in MI is mostly "
-        "bias at this size (compare with its null); ksg and gaussian_copula are nearly unbiased."
+        f"demo done in {time.perf_counter() - t0:.1f} s, {len(analysis.tokens)} tokens. Every estimator is shown beside "
+        "its null (the same units, tokens shuffled): only values above it are evidence of dependence."
     )
 
 

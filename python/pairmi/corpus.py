@@ -24,7 +24,7 @@ import numpy as np
 from . import _arrays
 from ._files import atomic_file
 from ._npz import read_npz
-from .analysis import Analysis
+from .analysis import Analysis, degenerate_units
 from .extract import StateBatch, _loaded, _model_name, iter_hidden_states
 from .settings import Estimator, check_seed, unpack
 from .stream import Accumulator, fit_edges
@@ -295,10 +295,22 @@ def analyze_corpus(
         "seconds_model": round(seconds_model, 3),
         "seconds_mi": round(seconds_mi, 3),
     }
-    # The binned null at corpus size: the first-order plug-in bias of each pair under independence.
-    extra = {} if estimator == "gaussian_copula" else {"bias": acc.bias()}
-    analysis = Analysis(mi, names, run.sample_tokens(), dim_idx, params, run.sample_values(), extra)
+    kept = run.sample_values()
+    analysis = Analysis(mi, names, run.sample_tokens(), dim_idx, params, kept, corpus_extra(acc, kept, dim_idx))
     return CorpusRun(analysis, acc, seconds_model, seconds_mi, acc.n_samples, resumed_from=start)
+
+
+def corpus_extra(acc: Accumulator, kept: np.ndarray | None, dim_idx: np.ndarray) -> dict[str, np.ndarray]:
+    """What a corpus run records beside its MI: each pair's value under independence at corpus
+    size, to first order (``bias``: the null its figures draw), and the degenerate units found in
+    the kept token sample as the in-memory analysis finds them (none without a sample)."""
+    extra = {"bias": acc.bias()}
+    layers = extra["bias"].shape[0]
+    if kept is not None and kept.shape[1] >= 2:
+        extra["degenerate"] = degenerate_units(kept[:, :, dim_idx])
+    else:
+        extra["degenerate"] = np.zeros((layers, dim_idx.size), dtype=bool)
+    return extra
 
 
 def _select(values: np.ndarray, dims: Any) -> np.ndarray:

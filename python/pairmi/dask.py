@@ -375,7 +375,7 @@ def analyze_corpus(
     import time
 
     from .analysis import Analysis
-    from .corpus import CorpusRun, _core_version, _select
+    from .corpus import CorpusRun, _core_version, _select, corpus_extra
     from .extract import _loaded, iter_hidden_states, kept_token_counter
 
     if not isinstance(model, str):
@@ -403,8 +403,8 @@ def analyze_corpus(
     sample = np.concatenate([b.values for b in batches], axis=1)
     tokens = [t for b in batches for t in b.tokens]
     edges = fit_edges(_select(sample, dims), estimator, bins if estimator != "gaussian_copula" else None)
-    kept = kept_token_counter(loaded, tok, max_length=max_length, stride=stride, drop_first_token=drop_first_token)
-    shards, caps, counted = plan_shards(docs, kept, shard_tokens, max_tokens)
+    count_kept = kept_token_counter(loaded, tok, max_length=max_length, stride=stride, drop_first_token=drop_first_token)
+    shards, caps, counted = plan_shards(docs, count_kept, shard_tokens, max_tokens)
     t0 = time.perf_counter()
     acc = accumulate_corpus(
         shards,
@@ -447,9 +447,10 @@ def analyze_corpus(
         "seconds_model": round(seconds_model, 3),
         "seconds_mi": round(seconds_mi, 3),
     }
-    extra = {} if estimator == "gaussian_copula" else {"bias": acc.bias()}
     keep = min(keep_tokens, sample.shape[1])
-    analysis = Analysis(mi, batches[0].layer_names, tokens[:keep], dim_idx, params, sample[:, :keep], extra)
+    kept = sample[:, :keep] if keep else None
+    extra = corpus_extra(acc, kept, dim_idx)
+    analysis = Analysis(mi, batches[0].layer_names, tokens[:keep], dim_idx, params, kept, extra)
     return CorpusRun(analysis, acc, seconds_model, seconds_mi, acc.n_samples)
 
 

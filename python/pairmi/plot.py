@@ -13,6 +13,7 @@ import numpy as np
 
 from .api import mi_matrix
 from .settings import DEFAULT_BINS
+from .stats import pair_mask
 
 
 def _figure(width: float, height: float, ncols: int = 1):
@@ -26,11 +27,6 @@ def _figure(width: float, height: float, ncols: int = 1):
 
 def _values(hs: Any) -> np.ndarray:
     return np.asarray(getattr(hs, "values", hs))
-
-
-def _upper(mi: np.ndarray) -> np.ndarray:
-    """Off-diagonal pairs i < j of a square MI matrix (the diagonal holds entropies)."""
-    return mi[np.triu_indices(mi.shape[-1], k=1)]
 
 
 def pair(
@@ -186,7 +182,7 @@ def bias(curve: Any):
     ax.set(
         xlabel="samples",
         ylabel=f"mean estimate ({curve.units})",
-        title=f"MI of a Gaussian pair, rho = {curve.rho:g}: mean of {curve.draws} draws (band: +-1 std)",
+        title=f"MI of a Gaussian pair, rho = {curve.rho:.3g}: mean of {curve.draws} draws (band: +-1 std)",
     )
     zoom.set(
         xlabel="samples",
@@ -195,6 +191,10 @@ def bias(curve: Any):
     )
     ax.legend(fontsize="small")
     return fig
+
+
+# A pair counts as above its null when it exceeds this quantile of the null's values.
+NULL_QUANTILE = 0.95
 
 
 def layer(
@@ -206,6 +206,7 @@ def layer(
     name: str | None = None,
     dims: Sequence[int] | None = None,
     title: str | None = None,
+    degenerate: np.ndarray | None = None,
 ):
     """Histogram of one layer's pairwise MI values, and the heatmap of its MI matrix.
 
@@ -216,14 +217,18 @@ def layer(
     layer : int
         Layer to draw.
     null : ndarray, optional
-        MI values under a null (e.g. shuffled tokens), drawn beside the observed histogram.
+        MI values under a null (e.g. shuffled tokens, or each pair's first-order bias), drawn beside
+        the observed histogram; in the heatmap, pairs at or below its 95th percentile are grey.
     name : str, optional
         The layer's name in the titles.
     dims : sequence of int, optional
         The real unit indices of the matrix's rows and columns (e.g. ``dims`` of a selection),
         used as the heatmap's tick labels; default 0..d-1.
     title : str, optional
-        A line above both panels (e.g. model, site, estimator, tokens).
+        A line above both panels (e.g. model, site, estimator, tokens); wrapped to fit.
+    degenerate : ndarray of bool, shape (d,), optional
+        Units that are constant or nearly so: left out of the histogram and the colour scale, and
+        drawn dark grey.
 
     Returns
     -------
@@ -236,27 +241,88 @@ def layer(
     >>> mi = pairmi.mi_layers(np.random.default_rng(0).normal(size=(2, 200, 6)), bins=5)
     >>> fig = plot.layer(mi, 1, name="L1")
     """
-    m = np.asarray(mi)[layer]
-    vals = _upper(m)
-    fig, (ax_h, ax_m) = _figure(11, 4.2, 2)
+    m = np.asarray(mi)[layer].astype(np.float64)
+    d = m.shape[-1]
+    counted = pair_mask(d, degenerate)
+    vals = m[counted]
+    fig, (ax_h, ax_m) = _figure(11, 4.6, 2)
     ax_h.hist(vals, bins=60, color="C0", alpha=0.8, density=True, label="observed")
+    cut = None
     if null is not None:
-        ax_h.hist(np.ravel(null), bins=60, color="0.5", alpha=0.5, density=True, label="null")
-        ax_h.legend()
-    ax_h.set(xlabel=f"MI ({units})", ylabel="density", title=f"{name or f'L{layer}'}: {vals.size:,} pairs")
-    off = m.copy()
-    np.fill_diagonal(off, np.nan)  # the diagonal holds entropies, not MI
-    im = ax_m.imshow(off, cmap="magma", interpolation="nearest")
-    fig.colorbar(im, ax=ax_m, label=f"MI ({units})")
-    if dims is not None:
-        labels = np.asarray(dims)
-        ticks = np.unique(np.linspace(0, labels.size - 1, min(8, labels.size)).astype(int))
-        ax_m.set_xticks(ticks, [str(labels[t]) for t in ticks])
-        ax_m.set_yticks(ticks, [str(labels[t]) for t in ticks])
-    ax_m.set(xlabel="unit", ylabel="unit", title="pairwise MI")
+        null_vals = np.ravel(null)
+        null_vals = null_vals[np.isfinite(null_vals)]
+        cut = float(np.quantile(null_vals, NULL_QUANTILE)) if null_vals.size else None
+        # A null far narrower than the observed values (a corpus run's first-order bias) is a line:
+        # as a density it would be a spike that flattens the observed histogram.
+        if null_vals.size and np.ptp(null_vals) >= 0.05 * max(float(np.ptp(vals)) if vals.size else 0.0, 1e-300):
+            ax_h.hist(null_vals, bins=60, color="0.5", alpha=0.5, density=True, label="null")
+        if cut is not None:
+            ax_h.axvline(cut, color="0.3", ls="--", lw=1, label=f"null's {NULL_QUANTILE:.0%} point ({cut:.3g})")
+        ax_h.legend(fontsize="small")
+    skipped = "" if degenerate is None or not np.any(degenerate) else f", {int(np.sum(degenerate))} degenerate units left out"
+    ax_h.set(xlabel=f"MI ({units})", ylabel="density", title=f"{name or f'L{layer}'}: {vals.size:,} pairs{skipped}")
+    _heatmap(fig, ax_m, m, counted | counted.T, cut, degenerate, units)
+    _round_ticks(ax_m, d, dims)
+    ax_m.set(xlabel="unit", ylabel="unit", title=_heatmap_title(cut, degenerate))
     if title:
-        fig.suptitle(title, fontsize="medium")
+        fig.suptitle(wrapped(title), fontsize="medium")
     return fig
+
+
+def _heatmap(fig: Any, ax: Any, m: np.ndarray, counted: np.ndarray, cut: float | None, degenerate: Any, units: str) -> None:
+    """MI in magma over the counted pairs' range; grey where at or below the null's cut, dark grey
+    for degenerate units, white on the diagonal (a unit with itself is no pair)."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    finite = m[counted & np.isfinite(m)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    norm = Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-12)
+    cmap = colormaps["magma"]
+    rgba = cmap(norm(np.nan_to_num(m, nan=lo, posinf=hi, neginf=lo)))
+    if cut is not None:
+        rgba[counted & (m <= cut)] = (0.82, 0.82, 0.82, 1.0)
+    if degenerate is not None:
+        bad = np.asarray(degenerate, dtype=bool)
+        rgba[bad, :] = rgba[:, bad] = (0.45, 0.45, 0.45, 1.0)
+    idx = np.arange(m.shape[0])
+    rgba[idx, idx] = (1.0, 1.0, 1.0, 1.0)
+    ax.imshow(rgba, interpolation="nearest")
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=f"MI ({units})")
+
+
+def _heatmap_title(cut: float | None, degenerate: Any) -> str:
+    parts = ["pairwise MI; white diagonal: a unit with itself"]
+    if cut is not None:
+        parts.append(f"light grey: within the null (<= {cut:.3g})")
+    if degenerate is not None and np.any(degenerate):
+        parts.append("dark grey: degenerate units")
+    return wrapped("; ".join(parts), 60)
+
+
+def _round_ticks(ax: Any, d: int, dims: Sequence[int] | None) -> None:
+    """Ticks at round unit numbers (0, 100, 200, ... of the real indices when the units are a
+    contiguous run; else at round positions, labelled with the real units)."""
+    from matplotlib.ticker import MaxNLocator
+
+    labels = np.arange(d) if dims is None else np.asarray(dims)
+    contiguous = labels.size > 1 and bool(np.all(np.diff(labels) == 1))
+    locator = MaxNLocator(nbins=7, integer=True, steps=[1, 2, 2.5, 5, 10])
+    if contiguous or labels.size == 1:
+        values = [v for v in locator.tick_values(labels[0], labels[-1]) if labels[0] <= v <= labels[-1]]
+        ticks = [int(v - labels[0]) for v in values]
+    else:
+        ticks = [int(v) for v in locator.tick_values(0, d - 1) if 0 <= v <= d - 1]
+    ax.set_xticks(ticks, [str(labels[t]) for t in ticks])
+    ax.set_yticks(ticks, [str(labels[t]) for t in ticks])
+
+
+def wrapped(text: str, width: int = 110) -> str:
+    """A title broken into lines of at most `width` characters, so it fits its figure."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
 
 
 def layers(
@@ -265,8 +331,9 @@ def layers(
     names: Sequence[str] | None = None,
     units: str = "bits",
     null: np.ndarray | None = None,
-    kind: str = "density",
+    kind: str = "ecdf",
     title: str | None = None,
+    degenerate: np.ndarray | None = None,
 ):
     """The distribution of pairwise MI of every layer on one axis (plasma colours).
 
@@ -277,13 +344,16 @@ def layers(
         Legend labels; default ``L0``, ``L1``, ...
     null : ndarray, optional
         MI values under a null, drawn dashed grey.
-    kind : {'density', 'ecdf'}
-        ``'density'``: histogram densities on a linear axis (binned MI, spread around its bias).
-        ``'ecdf'``: the share of pairs at or below each value, on a symmetric-log axis, for
-        estimators whose values crowd near 0 with long tails (KSG, Gaussian copula), where
-        densities of all layers fall on one spike.
+    kind : {'ecdf', 'density'}
+        ``'ecdf'`` (default, the same for every estimator so figures compare): the share of pairs
+        at or below each value, on a symmetric-log axis, which shows plug-in values on their lattice
+        and KSG's or the copula's values crowding near 0 alike. ``'density'``: histogram densities
+        on a linear axis.
     title : str, optional
-        The figure's title (default: "pairwise MI by layer").
+        The figure's title (default: "pairwise MI by layer"); wrapped to fit.
+    degenerate : ndarray of bool, shape (n_layers, d), optional
+        Units that are constant or nearly so in each layer: their pairs are left out, so the axis
+        spans the real units' values.
 
     Returns
     -------
@@ -294,7 +364,7 @@ def layers(
     >>> import numpy as np, pairmi
     >>> from pairmi import plot
     >>> mi = pairmi.mi_layers(np.random.default_rng(0).normal(size=(3, 200, 6)), estimator="ksg")
-    >>> fig = plot.layers(mi, kind="ecdf")
+    >>> fig = plot.layers(mi)
     """
     if kind not in ("density", "ecdf"):
         raise ValueError(f"kind must be 'density' or 'ecdf', got {kind!r}")
@@ -303,20 +373,21 @@ def layers(
         raise ValueError(
             f"mi must be (layers, d, d) with at least one layer and d >= 2 units (a pair to plot), got shape {mi.shape}"
         )
-    fig, ax = _figure(8, 4.5)
-    from matplotlib import colormaps  # present: _figure checked matplotlib
-
-    n_layers = mi.shape[0]
+    n_layers, d = mi.shape[0], mi.shape[1]
     names = list(names) if names is not None else [f"L{k}" for k in range(n_layers)]
     if len(names) != n_layers:
         raise ValueError(f"names has {len(names)} entries for {n_layers} layers")
-    upper = [_upper(m) for m in mi]
+    bad = np.zeros((n_layers, d), dtype=bool) if degenerate is None else np.asarray(degenerate, dtype=bool)
+    fig, ax = _figure(8, 4.5)
+    from matplotlib import colormaps  # present: _figure checked matplotlib
+
+    upper = [m[pair_mask(d, b)].astype(np.float64) for m, b in zip(mi, bad)]
     colours = colormaps["plasma"](np.linspace(0, 0.9, n_layers))
     curves = list(zip(upper, names, colours, ["-"] * n_layers))
     if null is not None:
-        curves.append((np.ravel(null), "null", "0.4", "--"))
+        curves.append((np.ravel(null).astype(np.float64), "null", "0.4", "--"))
+    finite = np.concatenate([v[np.isfinite(v)] for v, *_ in curves])
     if kind == "ecdf":
-        finite = np.concatenate([v[np.isfinite(v)] for v in upper])
         positive = finite[finite > 0]
         for vals, name, colour, style in curves:
             v = np.sort(vals[np.isfinite(vals)])
@@ -324,13 +395,20 @@ def layers(
         ax.set_xscale("symlog", linthresh=float(np.quantile(positive, 0.01)) if positive.size else 1e-3)
         ax.set(xlabel=f"MI ({units}), symmetric-log axis", ylabel="share of pairs at or below")
     else:
-        lo = min(float(v.min()) for v in upper)
-        hi = max(float(v.max()) for v in upper)
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         grid = np.linspace(lo, hi if hi > lo else lo + 1, 80)
         for vals, name, colour, style in curves:
             dens, edges = np.histogram(vals, bins=grid, density=True)
             ax.plot((edges[:-1] + edges[1:]) / 2, dens, style, color=colour, label=name)
         ax.set(xlabel=f"MI ({units})", ylabel="density")
-    ax.set(title=title or "pairwise MI by layer")
-    ax.legend(ncols=2 if n_layers > 7 else 1, fontsize="small")
+    if finite.size:  # the axis spans the counted pairs (and the null), nothing else
+        lo, hi = float(finite.min()), float(finite.max())
+        pad = 0.02 * (hi - lo) if hi > lo else 0.5 * max(abs(hi), 1e-3)
+        ax.set_xlim(min(lo, 0.0) if kind == "ecdf" else lo - pad, hi + pad)
+    skipped = int(bad.sum())
+    heading = title or "pairwise MI by layer"
+    if skipped:
+        heading += f" ({skipped} degenerate units left out)"
+    ax.set(title=wrapped(heading, 90))
+    ax.legend(ncols=2 if len(curves) > 7 else 1, fontsize="small")
     return fig

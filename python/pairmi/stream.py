@@ -352,16 +352,18 @@ class Accumulator:
 
     @_locked
     def bias(self) -> np.ndarray:
-        """The plug-in bias each binned pair has under independence, to first order:
-        (m_x - 1)(m_y - 1) / (2 n) nats for m_x, m_y non-empty bins (Miller-Madow's terms), in
-        ``units``; shaped as :meth:`result`, 0 on the diagonal. What the binned MI of independent
-        variables would read at this many samples."""
+        """What each pair's MI reads under independence at this many samples, to first order, in
+        ``units``; shaped as :meth:`result`, 0 on the diagonal. Binned: the plug-in bias
+        (m_x - 1)(m_y - 1) / (2 n) nats for m_x, m_y non-empty bins (Miller-Madow's terms). Copula:
+        1 / (2 n) nats, the mean of -1/2 ln(1 - r^2) for a sample correlation r of variance 1/n."""
         layout = self._require_samples()
-        if self.estimator not in BINNED_ESTIMATORS:
-            raise ValueError(f"bias() is for the binned estimators, not {self.estimator!r}")
-        marginals = [_arrays.host(self._totals[k]) for k in ("marginal_x", "marginal_y") if k in self._totals]
-        mx = (marginals[0] > 0).sum(axis=2) - 1.0
-        my = mx if not layout["cross"] else (marginals[1] > 0).sum(axis=2) - 1.0
+        dy = layout["dy"] if layout["cross"] else layout["dx"]
+        if self.estimator in BINNED_ESTIMATORS:
+            marginals = [_arrays.host(self._totals[k]) for k in ("marginal_x", "marginal_y") if k in self._totals]
+            mx = (marginals[0] > 0).sum(axis=2) - 1.0
+            my = mx if not layout["cross"] else (marginals[1] > 0).sum(axis=2) - 1.0
+        else:
+            mx, my = np.full((layout["layers"], layout["dx"]), 1.0), np.full((layout["layers"], dy), 1.0)
         b = mx[:, :, None] * my[:, None, :] / (2.0 * self.n_samples) * self.scale
         if not layout["cross"]:
             idx = np.arange(b.shape[-1])
