@@ -7,7 +7,7 @@ import hashlib
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -116,24 +116,23 @@ def _add_figure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dpi", type=_positive, default=200, help="figure resolution in dots per inch (default: %(default)s)")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _integer_at_least(low: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number >= low, else one line naming what was expected."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--seed must be a non-negative integer, got {text!r}")
-    return value
+_positive = _integer_at_least(1, "a positive integer")
+_seed = _integer_at_least(0, "a non-negative integer (a seed)")
 
 
 def _seconds(text: str) -> float:
