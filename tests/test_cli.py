@@ -376,6 +376,7 @@ def test_degenerate_units_pair_choice_formats_and_saved_states(tmp_path, capsys)
     np.testing.assert_array_equal(np.flatnonzero(saved.extra["degenerate"][1]), [127, 223, 319])
     header, _first, last = (out / "summary.csv").read_text().splitlines()
     assert "degenerate_units" in header and last.split(",")[header.split(",").index("degenerate_units")] == "3"
+    assert last.split(",")[header.split(",").index("degenerate_unit_ids")] == "127 223 319"
     assert (out / "pair.svg").exists()  # drawn from the run's states before mi.npz dropped them
     assert (out / "layers.svg").read_text().lstrip().startswith("<?xml")
     assert main(["plot", str(out), "--out", str(tmp_path / "redrawn")]) == 0

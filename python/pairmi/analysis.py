@@ -333,6 +333,7 @@ def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
         degenerate = analysis.extra.get("degenerate")
         if degenerate is not None:
             row["degenerate_units"] = int(degenerate[k].sum())
+            row["degenerate_unit_ids"] = " ".join(str(int(analysis.dims[u])) for u in np.flatnonzero(degenerate[k]))
         row["min"] = vals.min()
         row.update({f"q{int(q * 100):02d}": np.quantile(vals, q) for q in QUANTILES})
         row["max"] = vals.max()
