@@ -752,14 +752,7 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         run = analyze_corpus(
             args.model,
             docs,
-            extraction=_extraction_of(args),
-            estimator=args.estimator,
-            bins=args.bins,
-            correction=args.correction,
-            units=args.units,
-            dims=args.dims,
-            calibration_tokens=args.calibration_tokens,
-            keep_tokens=args.keep_tokens,
+            **_corpus_options(args),
             seed=args.seed,
             threads=args.threads,
             state_path=state,
@@ -773,6 +766,20 @@ def _analyze_corpus(args: argparse.Namespace) -> None:
         raise _Interrupted(exc, kept) from None
     bar.close()
     _report_corpus(args, run, state)
+
+
+def _corpus_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the in-process and the Dask corpus runs both take from the flags."""
+    return {
+        "extraction": _extraction_of(args),
+        "estimator": args.estimator,
+        "bins": args.bins,
+        "correction": args.correction,
+        "units": args.units,
+        "dims": args.dims,
+        "calibration_tokens": args.calibration_tokens,
+        "keep_tokens": args.keep_tokens,
+    }
 
 
 def _print_totals_size(args: argparse.Namespace, state: Path | None) -> None:
@@ -797,18 +804,7 @@ def _corpus_on_cluster(args: argparse.Namespace, docs: Any) -> Any:
 
     from . import dask as pdask
 
-    kwargs = {
-        "extraction": _extraction_of(args),
-        "estimator": args.estimator,
-        "bins": args.bins,
-        "correction": args.correction,
-        "units": args.units,
-        "dims": args.dims,
-        "calibration_tokens": args.calibration_tokens,
-        "keep_tokens": args.keep_tokens,
-        "shard_tokens": args.shard_tokens,
-        "threads": args.threads or 1,
-    }
+    kwargs = {**_corpus_options(args), "shard_tokens": args.shard_tokens, "threads": args.threads or 1}
     try:
         if args.scheduler is not None:
             with Client(args.scheduler, timeout=30) as client:
