@@ -244,12 +244,12 @@ def test_mi_topk_breaks_ksg_ties_as_mi_matrix_and_mi_tiles_refuses_what_needs_th
 
 
 def test_mi_topk_blocks_do_not_matter(monkeypatch):
-    from pairmi import topk
+    from pairmi import _blocks, topk
 
     X = make("mixed", 200, 40, 7)
     want = pairmi.mi_topk(X, n_partners=5, estimator="gaussian_copula")
     monkeypatch.setattr(topk, "BLOCK_BYTES", 1)
-    monkeypatch.setattr(topk, "SCORE_VARIABLES", 3)
+    monkeypatch.setattr(_blocks, "SCORE_VARIABLES", 3)
     got = pairmi.mi_topk(X, n_partners=5, estimator="gaussian_copula")
     np.testing.assert_array_equal(got.indices, want.indices)
     np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-12)  # products of other shapes round alike to 1e-15

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays, tiles, topk
+from . import _arrays, _blocks, tiles, topk
 from .extraction import Extraction, as_extraction
 from .settings import BINNED_ESTIMATORS, Estimator, auto_bins, unpack
 from .stream import Accumulator, fit_edges
@@ -426,7 +426,7 @@ def _tile_task(
     """The MI of tile (i, j) from the samples of its two blocks of variables."""
     same = i == j
     x = xi if same else np.ascontiguousarray(np.concatenate([xi, xj], axis=1))
-    rows_of = topk.row_source(x, opts["estimator"], opts["bins"], opts["scale"], opts["threads"], opts["mm"], opts["k"])
+    rows_of = _blocks.row_source(x, opts["estimator"], opts["bins"], opts["scale"], opts["threads"], opts["mm"], opts["k"])
     ri = xi.shape[1]
     values = rows_of(0, ri, 0 if same else ri, x.shape[1])
     if same:
@@ -474,7 +474,7 @@ def _tile_partials(
 
 
 def _diagonal_task(x: np.ndarray, opts: dict[str, Any]) -> np.ndarray:
-    return tiles.diagonal_of(x, opts["estimator"], opts["bins"], opts["scale"], opts["threads"], opts["mm"])
+    return _blocks.diagonal_of(x, opts["estimator"], opts["bins"], opts["scale"], opts["threads"], opts["mm"])
 
 
 def mi_tiles(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
-from .settings import BINNED_ESTIMATORS
+from ._blocks import diagonal_of, row_source, tile_values
 
 FORMAT = "pairmi.mi_matrix.zarr"
 FORMAT_VERSION = 1
@@ -119,29 +119,6 @@ def write_tile(group: Any, i: int, j: int, tile: int, values: np.ndarray) -> Non
     group["done"][i, j] = True
 
 
-def tile_values(
-    rows_of: Callable[[int, int, int, int], np.ndarray], diagonal: np.ndarray, i: int, j: int, tile: int, d: int
-) -> np.ndarray:
-    """The MI of tile (i, j): rows_of for the variables of block i against block j, with the
-    diagonal of a tile on it set as mi_matrix sets it (entropies, or +inf)."""
-    r0, r1 = i * tile, min(d, (i + 1) * tile)
-    c0, c1 = j * tile, min(d, (j + 1) * tile)
-    values = rows_of(r0, r1, c0, c1)
-    if i == j:
-        idx = np.arange(r1 - r0)
-        values[idx, idx] = diagonal[r0:r1]
-    return values
-
-
-def diagonal_of(x: np.ndarray, estimator: str, bins: int, scale: float, threads: int, miller_madow: bool) -> np.ndarray:
-    """What mi_matrix(X) puts on its diagonal: each variable's entropy (binned) or +inf."""
-    if estimator in BINNED_ESTIMATORS:
-        from .binned import code_layers
-
-        return code_layers(x[None], estimator, bins, threads, miller_madow).entropy[0] * scale
-    return np.full(x.shape[1], np.inf)
-
-
 def mi_to_zarr(
     x: np.ndarray,
     target: Any,
@@ -157,7 +134,6 @@ def mi_to_zarr(
     progress: Callable[[int, int], None] | None = None,
 ) -> Any:
     """mi_matrix of x (n, d) written tile by tile into a zarr store; returns the matrix (a zarr array)."""
-    from .topk import row_source
 
     dtype = check_store_dtype(dtype)
     n, d = x.shape

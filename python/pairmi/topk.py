@@ -10,23 +10,19 @@ the lower index, so the result equals a stable argsort of the dense matrix.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import _arrays
-from .binned import Coded, binned_mi, code_layers
-from .copula import mi_of_correlations, normal_scores
+from ._blocks import row_source
 from .settings import BINNED_ESTIMATORS, Estimator, auto_bins, unpack
 
 TOPK_ESTIMATORS = BINNED_ESTIMATORS + ("gaussian_copula", "ksg")
 DEFAULT_PARTNERS = 10  # partners per variable of mi_topk
 # Bytes of one block of MI rows (float64) and its selection temporaries.
 BLOCK_BYTES = 32 << 20
-# Variables ranked at once when the copula's normal scores are prepared (ranking takes ~72 bytes a value).
-SCORE_VARIABLES = 1024
 
 
 @dataclass(frozen=True)
@@ -167,48 +163,6 @@ def _ordered(idx: np.ndarray, val: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     key = np.where(idx < 0, np.iinfo(np.int64).max, idx)
     order = np.lexsort((key, -val), axis=1)[:, :k]
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(val, order, axis=1)
-
-
-# --- the rows of the MI matrix, block by block --------------------------------------------------
-
-
-def row_source(
-    x: np.ndarray, estimator: str, bins: int, scale: float, threads: int, miller_madow: bool = False, k_neighbours: int = 3
-) -> Callable[[int, int, int, int], np.ndarray]:
-    """A function rows(r0, r1, c0, c1) giving the MI (float64, r1 - r0 x c1 - c0) of variables
-    r0..r1 against c0..c1 of x (n, d), prepared once: binned codes, or the copula's normal scores
-    (ranked SCORE_VARIABLES at a time); KSG from the values."""
-    x3 = x[None]
-    if estimator in BINNED_ESTIMATORS:
-        coded = code_layers(x3, estimator, bins, threads, miller_madow)
-
-        def binned_rows(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-            out = np.empty((1, r1 - r0, c1 - c0))
-            part = (
-                Coded(coded.codes[:, r0:r1], coded.entropy[:, r0:r1], bins),
-                Coded(coded.codes[:, c0:c1], coded.entropy[:, c0:c1], bins),
-            )
-            return binned_mi(*part, scale, out, threads, None, miller_madow)[0]
-
-        return binned_rows
-    if estimator == "gaussian_copula":
-        z = np.empty((x.shape[1], x.shape[0]))
-        for v0 in range(0, x.shape[1], SCORE_VARIABLES):
-            z[v0 : v0 + SCORE_VARIABLES] = normal_scores(x[:, v0 : v0 + SCORE_VARIABLES].T)
-
-        def copula_rows(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-            return mi_of_correlations(z[r0:r1] @ z[c0:c1].T, scale)
-
-        return copula_rows
-    from .api import mi_matrix
-
-    def ksg_rows(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        return (
-            mi_matrix(x[:, r0:r1], x[:, c0:c1], estimator="ksg", k=k_neighbours, units="nats", threads=threads, dtype=np.float64)
-            * scale
-        )
-
-    return ksg_rows
 
 
 def mi_topk(
