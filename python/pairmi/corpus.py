@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
+from ._core import __version__
 from ._files import atomic_file
 from ._npz import read_npz
 from .analysis import Analysis, degenerate_units
-from .extract import StateBatch, _loaded, _model_name, iter_hidden_states
+from .extract import StateBatch, iter_hidden_states, model_name, resolve_model
 from .extraction import Extraction, as_extraction
 from .settings import Estimator, check_seed, unpack
 from .stream import Accumulator, fit_edges
@@ -191,7 +192,7 @@ def analyze_corpus(
     """
     estimator, bins, _, correction, _ = unpack(estimator, bins=bins, correction=correction)
     ex = as_extraction(extraction, options)
-    model, tokenizer = _loaded(model, ex.tokenizer)
+    model, tokenizer = resolve_model(model, ex.tokenizer)
     if calibration_tokens < 2:
         raise ValueError(f"calibration_tokens must be >= 2, got {calibration_tokens}")
     if keep_tokens < 0:
@@ -215,7 +216,7 @@ def analyze_corpus(
         "calibration_tokens": calibration_tokens,
         "keep_tokens": keep_tokens,
         "seed": seed,
-        "model": _model_name(model),
+        "model": model_name(model),
     }
     run = _RunState(keep_tokens, seed)
     if resume and state_path is not None and Path(state_path).is_file():
@@ -271,7 +272,7 @@ def analyze_corpus(
     params = {
         **settings,
         "tokens": acc.n_samples,
-        "pairmi_version": _core_version(),
+        "pairmi_version": __version__,
         "corpus": True,
         "seconds_model": round(seconds_model, 3),
         "seconds_mi": round(seconds_mi, 3),
@@ -294,14 +295,8 @@ def corpus_extra(acc: Accumulator, kept: np.ndarray | None, dim_idx: np.ndarray)
     return extra
 
 
-def _select(values: np.ndarray, dims: Any) -> np.ndarray:
+def select_units(values: np.ndarray, dims: Any) -> np.ndarray:
     return values if dims is None else np.ascontiguousarray(values[:, :, dims])
-
-
-def _core_version() -> str:
-    from ._core import __version__
-
-    return __version__
 
 
 class _RunState:
@@ -328,14 +323,14 @@ class _RunState:
         threads: int | None,
     ) -> Accumulator:
         """The accumulator with edges fitted on the pending batches, which it then takes in."""
-        values = _select(np.concatenate([b.values for b in pending], axis=1), dims)
+        values = select_units(np.concatenate([b.values for b in pending], axis=1), dims)
         acc = make(edges=fit_edges(values, estimator, bins if estimator != "gaussian_copula" else None, threads=threads))
         for b in pending:
             self.add(acc, b, dims)
         return acc
 
     def add(self, acc: Accumulator, batch: StateBatch, dims: Any) -> None:
-        acc.update(_select(batch.values, dims))
+        acc.update(select_units(batch.values, dims))
         self._sample(batch.values, batch.tokens)
         self.windows += batch.windows
         self.tokens += len(batch.tokens)

@@ -30,7 +30,7 @@ from .settings import BINNED_ESTIMATORS, Estimator, auto_bins, unpack
 from .stream import Accumulator, fit_edges
 
 
-def _dask() -> Any:
+def require_dask() -> Any:
     try:
         import dask
         import dask.array
@@ -123,7 +123,7 @@ def accumulate(
     (40000, (8, 8))
     """
     estimator, bins, _, correction, _ = unpack(estimator, bins=bins, correction=correction)
-    dask = _dask()
+    dask = require_dask()
     import dask.array as da
 
     if not isinstance(X, da.Array):
@@ -185,11 +185,11 @@ def _worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, 
     transformers warnings from every worker (the client reports the run)."""
     from transformers.utils import logging as hf_logging
 
-    from .extract import _loaded
+    from .extract import resolve_model
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    return _loaded(model, tokenizer)
+    return resolve_model(model, tokenizer)
 
 
 def _corpus_shard(settings: dict[str, Any], model: str, texts: Sequence[str], extraction: Extraction, dims: Any) -> Accumulator:
@@ -252,7 +252,7 @@ def accumulate_corpus(
     """
     estimator, _, _, correction, _ = unpack(estimator, correction=correction)
     ex = as_extraction(extraction, options)
-    dask = _dask()
+    dask = require_dask()
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
     if ex.tokenizer is not None and not isinstance(ex.tokenizer, str):
@@ -353,13 +353,14 @@ def analyze_corpus(
     ex = as_extraction(extraction, options)
     import time
 
+    from ._core import __version__
     from .analysis import Analysis
-    from .corpus import CorpusRun, _core_version, _select, corpus_extra
-    from .extract import _loaded, iter_hidden_states, kept_token_counter
+    from .corpus import CorpusRun, corpus_extra, select_units
+    from .extract import iter_hidden_states, kept_token_counter, resolve_model
 
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
-    loaded, tok = _loaded(model, ex.tokenizer)
+    loaded, tok = resolve_model(model, ex.tokenizer)
     docs = list(documents) if not isinstance(documents, list) else documents
     t0 = time.perf_counter()
     batches = []  # whole batches up to calibration_tokens, as the single-process run calibrates
@@ -372,7 +373,7 @@ def analyze_corpus(
         raise ValueError("the corpus gave fewer than 2 tokens: MI needs at least 2")
     sample = np.concatenate([b.values for b in batches], axis=1)
     tokens = [t for b in batches for t in b.tokens]
-    edges = fit_edges(_select(sample, dims), estimator, bins if estimator != "gaussian_copula" else None)
+    edges = fit_edges(select_units(sample, dims), estimator, bins if estimator != "gaussian_copula" else None)
     shards, caps, counted = plan_shards(docs, kept_token_counter(loaded, tok, ex), shard_tokens, ex.max_tokens)
     t0 = time.perf_counter()
     acc = accumulate_corpus(
@@ -404,7 +405,7 @@ def analyze_corpus(
         "tokens": acc.n_samples,
         "shards": len(shards),
         "tokenizer_tokens": counted,
-        "pairmi_version": _core_version(),
+        "pairmi_version": __version__,
         "corpus": True,
         "dask": True,
         "seconds_model": round(seconds_model, 3),
@@ -530,7 +531,7 @@ def mi_tiles(
             "use pairmi.mi_matrix, or jitter X yourself"
         )
     dtype = np.float64 if dtype is None else dtype
-    dask = _dask()
+    dask = require_dask()
     import dask.array as da
 
     if not isinstance(X, da.Array) or X.ndim != 2:

@@ -321,7 +321,7 @@ def hidden_states(
         texts = [text_or_texts] if isinstance(text_or_texts, str) else list(text_or_texts)
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise ValueError("text_or_texts must be a non-empty string or a list of non-empty strings")
-    model, tokenizer = _loaded(model, ex.tokenizer, need_tokenizer=input_ids is None)
+    model, tokenizer = resolve_model(model, ex.tokenizer, need_tokenizer=input_ids is None)
     batches = list(iter_hidden_states(model, texts, ex.replace(tokenizer=tokenizer)))
     if not batches:
         raise ValueError(
@@ -334,7 +334,7 @@ def hidden_states(
         np.concatenate([b.values for b in batches], axis=1),
         [tok for b in batches for tok in b.tokens],
         batches[0].layer_names,
-        _model_name(model),
+        model_name(model),
         ex.site if isinstance(ex.site, str) else ",".join(ex.site),
         {
             "max_length": max_length,
@@ -386,7 +386,7 @@ def iter_hidden_states(
     ex = as_extraction(extraction, options)
     layers, site, batch_size, device = ex.layers, ex.site, ex.batch_size, ex.device
     torch = _require("torch")
-    model, tokenizer = _loaded(model, ex.tokenizer, need_tokenizer=False)
+    model, tokenizer = resolve_model(model, ex.tokenizer, need_tokenizer=False)
     _check_device(torch, device)
     max_length, stride = _window_sizes(model, ex.max_length, ex.stride)
     points = _site_points(model, site)  # checked before any forward pass
@@ -432,7 +432,7 @@ def _cut_counts(counts: list[int], total: int) -> list[int]:
     return out
 
 
-def _loaded(model: Any, tokenizer: Any, need_tokenizer: bool = True) -> tuple[Any, Any]:
+def resolve_model(model: Any, tokenizer: Any, need_tokenizer: bool = True) -> tuple[Any, Any]:
     """(model, tokenizer): names loaded, or a loaded model with its tokenizer (None allowed when
     the input is token ids)."""
     if isinstance(model, os.PathLike):
@@ -470,7 +470,7 @@ def _id_sequences(input_ids: Any) -> list[list[int]]:
     return out
 
 
-def _model_name(model: Any) -> str:
+def model_name(model: Any) -> str:
     return getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
 
 

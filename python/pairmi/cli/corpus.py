@@ -39,9 +39,9 @@ def run_corpus(args: argparse.Namespace) -> None:
     if cluster and args.resume:
         raise ValueError("--resume applies to a single-process run: on a cluster a lost task is retried instead")
     if cluster:
-        from ..dask import _dask
+        from ..dask import require_dask
 
-        _dask()  # a clear ImportError naming the extra, before any model loads
+        require_dask()  # a clear ImportError naming the extra, before any model loads
     prepare_out(args.out, args.resume, args.overwrite)
     check_selection(args.model, args.site, args.layers, args.dims)
     record_outputs(args.out, STATE_FILE)
