@@ -16,7 +16,7 @@ import pytest
 from datagen import make
 
 import pairmi
-from pairmi import _arrays, _outputs, analysis
+from pairmi import _outputs, _threads, analysis
 from pairmi.cli import main
 
 HERE = Path(__file__).parent
@@ -34,7 +34,7 @@ def test_zero_layers_give_an_empty_result(estimator):
 def test_thread_count_beyond_the_limit_is_refused():
     with pytest.raises(ValueError, match="threads=2147483647 exceeds the limit"):
         pairmi.mi_matrix(np.random.default_rng(0).random((90, 10)), threads=2**31 - 1)
-    assert _arrays.max_threads() >= 64
+    assert _threads.max_threads() >= 64
 
 
 def test_omp_num_threads_beyond_the_limit_is_capped(monkeypatch):

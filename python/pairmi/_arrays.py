@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import warnings
 from typing import Any
 
 import numpy as np
-
-from . import _core
 
 UNIT_SCALES = {"bits": 1.0 / np.log(2.0), "nats": 1.0}
 
@@ -132,125 +128,10 @@ def unit_scale(units: str) -> float:
         raise ValueError(f"units must be 'bits' or 'nats', got {units!r}") from None
 
 
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def max_threads() -> int:
-    """Most threads a call may ask for: 4 per usable core, at least 64. Beyond the cores threads only
-    wait for each other, and OpenMP aborts the process (no Python error) when it cannot create them."""
-    return max(64, 4 * usable_cores())
-
-
-# OpenMP's thread pool does not survive fork(): a forked child that starts a parallel region after
-# the parent ran one (pairmi or torch, which share the runtime) waits forever for the parent's
-# threads. Such a child runs pairmi on one thread, which needs no pool.
-_forked = False
-_fork_warned = False
-
-
-def _after_fork_in_child() -> None:
-    global _forked
-    _forked = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def resolve_threads(threads: int | None) -> int:
-    """Thread count for the core: `threads`, else OMP_NUM_THREADS, else the usable cores.
-
-    At most :func:`max_threads` (an explicit larger count is a ValueError; a larger OMP_NUM_THREADS
-    is capped with a warning). In a process forked from one that had imported pairmi, always 1
-    (with a one-time warning when more were asked for): see :data:`_forked`.
-    """
-    limit = max_threads()
-    if threads is None:
-        env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-        if env.isdigit() and int(env) > 0:
-            resolved = int(env)
-            if resolved > limit:
-                warnings.warn(
-                    f"OMP_NUM_THREADS={resolved} exceeds pairmi's limit of {limit} threads "
-                    f"(4 per usable core, at least 64): using {limit}",
-                    stacklevel=3,
-                )
-                resolved = limit
-        else:
-            resolved = usable_cores()
-    else:
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-        if threads > limit:
-            raise ValueError(
-                f"threads={threads} exceeds the limit of {limit} (4 per usable core, at least 64; "
-                f"this process may use {usable_cores()} cores)"
-            )
-        resolved = int(threads)
-        if resolved > 1 and not _core.has_openmp:
-            warnings.warn("pairmi was built without OpenMP: threads is ignored and runs use one thread", stacklevel=3)
-    return _single_thread_if_forked(resolved)
-
-
-def _single_thread_if_forked(threads: int) -> int:
-    global _fork_warned
-    if not _forked or threads == 1:
-        return threads
-    if not _fork_warned:
-        _fork_warned = True
-        warnings.warn(
-            "pairmi runs on one thread in this forked process (OpenMP's threads do not survive "
-            "fork); start worker processes with the 'spawn' or 'forkserver' method to use more",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-    return 1
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to allocate now (Linux MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-# What a too-large mi_matrix / mi_layers can do instead (the default advice of check_memory).
-MATRIX_ADVICE = (
-    "select fewer variables with dims=, use dtype=float32, or pass out= (a preallocated or "
-    "np.memmap array that pairmi fills in blocks of rows)"
-)
-
-
-def check_max_bytes(max_bytes: Any) -> None:
-    """max_bytes: None (the memory available now) or a positive whole number of bytes."""
-    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1):
-        raise ValueError(f"max_bytes must be a positive integer number of bytes or None, got {max_bytes!r}")
-
-
 def check_progress(progress: Any) -> None:
     """progress: None or a callable taking (done, total)."""
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be None or a callable taking (done, total), got {progress!r}")
-
-
-def check_memory(nbytes: int, what: str, max_bytes: int | None, advice: str = MATRIX_ADVICE) -> None:
-    """MemoryError naming the size if an allocation of nbytes exceeds max_bytes or available memory,
-    with `advice`: what the caller's function offers instead."""
-    check_max_bytes(max_bytes)
-    limit = max_bytes if max_bytes is not None else available_memory()
-    if limit is not None and nbytes > limit:
-        source = f"max_bytes={max_bytes:,}" if max_bytes is not None else "the memory available now"
-        raise MemoryError(f"{what} needs {nbytes / 2**30:.2f} GiB, more than {source} ({limit / 2**30:.2f} GiB): {advice}")
 
 
 def check_edges(edges: Any, layers: int, d: int, name: str, binned: bool) -> np.ndarray:

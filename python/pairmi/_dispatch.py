@@ -101,7 +101,7 @@ def compute(
     if s.estimator == "ksg":
         x, y = _ksg_ties.ksg_inputs(x, y, s)
     if out is None:
-        _arrays.check_memory(_memory.bytes_needed(x, y, s, shape), f"the MI of {shape[1]:,} x {shape[2]:,} pairs", max_bytes)
+        _memory.check_memory(_memory.bytes_needed(x, y, s, shape), f"the MI of {shape[1]:,} x {shape[2]:,} pairs", max_bytes)
         out = np.empty(shape, dtype=s.dtype)
         fill(x, y, s, progress, out)
         return out

@@ -1,6 +1,9 @@
-"""What a computation allocates beside its inputs, to refuse one that does not fit before it starts."""
+"""Memory: what a computation allocates beside its inputs, and the guard that refuses one that does
+not fit (the memory available now, or max_bytes) before it starts."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -40,3 +43,38 @@ def test_bytes(shape: tuple[int, int, int], values: int, copula: bool = False, r
     pairs = int(np.prod(shape))
     per_pass = 16 * pairs + 16 * values if copula else 2 * values
     return 37 * pairs + per_pass + (32 * values if rotation else 0)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to allocate now (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+# What a too-large mi_matrix / mi_layers can do instead (the default advice of check_memory).
+MATRIX_ADVICE = (
+    "select fewer variables with dims=, use dtype=float32, or pass out= (a preallocated or "
+    "np.memmap array that pairmi fills in blocks of rows)"
+)
+
+
+def check_max_bytes(max_bytes: Any) -> None:
+    """max_bytes: None (the memory available now) or a positive whole number of bytes."""
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1):
+        raise ValueError(f"max_bytes must be a positive integer number of bytes or None, got {max_bytes!r}")
+
+
+def check_memory(nbytes: int, what: str, max_bytes: int | None, advice: str = MATRIX_ADVICE) -> None:
+    """MemoryError naming the size if an allocation of nbytes exceeds max_bytes or available memory,
+    with `advice`: what the caller's function offers instead."""
+    check_max_bytes(max_bytes)
+    limit = max_bytes if max_bytes is not None else available_memory()
+    if limit is not None and nbytes > limit:
+        source = f"max_bytes={max_bytes:,}" if max_bytes is not None else "the memory available now"
+        raise MemoryError(f"{what} needs {nbytes / 2**30:.2f} GiB, more than {source} ({limit / 2**30:.2f} GiB): {advice}")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _arrays, _dispatch, _ksg_ties, _outputs, tiles
+from . import _arrays, _dispatch, _ksg_ties, _memory, _outputs, tiles
 from .backends import torch as _tb
 from .settings import BINNED_ESTIMATORS, DEFAULT_K, Estimator, Settings, auto_bins, check_dtype, unpack
 
@@ -163,7 +163,7 @@ def mi_matrix(
     """
     estimator, bins, k, correction, noise = unpack(estimator, bins=bins, k=k, correction=correction, noise=noise)
     _arrays.check_progress(progress)
-    _arrays.check_max_bytes(max_bytes)
+    _memory.check_max_bytes(max_bytes)
     if out is not None and tiles.is_zarr_target(out):
         return _zarr_mi(
             X, Y, out, estimator, bins, k, correction, units, threads, dtype, progress, nan_policy, edges, noise, tile_size
@@ -266,7 +266,7 @@ def mi_layers(
     """
     estimator, bins, k, correction, noise = unpack(estimator, bins=bins, k=k, correction=correction, noise=noise)
     _arrays.check_progress(progress)
-    _arrays.check_max_bytes(max_bytes)
+    _memory.check_max_bytes(max_bytes)
     if _tb.wanted(backend, H, None):
         if dims is not None:
             H = H[:, :, _dispatch.dims_index(dims, H.shape[2])]

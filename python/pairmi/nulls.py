@@ -98,7 +98,7 @@ def null_mi(
     shape = (s.n_permutations, cx.codes.shape[1], (cx if cy is None else cy).codes.shape[1])
     # The nulls, one kernel pass's buffer, and the shuffled codes of each pass.
     nbytes = (int(np.prod(shape)) + int(np.prod(shape[1:]))) * s.dtype.itemsize + 2 * (cx if cy is None else cy).codes.size
-    _arrays.check_memory(
+    _memory.check_memory(
         nbytes,
         f"{s.n_permutations} null matrices",
         max_bytes,
@@ -264,7 +264,7 @@ def mi_test(
     s = Settings.resolve(x.shape[1], estimator, bins=bins, n_permutations=n_permutations, seed=seed, units=units, threads=threads)
     shape = (1, x.shape[2], x.shape[2] if y is None else y.shape[2])
     values = x.size + (0 if y is None else y.size)
-    _arrays.check_memory(
+    _memory.check_memory(
         _memory.test_bytes(shape, values, estimator == "gaussian_copula", null == "rotation"),
         "a permutation test of that many pairs",
         max_bytes,

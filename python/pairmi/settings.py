@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import _arrays
+from . import _arrays, _threads
 
 DEFAULT_BINS = 15  # bins per variable of the binned estimators
 DEFAULT_K = 3  # KSG's neighbours, as scikit-learn's default
@@ -255,7 +255,7 @@ class Settings:
             int(n_permutations),
             seed,
             units,
-            _arrays.resolve_threads(threads),
+            _threads.resolve_threads(threads),
             check_dtype(dtype),
             edges,
             getattr(est, "noise", 0.0),

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _arrays, _core
+from . import _arrays, _core, _memory, _threads
 from ._files import atomic_file
 from ._npz import read_npz
 from .backends.torch import wanted as tb_wanted
@@ -86,7 +86,7 @@ def fit_edges(
         edges = fit_knots(x, fitted_bins(estimator, bins, n))
     else:
         _arrays.check_ranges(x, "sample")
-        edges = bin_edges(x, estimator, fitted_bins(estimator, bins, n), _arrays.resolve_threads(threads))
+        edges = bin_edges(x, estimator, fitted_bins(estimator, bins, n), _threads.resolve_threads(threads))
     return edges[0] if squeeze else edges
 
 
@@ -273,7 +273,7 @@ class Accumulator:
         if self.estimator == "gaussian_copula":
             self._add_scores(x, y_arr, edges, edges_y, totals)
         else:
-            threads = _arrays.resolve_threads(self.threads)
+            threads = _threads.resolve_threads(self.threads)
             codes_x = _core.bin_codes(x, edges, threads)
             codes_y = None if y_arr is None else _core.bin_codes(y_arr, edges_y, threads)
             _core.add_pair_counts(
@@ -346,7 +346,7 @@ class Accumulator:
                 self.correction == "miller_madow",
                 self.scale,
                 out,
-                _arrays.resolve_threads(self.threads),
+                _threads.resolve_threads(self.threads),
             )
         return out[0] if layout["squeeze"] else out
 
@@ -531,7 +531,7 @@ class Accumulator:
         shapes = self._new_shapes(layout, edges)
         nbytes = sum(8 * int(np.prod(shape)) for shape, _ in shapes.values())
         dy = layout["dy"] if layout["cross"] else layout["dx"]
-        _arrays.check_memory(
+        _memory.check_memory(
             nbytes,
             f"the {self.estimator} totals of {layout['dx']:,} x {dy:,} variables",
             None,

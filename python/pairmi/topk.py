@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays
+from . import _arrays, _threads
 from ._blocks import row_source
 from .settings import BINNED_ESTIMATORS, Estimator, auto_bins, unpack
 
@@ -254,7 +254,7 @@ def mi_topk(
 
         x = jittered(x[None], noise, np.random.default_rng(0))[0]
     scale = _arrays.unit_scale(units)
-    threads_n = _arrays.resolve_threads(threads)
+    threads_n = _threads.resolve_threads(threads)
     rows_of = row_source(x, estimator, b, scale, threads_n, correction == "miller_madow", int(n_neighbors))
     step = int(max(1, min(d, BLOCK_BYTES // (8 * 4 * d))))
     parts = []

@@ -132,7 +132,7 @@ def _seconds(text: str) -> float:
 
 
 def _threads(text: str) -> int:
-    from .._arrays import max_threads
+    from .._threads import max_threads
 
     value = _positive(text)
     if value > max_threads():
