@@ -381,7 +381,7 @@ def test_degenerate_units_pair_choice_formats_and_saved_states(tmp_path, capsys)
     assert (out / "layers.svg").read_text().lstrip().startswith("<?xml")
     assert main(["plot", str(out), "--out", str(tmp_path / "redrawn")]) == 0
     assert not (tmp_path / "redrawn" / "pair.png").exists()  # no states saved: no pair to redraw
-    from pairmi.analysis import chosen_pair
+    from pairmi.figures import chosen_pair
 
     again = tmp_path / "s"
     assert main(["analyze", "--text", text, "--layers", "0,6", "--out", str(again), "--threads", "2", "--no-figures"]) == 0

@@ -105,7 +105,8 @@ def _planted_run(null=True, estimator="equal_width"):
 
 
 def test_planted_degenerate_units_leave_summaries_pair_choice_and_colour_scale():
-    from pairmi.analysis import chosen_pair, summary_rows
+    from pairmi.analysis import summary_rows
+    from pairmi.figures import chosen_pair
 
     run = _planted_run()
     np.testing.assert_array_equal(run.extra["degenerate"], np.tile(np.isin(np.arange(10), [7, 8]), (2, 1)))
@@ -124,7 +125,7 @@ def test_planted_degenerate_units_leave_summaries_pair_choice_and_colour_scale()
 
 
 def test_figures_show_every_estimators_null_rank_and_p_value(tmp_path):
-    from pairmi.analysis import save_figures
+    from pairmi.figures import save_figures
 
     for estimator in ("equal_width", "ksg", "gaussian_copula"):
         run = _planted_run(estimator=estimator)
@@ -138,7 +139,7 @@ def test_figures_show_every_estimators_null_rank_and_p_value(tmp_path):
 
 
 def test_pair_title_says_rank_and_significance():
-    from pairmi.analysis import pair_significance
+    from pairmi.figures import pair_significance
 
     run = _planted_run()
     text = pair_significance(run, 1, 0, 1)

@@ -16,7 +16,7 @@ import pytest
 from datagen import make
 
 import pairmi
-from pairmi import _outputs, _threads, analysis
+from pairmi import _outputs, _threads, _written, analysis
 from pairmi.cli import main
 
 HERE = Path(__file__).parent
@@ -257,7 +257,7 @@ def test_layer_names_never_become_paths_outside_the_folder(tmp_path):
     "name,want", [("a/../b", "a_.._b"), ("..", "_"), ("", "_"), (".hidden", "hidden"), ("L 3\n", "L_3_"), ("x.y-z_1", "x.y-z_1")]
 )
 def test_safe_name(name, want):
-    assert analysis.safe_name(name) == want
+    assert _written.safe_name(name) == want
 
 
 class _States:

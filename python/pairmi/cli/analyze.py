@@ -88,7 +88,8 @@ def analyze_and_save(
     `options` go to pairmi.mi_layers. Finished layers wait in out/.partial (pairmi.analysis keys
     them by the states and settings, so --resume only reuses layers of the same inputs).
     """
-    from ..analysis import analyze, checkpoint_layers, remove_checkpoint, save, save_figures
+    from ..analysis import analyze, checkpoint_layers, remove_checkpoint, save
+    from ..figures import save_figures
 
     ckpt = out / CHECKPOINT_DIR
     record_outputs(out, CHECKPOINT_DIR)

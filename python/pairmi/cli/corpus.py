@@ -137,7 +137,8 @@ def _corpus_on_cluster(args: argparse.Namespace, docs: Any) -> Any:
 
 def _report_corpus(args: argparse.Namespace, run: Any, state: Path) -> None:
     """Save a corpus run's analysis and figures, and print its summary."""
-    from ..analysis import save, save_figures
+    from ..analysis import save
+    from ..figures import save_figures
 
     path = save(run.analysis, args.out, args.save_states)
     written = [path, args.out / "summary.csv"] + (

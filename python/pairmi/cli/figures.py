@@ -11,7 +11,8 @@ from .outdir import check_out
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from ..analysis import load, save_figures
+    from ..analysis import load
+    from ..figures import save_figures
 
     analysis = load(args.results)
     out = args.out or (args.results if args.results.is_dir() else args.results.parent)
@@ -21,8 +22,8 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
 def cmd_lesson(args: argparse.Namespace) -> None:
     from .. import plot
-    from ..analysis import write_figures
     from ..compare import bias_curve, compare
+    from ..figures import write_figures
 
     if args.bins == "auto" or args.bins > args.samples:
         raise ValueError(f"--bins must be a number of bins up to --samples ({args.samples})")
