@@ -20,7 +20,7 @@ import pytest  # noqa: E402
 def bert_tokenizer():
     """The bundled MiniLM's tokenizer: real, and needs no download."""
     transformers = pytest.importorskip("transformers")
-    from pairmi.extract import demo_model_path
+    from pairmi.models import demo_model_path
 
     return transformers.AutoTokenizer.from_pretrained(demo_model_path())
 

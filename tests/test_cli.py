@@ -223,9 +223,9 @@ def test_text_file_problems_name_the_file(tmp_path, capsys):
 
 
 def test_out_that_is_a_file_fails_before_the_model_loads(tmp_path, capsys, monkeypatch):
-    import pairmi.extract
+    import pairmi.models
 
-    monkeypatch.setattr(pairmi.extract, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(pairmi.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     target = tmp_path / "file.txt"
     target.write_text("x")
     assert main(["analyze", "--text", "some text", "--out", str(target)]) == 2
@@ -417,9 +417,9 @@ def test_save_states_sample_keeps_a_seeded_subset(tmp_path):
 
 
 def test_layers_and_dims_are_checked_against_the_config_before_the_model_loads(tmp_path, capsys, monkeypatch):
-    import pairmi.extract
+    import pairmi.models
 
-    monkeypatch.setattr(pairmi.extract, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(pairmi.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     assert main(["analyze", "--text", "some text", "--layers", "0,9", "--out", str(tmp_path / "o")]) == 2
     assert "--layers 0,9: minilm has 7 residual layers" in capsys.readouterr().err
     assert main(["analyze", "--text", "some text", "--layers", "6", "--site", "mlp", "--out", str(tmp_path / "o")]) == 2

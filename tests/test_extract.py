@@ -121,7 +121,7 @@ def test_hidden_states_repr_is_one_line(gpt2_random, bert_tokenizer):
 
 
 def test_argument_types_are_named_before_any_model_loads(monkeypatch):
-    monkeypatch.setattr(pairmi.extract, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(pairmi.models, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     with pytest.raises(TypeError, match="batch_size must be a positive integer, got '2'"):
         pairmi.hidden_states("minilm", TEXT, batch_size="2")
     with pytest.raises(TypeError, match=r"model must be a hub id .* got int 42"):

@@ -18,8 +18,9 @@ except ImportError as exc:  # pragma: no cover - only without a build
 
 from .api import mi_layers, mi_matrix
 from .compare import BiasCurve, Comparison, bias_curve, compare, gaussian_mi
-from .extract import HiddenStates, demo_model, hidden_states, iter_hidden_states
+from .extract import HiddenStates, hidden_states, iter_hidden_states
 from .extraction import Extraction
+from .models import demo_model
 from .nulls import MITest, fdr_tests, mi_test, null_mi
 from .settings import ESTIMATORS, KSG, EqualFrequency, EqualWidth, Estimator, GaussianCopula
 from .stats import fdr

@@ -26,8 +26,9 @@ from ._core import __version__
 from ._files import atomic_file
 from ._npz import read_npz
 from .analysis import Analysis, degenerate_units
-from .extract import StateBatch, iter_hidden_states, model_name, resolve_model
+from .extract import StateBatch, iter_hidden_states
 from .extraction import Extraction, as_extraction
+from .models import model_name, resolve_model
 from .settings import Estimator, check_seed, unpack
 from .stream import Accumulator, fit_edges
 

@@ -185,7 +185,7 @@ def _worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, 
     transformers warnings from every worker (the client reports the run)."""
     from transformers.utils import logging as hf_logging
 
-    from .extract import resolve_model
+    from .models import resolve_model
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
@@ -356,7 +356,9 @@ def analyze_corpus(
     from ._core import __version__
     from .analysis import Analysis
     from .corpus import CorpusRun, corpus_extra, select_units
-    from .extract import iter_hidden_states, kept_token_counter, resolve_model
+    from .extract import iter_hidden_states
+    from .models import resolve_model
+    from .windows import kept_token_counter
 
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")

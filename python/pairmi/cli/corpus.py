@@ -96,7 +96,7 @@ def _corpus_options(args: argparse.Namespace) -> dict[str, Any]:
 def _print_totals_size(args: argparse.Namespace, state: Path | None) -> None:
     """The running totals' size (in memory, and the scratch state file), when the model's
     configuration tells the layers and units: said before the model loads."""
-    from ..extract import site_shape
+    from ..models import site_shape
 
     count, units = site_shape(args.model, args.site)
     if count is None or units is None:

@@ -13,7 +13,7 @@ from ..settings import as_estimator
 
 def check_selection(model: str, site: str, layers: list[int] | None, dims: Any) -> None:
     """--layers and --dims against the model's configuration, before its weights load."""
-    from ..extract import site_shape
+    from ..models import site_shape
 
     count, units = site_shape(model, site)
     if layers is not None and count is not None and (not layers or any(not -count <= k < count for k in layers)):
