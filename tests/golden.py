@@ -42,6 +42,9 @@ def cases(inp: dict[str, np.ndarray]) -> dict[str, Callable[[], np.ndarray]]:
         out[f"{est}/mi_layers_f32"] = lambda est=est: pairmi.mi_layers(H, estimator=est, dtype=np.float32)
         out[f"{est}/mi_topk_indices"] = lambda est=est: pairmi.mi_topk(X, n_partners=3, estimator=est).indices
         out[f"{est}/mi_topk_values"] = lambda est=est: pairmi.mi_topk(X, n_partners=3, estimator=est).values
+        out[f"{est}/out_rows"] = lambda est=est: pairmi.mi_matrix(X, estimator=est, out=np.empty((10, 10)))
+        out[f"{est}/out_rows_xy"] = lambda est=est: pairmi.mi_matrix(X, Y, estimator=est, out=np.empty((10, 4), np.float32))
+        out[f"{est}/zarr_tiles"] = lambda est=est: _zarr(X, est)
     out["equal_frequency/mi_layers_dims"] = lambda: pairmi.mi_layers(H, estimator="equal_frequency", dims=[0, 3, 5, 7])
     out["equal_width/miller_madow"] = lambda: pairmi.mi_matrix(X, correction="miller_madow", units="nats")
     out["equal_width/shuffle"] = lambda: pairmi.mi_matrix(X, correction="shuffle", n_permutations=5, seed=3)
@@ -68,6 +71,18 @@ def cases(inp: dict[str, np.ndarray]) -> dict[str, Callable[[], np.ndarray]]:
     for est in ("equal_width", "ksg", "gaussian_copula"):
         out[f"{est}/dask_mi_tiles"] = lambda est=est: _tiles(da, X, est)
     return out
+
+
+def _zarr(X: np.ndarray, est: str) -> np.ndarray:
+    """mi_matrix written tile by tile into a zarr store (4 variables a side), read back."""
+    import tempfile
+
+    try:
+        import zarr  # noqa: F401
+    except ImportError:
+        return pairmi.mi_matrix(X, estimator=est)  # the value the store must hold
+    with tempfile.TemporaryDirectory() as folder:
+        return np.asarray(pairmi.mi_matrix(X, estimator=est, out=f"{folder}/mi.zarr", tile_size=4)[...])
 
 
 def _streamed(est: str, edges: np.ndarray, X: np.ndarray, bias: bool = False) -> np.ndarray:
