@@ -144,7 +144,7 @@ def test_cuda_equals_the_core(kind):  # pragma: no cover - runs where a GPU is
             got = pairmi.mi_matrix(*dev, **kw)
             assert got.is_cuda
             same(got.cpu(), pairmi.mi_matrix(*args, **kw))
-    assert tb._INT8_PRODUCTS.get("cuda") is True  # the integer tensor-core product ran
+    assert tb.counts._INT8_PRODUCTS.get("cuda") is True  # the integer tensor-core product ran
     same(
         pairmi.null_mi(Xd, n_permutations=5, bins=7, dtype=np.float64).cpu(),
         pairmi.null_mi(X, n_permutations=5, bins=7, dtype=np.float64),
@@ -381,7 +381,7 @@ def test_add_pair_counts_rolls_back_its_own_blocks_on_interrupt(monkeypatch):
             raise KeyboardInterrupt
         return real(a, b)
 
-    monkeypatch.setattr(tb, "joint_counts", flaky)
+    monkeypatch.setattr(tb.stream, "joint_counts", flaky)
     with pytest.raises(KeyboardInterrupt):
         tb.add_pair_counts(joint, mx, None, codes, None, 4, step=10)
     assert not joint.any() and not mx.any()
@@ -403,7 +403,7 @@ def test_add_pair_counts_halves_blocks_that_run_out_of_memory(monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(a, b)
 
-    monkeypatch.setattr(tb, "joint_counts", small_device)
+    monkeypatch.setattr(tb.stream, "joint_counts", small_device)
     got = torch.zeros((12, 12), dtype=torch.int64), torch.zeros((3, 4), dtype=torch.int64)
     tb.add_pair_counts(*got, None, codes, None, 4, step=50)
     assert sizes[:3] == [50, 25, 12] and max(sizes[3:]) <= 12
@@ -412,7 +412,7 @@ def test_add_pair_counts_halves_blocks_that_run_out_of_memory(monkeypatch):
     def no_device(a, b):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(tb, "joint_counts", no_device)
+    monkeypatch.setattr(tb.stream, "joint_counts", no_device)
     empty = torch.zeros((12, 12), dtype=torch.int64), torch.zeros((3, 4), dtype=torch.int64)
     with pytest.raises(MemoryError, match="counting the joint bins of 3 variables does not fit on the device even one sample"):
         tb.add_pair_counts(*empty, None, codes, None, 4, step=8)
@@ -432,7 +432,7 @@ def test_torch_ksg_scales_as_the_core_and_tiles_any_way(monkeypatch):
             pairmi.mi_matrix(X * factor, estimator="ksg", units="nats"),
         )
     same(tb.ksg_mi(torch.from_numpy(X)[None], None, 3, 1.0, pairs_per_tile=4)[0], want)
-    monkeypatch.setattr(tb, "KSG_DISTANCE_CACHE_BYTES", 0)
+    monkeypatch.setattr(tb.ksg, "KSG_DISTANCE_CACHE_BYTES", 0)
     same(tb.ksg_mi(torch.from_numpy(X)[None], None, 3, 1.0, pairs_per_tile=9)[0], want)
     Y = make("normal", 90, 4, 42)
     same(

@@ -376,7 +376,7 @@ def _torch_mi(
     """mi_matrix / mi_layers on the torch backend: checks, then pairmi.backends.torch."""
     from .backends import torch as tb
 
-    torch = tb._torch()
+    torch = tb.torch_module()
     if estimator not in tb.TORCH_ESTIMATORS:
         raise ValueError(
             f"the torch backend computes {tb.TORCH_ESTIMATORS}; {estimator!r} is not there yet: "

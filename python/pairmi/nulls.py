@@ -380,7 +380,7 @@ def _torch_null_mi(
     if estimator not in BINNED_ESTIMATORS:
         raise ValueError(f"null_mi supports the binned estimators {BINNED_ESTIMATORS}, not {estimator!r}")
     x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, dtype, nan_policy)
-    torch = _tb._torch()
+    torch = _tb.torch_module()
     cx = _tb.codes(x, _tb.fit_edges(x, s.estimator, s.bins))
     cy = None if y is None else _tb.codes(y, _tb.fit_edges(y, s.estimator, s.bins))
     target = cx if cy is None else cy
@@ -409,7 +409,7 @@ def _torch_mi_test(
 ) -> MITest:
     """mi_test on torch: observed MI, reorderings and statistics on the device."""
     x, y, s, numpy_in = _torch_nulls_setup(X, Y, n_permutations, seed, estimator, bins, units, np.float64, nan_policy)
-    torch = _tb._torch()
+    torch = _tb.torch_module()
     reorder = stats.Rotations(x.shape[1], segments) if null == "rotation" else None
     if estimator == "gaussian_copula":
         zx = _tb.unit_scores(x[0].T)

@@ -261,7 +261,7 @@ class Accumulator:
         if self._layout is None and self.device is None and tb_wanted(self.backend, chunk, y):
             from .backends import torch as tb
 
-            self.device = next((v.device for v in (chunk, y) if tb.is_tensor(v)), tb._torch().device("cpu"))
+            self.device = next((v.device for v in (chunk, y) if tb.is_tensor(v)), tb.torch_module().device("cpu"))
             self._numpy_out = not tb.is_tensor(chunk)
         if self.device is not None:
             return self._update_on_device(chunk, y)
@@ -439,7 +439,7 @@ class Accumulator:
         if device is not None:
             from .backends import torch as tb
 
-            acc.device, acc._numpy_out = tb._torch().device(device), False
+            acc.device, acc._numpy_out = tb.torch_module().device(device), False
         acc._restore(header, arrays)
         return acc
 
@@ -643,7 +643,7 @@ class Accumulator:
 
         if self.estimator in BINNED_ESTIMATORS:
             span = arr.amax(dim=1) - arr.amin(dim=1)
-            bad = tb._torch().nonzero(~tb._torch().isfinite(span).all(dim=0)).flatten()
+            bad = tb.torch_module().nonzero(~tb.torch_module().isfinite(span).all(dim=0)).flatten()
             if bad.numel():
                 raise ValueError(
                     f"{name} has variables whose range overflows float64 (columns {bad[:10].tolist()}): rescale them"
@@ -655,7 +655,7 @@ class Accumulator:
         """The edges on the device (binned), or the knots and their scores (copula), once per edges."""
         from .backends import torch as tb
 
-        torch = tb._torch()
+        torch = tb.torch_module()
         if self._maps is None or self._maps[0] is not edges:
 
             def put(a: np.ndarray | None) -> Any:
@@ -672,7 +672,7 @@ class Accumulator:
     def _new_device_totals(self, layout: dict[str, Any], edges: np.ndarray) -> dict[str, Any]:
         from .backends import torch as tb
 
-        torch = tb._torch()
+        torch = tb.torch_module()
         L, dx, dy, cross = layout["layers"], layout["dx"], layout["dy"], layout["cross"]
         dyy = dy if cross else dx
         if self.estimator == "gaussian_copula":
@@ -716,7 +716,7 @@ class Accumulator:
             return totals
         from .backends import torch as tb
 
-        torch = tb._torch()
+        torch = tb.torch_module()
         lay = self._layout
         assert lay is not None
 
@@ -734,7 +734,7 @@ class Accumulator:
         """MI (layers, dx, dy) in nats times scale, float64, on the device."""
         from .backends import torch as tb
 
-        torch = tb._torch()
+        torch = tb.torch_module()
         t, n = self._totals, self.n_samples
         if self.estimator == "gaussian_copula":
             mean_x = t["sum_x"] / n
@@ -775,7 +775,7 @@ class Accumulator:
             return out[0] if squeeze else out
         from .backends import torch as tb
 
-        torch = tb._torch()
+        torch = tb.torch_module()
         out = torch.as_tensor(values, device=self.device).to(torch.float32 if self.dtype == np.float32 else torch.float64)
         return out[0] if squeeze else out
 
@@ -881,7 +881,7 @@ def _same_device(a: Any, b: Any) -> bool:
 def _torch_cpu() -> Any:
     from .backends import torch as tb
 
-    return tb._torch().device("cpu")
+    return tb.torch_module().device("cpu")
 
 
 def _dtype_name(data: Any) -> str:
