@@ -81,13 +81,18 @@ def apply_nan_policy(arrays: list[np.ndarray], names: list[str], nan_policy: str
     if bad_rows.any():
         arrays = [np.ascontiguousarray(arr[..., ~bad_rows, :]) for arr in arrays]
     for arr, name in zip(arrays, names):
-        n_left, d = arr.shape[-2], arr.shape[-1]
-        if n_left < min_samples:
-            omitted = f" after omitting {int(bad_rows.sum())} with NaN/Inf" if bad_rows.any() else ""
-            raise ValueError(f"{name} needs at least {min_samples} sample(s) (rows){omitted}, got {n_left}")
-        if d < 1:
-            raise ValueError(f"{name} needs at least 1 variable (column), got {d}")
+        check_left(name, arr.shape[-2], arr.shape[-1], min_samples, int(bad_rows.sum()))
     return arrays
+
+
+def check_left(name: str, n_left: int, d: int, min_samples: int, omitted: int) -> None:
+    """ValueError unless `name` keeps min_samples samples (rows; `omitted` were dropped for NaN/Inf)
+    and a variable (column)."""
+    if n_left < min_samples:
+        dropped = f" after omitting {omitted} with NaN/Inf" if omitted else ""
+        raise ValueError(f"{name} needs at least {min_samples} sample(s) (rows){dropped}, got {n_left}")
+    if d < 1:
+        raise ValueError(f"{name} needs at least 1 variable (column), got {d}")
 
 
 def nan_error(name: str, columns: np.ndarray) -> ValueError:

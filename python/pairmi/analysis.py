@@ -319,13 +319,17 @@ def counted_pairs(analysis: Analysis, layer: int) -> np.ndarray:
     return pair_mask(analysis.mi.shape[-1], None if degenerate is None else degenerate[layer])
 
 
+def counted_values(analysis: Analysis, values: np.ndarray) -> list[np.ndarray]:
+    """Each layer's entries of `values` (layers, d, d: the MI, a null) at its counted pairs."""
+    return [v[counted_pairs(analysis, k)] for k, v in enumerate(values)]
+
+
 def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
     """Per layer: mean, std, min, quantiles and max of the MI of all pairs of non-degenerate units
     (off-diagonal), and how many units were degenerate."""
     rows = []
-    for k, name in enumerate(analysis.layer_names):
-        counted = counted_pairs(analysis, k)
-        vals = analysis.mi[k][counted].astype(np.float64)
+    for k, (name, layer_mi) in enumerate(zip(analysis.layer_names, counted_values(analysis, analysis.mi))):
+        vals = layer_mi.astype(np.float64)
         pairs = vals.size
         if vals.size == 0:
             vals = np.full(1, np.nan)

@@ -629,11 +629,7 @@ def _finite_samples(dask: Any, X: Any, nan_policy: str) -> Any:
         raise _arrays.nan_error("X", np.flatnonzero(bad_columns))
     if bad_rows.any():
         X = X[np.flatnonzero(~bad_rows)]
-    if X.shape[0] < 2:
-        omitted = f" after omitting {int(bad_rows.sum())} with NaN/Inf" if bad_rows.any() else ""
-        raise ValueError(f"X needs at least 2 sample(s) (rows){omitted}, got {X.shape[0]}")
-    if X.shape[1] < 1:
-        raise ValueError("X needs at least 1 variable (column), got 0")
+    _arrays.check_left("X", X.shape[0], X.shape[1], 2, int(bad_rows.sum()))
     return X
 
 

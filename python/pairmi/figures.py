@@ -13,7 +13,7 @@ import numpy as np
 from . import stats
 from ._files import atomic_write_bytes
 from ._written import record, safe_name
-from .analysis import Analysis, counted_pairs, describe
+from .analysis import Analysis, counted_pairs, counted_values, describe
 from .settings import DEFAULT_BINS
 
 
@@ -90,7 +90,7 @@ def pair_significance(analysis: Analysis, k: int, i: int, j: int) -> str:
         p = stats.g_test_p(observed * to_nats, null[k][counted] * to_nats, n)
         how = "G-test, tokens taken as independent"
     q = stats.fdr(p)
-    at = int(np.flatnonzero(np.flatnonzero(counted.ravel()) == a * counted.shape[1] + b)[0])
+    at = int(counted.ravel()[: a * counted.shape[1] + b].sum())  # the pair's place among the counted ones
     return f"{text}; {_p_text('p', p[at])}, {_p_text('q', q[at])} ({how})"
 
 
@@ -112,8 +112,8 @@ def save_figures(
     units = analysis.params.get("units", "bits")
     null, what = figure_null(analysis)
     degenerate = analysis.extra.get("degenerate")
-    counted = [counted_pairs(analysis, k) for k in range(len(analysis.layer_names))]
-    pooled = None if null is None else np.concatenate([n[c] for n, c in zip(null, counted)])
+    nulls = None if null is None else counted_values(analysis, null)
+    pooled = None if nulls is None else np.concatenate(nulls)
     about = describe(analysis) + (f"; dashed/grey: {what}" if null is not None else "")
     figs = {
         "layers.png": plot.layers(
@@ -131,7 +131,7 @@ def save_figures(
             k,
             units=units,
             name=analysis.layer_names[k],
-            null=None if null is None else null[k][counted[k]],
+            null=None if nulls is None else nulls[k],
             dims=[int(d) for d in analysis.dims],
             title=about,
             degenerate=None if degenerate is None else degenerate[k],

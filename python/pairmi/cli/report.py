@@ -42,15 +42,14 @@ def print_degenerate(analysis: Any) -> None:
 def print_null(analysis: Any) -> None:
     """The shuffled-token null beside the observed values, and how the layers compare with it
     (pairs of degenerate units left out)."""
-    from ..analysis import counted_pairs
+    from ..analysis import counted_values
 
     null = analysis.extra.get("null")
     if null is None:
         return
-    counted = [counted_pairs(analysis, k) for k in range(len(analysis.layer_names))]
-    pooled = np.concatenate([n[c] for n, c in zip(null, counted)])
+    pooled = np.concatenate(counted_values(analysis, null))
     q95 = float(np.quantile(pooled, 0.95))
-    observed = [m[c] for m, c in zip(analysis.mi, counted)]
+    observed = counted_values(analysis, analysis.mi)
     units = analysis.params.get("units", "bits")
     binned = analysis.params.get("estimator") in BINNED_ESTIMATORS
     print(

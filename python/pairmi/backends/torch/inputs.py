@@ -87,11 +87,7 @@ def checked_tensors(
     if not bool(keep.all()):
         out = [t[:, keep] for t in out]
     for t, name in zip(out, names):
-        if t.shape[1] < min_samples:
-            omitted = f" after omitting {int((~keep).sum())} with NaN/Inf" if not bool(keep.all()) else ""
-            raise ValueError(f"{name} needs at least {min_samples} sample(s) (rows){omitted}, got {t.shape[1]}")
-        if t.shape[2] < 1:
-            raise ValueError(f"{name} needs at least 1 variable (column)")
+        _arrays.check_left(name, t.shape[1], t.shape[2], min_samples, int((~keep).sum()))
     return out
 
 
