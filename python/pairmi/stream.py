@@ -834,17 +834,26 @@ class Accumulator:
     def _new_shapes(self, layout: dict[str, Any], edges: np.ndarray | None) -> dict[str, tuple[tuple[int, ...], Any]]:
         if edges is None or edges.ndim != 3 or edges.shape[:2] != (layout["layers"], layout["dx"]):
             raise ValueError("its edges do not match its layout")
-        L, dx, dy, cross = layout["layers"], layout["dx"], layout["dy"], layout["cross"]
-        if self.estimator == "gaussian_copula":
-            shapes = {"sum_x": (L, dx), "sq_x": (L, dx), "cross": (L, dx, dy if cross else dx)}
-            if cross:
-                shapes.update(sum_y=(L, dy), sq_y=(L, dy))
-            return {k: (v, np.float64) for k, v in shapes.items()}
-        b = edges.shape[2] - 1
-        shapes = {"counts": (L, dx * dy if cross else dx * (dx - 1) // 2, b, b), "marginal_x": (L, dx, b)}
-        if cross:
-            shapes["marginal_y"] = (L, dy, b)
-        return {k: (v, np.uint64) for k, v in shapes.items()}
+        return totals_shapes(
+            self.estimator, layout["layers"], layout["dx"], layout["dy"] if layout["cross"] else None, edges.shape[2] - 1
+        )
+
+
+def totals_shapes(estimator: str, layers: int, dx: int, dy: int | None, bins: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """The totals an accumulator keeps, name -> (shape, dtype), for dx variables against themselves
+    (dy None) or against dy others: joint counts of each pair and each variable's counts (binned),
+    or the copula's sums and cross-products."""
+    L = layers
+    shapes: dict[str, tuple[int, ...]]
+    if estimator == "gaussian_copula":
+        shapes = {"sum_x": (L, dx), "sq_x": (L, dx), "cross": (L, dx, dx if dy is None else dy)}
+        if dy is not None:
+            shapes.update(sum_y=(L, dy), sq_y=(L, dy))
+        return {k: (v, np.float64) for k, v in shapes.items()}
+    shapes = {"counts": (L, dx * (dx - 1) // 2 if dy is None else dx * dy, bins, bins), "marginal_x": (L, dx, bins)}
+    if dy is not None:
+        shapes["marginal_y"] = (L, dy, bins)
+    return {k: (v, np.uint64) for k, v in shapes.items()}
 
 
 # The first chunk's shape and dtype, as a saved state records them.

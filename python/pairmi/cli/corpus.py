@@ -97,14 +97,14 @@ def _print_totals_size(args: argparse.Namespace, state: Path | None) -> None:
     """The running totals' size (in memory, and the scratch state file), when the model's
     configuration tells the layers and units: said before the model loads."""
     from ..models import site_shape
+    from ..stream import totals_shapes
 
     count, units = site_shape(args.model, args.site)
     if count is None or units is None:
         return
     layers = count if args.layers is None else len(args.layers)
     d = units if args.dims is None else np.unique(np.arange(units)[args.dims] % units).size
-    per_layer = d * d * 8 if args.estimator == "gaussian_copula" else d * (d - 1) // 2 * args.bins**2 * 8 + d * args.bins * 8
-    size = layers * per_layer
+    size = sum(8 * int(np.prod(shape)) for shape, _ in totals_shapes(args.estimator, layers, d, None, args.bins).values())
     where = f", saved to {state} every {args.save_every:g} s and on a stop (removed at the end)" if state else ""
     print(f"running totals: {layers} layers x {d:,} units, {size / 2**30:.2f} GiB in memory{where}", file=sys.stderr)
 

@@ -14,11 +14,7 @@ def check_out(out: Path) -> None:
 # What pairmi writes into --out besides mi.npz, summary.csv and the figures. Each file is listed in
 # the folder's manifest (pairmi._written) before it is written; --overwrite removes those alone.
 STATE_FILE = ".corpus-state.npz"
-
-
 CHECKPOINT_DIR = ".partial"  # finished layers of an interrupted analysis (pairmi.analysis)
-
-
 # The exact names of a run written before manifests existed (figures: every format, per layer).
 RUN_FILES = ("mi.npz", "summary.csv", STATE_FILE, CHECKPOINT_DIR)
 
