@@ -30,11 +30,11 @@ from pairmi.copula import normal_scores
 PEAK_SCRIPT = """
 import json, sys, numpy as np, pairmi
 from pairmi import _memory
-from pairmi.settings import Settings
+from pairmi.settings import GaussianCopula, Settings
 L, n, d, threads = map(int, sys.argv[1:5])
 H = np.random.default_rng(0).standard_t(3, size=(L, n, d)).astype(np.float32)
 pairmi.mi_layers(H[:1, :, :1024], estimator="gaussian_copula", threads=threads)  # load BLAS and its buffers
-s = Settings.resolve(n, "gaussian_copula", threads=threads, dtype=np.float32)
+s = Settings.resolve(n, GaussianCopula(), threads=threads, dtype=np.float32)
 estimate = _memory.bytes_needed(H, None, s, (L, d, d))
 def rss(key):
     return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key + ":"))

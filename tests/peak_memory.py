@@ -13,7 +13,7 @@ import numpy as np
 
 import pairmi
 from pairmi import _memory
-from pairmi.settings import Settings
+from pairmi.settings import Settings, as_estimator
 
 THREADS = 2
 
@@ -30,8 +30,8 @@ def data(layers: int, n: int, d: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((layers, n, d), dtype=np.float32)
 
 
-def settings(x: np.ndarray, estimator: str = "equal_width", **kw) -> Settings:
-    return Settings.resolve(x.shape[1], estimator, **{"threads": THREADS, **kw})
+def settings(x: np.ndarray, estimator: str = "equal_width", correction: str | None = None, **kw) -> Settings:
+    return Settings.resolve(x.shape[1], as_estimator(estimator, correction=correction), **{"threads": THREADS, **kw})
 
 
 def case(name: str):

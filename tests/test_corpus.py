@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import pairmi  # noqa: E402
-from pairmi import corpus  # noqa: E402
+from pairmi import corpus, texts  # noqa: E402
 from pairmi.cli import main  # noqa: E402
 from pairmi.extract import iter_hidden_states  # noqa: E402
 
@@ -355,7 +355,7 @@ def test_corpus_runs_record_degenerate_units_and_the_null_of_every_estimator():
 
 def test_a_document_too_long_to_hold_is_refused(tmp_path, monkeypatch):
     """A file without line breaks (or blank lines) is not read whole into memory."""
-    monkeypatch.setattr(corpus, "MAX_DOCUMENT_CHARS", 100)
+    monkeypatch.setattr(texts, "MAX_DOCUMENT_CHARS", 100)
     path = tmp_path / "flat.txt"
     path.write_text("short\n" + "x" * 101 + "\n")
     with pytest.raises(ValueError, match=r"flat\.txt: the document at line 2 is longer than 100 characters"):

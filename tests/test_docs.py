@@ -14,17 +14,19 @@ MODULES = [
     "pairmi.compare",
     "pairmi.stats",
     "pairmi.stream",
+    "pairmi.edges",
     "pairmi.corpus",
+    "pairmi.texts",
     "pairmi.extract",
     "pairmi.topk",
 ]
 
 
-@pytest.mark.parametrize("name", MODULES + ["pairmi.plot", "pairmi.dask"])
+@pytest.mark.parametrize("name", MODULES + ["pairmi.plot", "pairmi.dask.samples"])
 def test_docstring_examples(name):
     if name == "pairmi.plot":
         pytest.importorskip("matplotlib")
-    if name == "pairmi.dask":
+    if name == "pairmi.dask.samples":
         pytest.importorskip("dask.array")
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

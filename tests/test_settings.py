@@ -92,7 +92,7 @@ def test_objects_are_frozen_and_record_their_parameters():
     assert pairmi.EqualWidth().params() == {"estimator": "equal_width", "bins": 15, "correction": None}
     assert recorded({"estimator": "ksg", "k": 4, "units": "nats"}) == {"estimator": "ksg", "k": 4, "noise": 0.0, "units": "nats"}
     assert recorded({"estimator": ksg}) == recorded({"estimator": "ksg", "k": 4})
-    s = Settings.resolve(90, "equal_frequency", bins="auto", correction="shuffle", n_permutations=7, seed=3)
+    s = Settings.resolve(90, as_estimator("equal_frequency", bins="auto", correction="shuffle"), n_permutations=7, seed=3)
     assert s.bins == 5 and s.params() == {
         "estimator": "equal_frequency",
         "units": "bits",
@@ -102,6 +102,9 @@ def test_objects_are_frozen_and_record_their_parameters():
         "seed": 3,
     }
     assert as_estimator(ksg) is ksg
+    assert s.estimator == pairmi.EqualFrequency(bins="auto", correction="shuffle") and s.name == "equal_frequency"
+    with pytest.raises(TypeError, match="estimator object"):
+        Settings.resolve(90, "equal_frequency")  # below the public door, objects only
 
 
 class States:

@@ -407,7 +407,7 @@ def test_ctrl_c_during_a_large_update_stops_and_changes_nothing():
         # while the kernel runs without the GIL), then do what Ctrl-C does.
         for _ in range(20_000):
             frame = sys._current_frames().get(main)
-            if frame is not None and frame.f_code.co_name == "update" and "add_pair_counts" in _line(frame):
+            if frame is not None and frame.f_code.co_name == "add" and "add_pair_counts" in _line(frame):
                 _thread.interrupt_main()
                 sent.set()
                 return

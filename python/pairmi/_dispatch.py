@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _arrays, _core, _ksg_ties, _memory, _outputs
+from ._blocks import Blocks
 from .binned import Coded, binned_mi, code_layers, permutation_nulls, staged
 from .copula import copula_mi, mirror_upper
 from .settings import BINNED_ESTIMATORS, Settings
@@ -31,20 +32,21 @@ def inputs(X: Any, Y: Any, nan_policy: str) -> tuple[np.ndarray, np.ndarray | No
 
 
 def fixed_edges(
-    estimator: str, x: np.ndarray, y: np.ndarray | None, edges: Any, edges_y: Any
+    estimator: str, x_shape: tuple, y_shape: tuple | None, edges: Any, edges_y: Any
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Checked fixed edges (or knots) of x and y, (layers, d, k) float64, or None where not given."""
+    """Checked fixed edges (or knots) of x and y, (layers, d, k) float64, or None where not given;
+    x and y are given by their shapes (layers, n, d)."""
     if edges is None and edges_y is None:
         return None, None
     if estimator not in BINNED_ESTIMATORS + ("gaussian_copula",):
         raise ValueError(f"edges apply to the binned estimators and the Gaussian copula, not {estimator!r}")
-    if edges is None or (y is not None and edges_y is None):
-        raise ValueError("pass edges for X" + (" and edges_y for Y" if y is not None else ""))
-    if y is None and edges_y is not None:
+    if edges is None or (y_shape is not None and edges_y is None):
+        raise ValueError("pass edges for X" + (" and edges_y for Y" if y_shape is not None else ""))
+    if y_shape is None and edges_y is not None:
         raise ValueError("edges_y applies only with Y")
     binned = estimator in BINNED_ESTIMATORS
-    ex = _arrays.check_edges(edges, x.shape[0], x.shape[2], "edges", binned)
-    ey = None if y is None else _arrays.check_edges(edges_y, y.shape[0], y.shape[2], "edges_y", binned)
+    ex = _arrays.check_edges(edges, x_shape[0], x_shape[2], "edges", binned)
+    ey = None if y_shape is None else _arrays.check_edges(edges_y, y_shape[0], y_shape[2], "edges_y", binned)
     if ey is not None and binned and ey.shape[2] != ex.shape[2]:
         raise ValueError(f"edges and edges_y must have the same number of bins, got {ex.shape[2] - 1} and {ey.shape[2] - 1}")
     return ex, ey
@@ -88,7 +90,7 @@ def compute(
     name: str = "X",
 ) -> np.ndarray:
     """MI (layers, dx, dy) of x (layers, n, dx) against itself (y None) or y, into a new array or out."""
-    if s.estimator != "gaussian_copula":  # ranks need no finite range
+    if s.name != "gaussian_copula":  # ranks need no finite range
         check_ranges(x, y, name)
     shape = (x.shape[0], x.shape[2], x.shape[2] if y is None else y.shape[2])
     if out is not None:
@@ -98,14 +100,14 @@ def compute(
         y = y.copy() if y is not None and np.may_share_memory(out, y) else y
     if shape[0] == 0:  # no layers: nothing to compute
         return np.empty(shape, dtype=s.dtype) if out is None else out
-    if s.estimator == "ksg":
+    if s.name == "ksg":
         x, y = _ksg_ties.ksg_inputs(x, y, s)
     if out is None:
         _memory.check_memory(_memory.bytes_needed(x, y, s, shape), f"the MI of {shape[1]:,} x {shape[2]:,} pairs", max_bytes)
         out = np.empty(shape, dtype=s.dtype)
         fill(x, y, s, progress, out)
         return out
-    if s.estimator == "gaussian_copula":  # already fills out a block of rows at a time
+    if s.name == "gaussian_copula":  # already fills out a block of rows at a time
         _outputs.reserve_file(out)
         return copula_mi(x, y, s.scale, out, progress, after_block=lambda: _outputs.release(out), knots=s.edges)
     if s.correction == "shuffle":
@@ -116,18 +118,18 @@ def compute(
 
 def fill(x: np.ndarray, y: np.ndarray | None, s: Settings, progress: Progress, out: np.ndarray) -> None:
     """Write the MI of x against itself (y None) or y into the C-contiguous out (layers, dx, dy)."""
-    if s.estimator == "gaussian_copula":
+    if s.name == "gaussian_copula":
         copula_mi(x, y, s.scale, out, progress, knots=s.edges)
         return
-    if s.estimator == "ksg":
+    if s.name == "ksg":
         if y is not None and y.dtype != x.dtype:
             x, y = x.astype(np.float64), y.astype(np.float64)
         _core.ksg_mi(x, y, s.k, s.scale, out, s.threads, progress)
         _ksg_ties.clip_tied(x, y, s.scale, out)
         return
     mm = s.correction == "miller_madow"
-    cx = code_layers(x, s.estimator, s.bins, s.threads, mm, s.edges[0])
-    cy = None if y is None else code_layers(y, s.estimator, s.bins, s.threads, mm, s.edges[1])
+    cx = code_layers(x, s.name, s.bins, s.threads, mm, s.edges[0])
+    cy = None if y is None else code_layers(y, s.name, s.bins, s.threads, mm, s.edges[1])
     passes = 1 + (s.n_permutations if s.correction == "shuffle" else 0)  # progress runs over all of them
     binned_mi(cx, cy, s.scale, out, s.threads, staged(progress, 0, passes), mm)
     if s.correction == "shuffle":
@@ -142,14 +144,14 @@ def fill_rows(x: np.ndarray, y: np.ndarray | None, s: Settings, progress: Progre
     _outputs.reserve_file(out)
     layers, dx, dy = shape
     rows = int(max(1, min(dx, _outputs.OUT_BLOCK_BYTES // (dy * out.dtype.itemsize))))
-    blocks = -(-dx // rows)
+    n_blocks = -(-dx // rows)
     for l in range(layers):
-        rows_against, diagonal = _layer_blocks(x[l : l + 1], None if y is None else y[l : l + 1], s, l)
+        blocks = Blocks(x[l], None if y is None else y[l], s, l)
         for b, r0 in enumerate(range(0, dx, rows)):
             r1 = min(dx, r0 + rows)
             if y is None:
                 part = np.empty((1, r1 - r0, dx - r0), dtype=out.dtype)
-                rows_against(r0, r1, r0, part)
+                blocks.rows(r0, r1, r0, dx, part)
                 block = np.empty((r1 - r0, dx), dtype=out.dtype)
                 block[:, r0:] = part[0]
                 mirror_upper(block[:, r0:r1])  # the block's own pairs: computed both ways, kept from above the diagonal
@@ -157,37 +159,13 @@ def fill_rows(x: np.ndarray, y: np.ndarray | None, s: Settings, progress: Progre
                     q1 = min(r0, q0 + rows)  # released after each, so a memmap's read pages stay few
                     block[:, q0:q1] = out[l, q0:q1, r0:r1].T
                     _outputs.release(out)
-                block[np.arange(r1 - r0), np.arange(r0, r1)] = diagonal[r0:r1]
+                block[np.arange(r1 - r0), np.arange(r0, r1)] = blocks.diagonal[r0:r1]
                 out[l, r0:r1] = block
             else:  # whole rows of out: C-contiguous, written in place
-                rows_against(r0, r1, 0, out[l : l + 1, r0:r1])
+                blocks.rows(r0, r1, 0, dy, out[l : l + 1, r0:r1])
             _outputs.release(out)
             if progress is not None:
-                progress(l * blocks + b + 1, layers * blocks)
-
-
-def _layer_blocks(x: np.ndarray, y: np.ndarray | None, s: Settings, layer: int) -> tuple[Callable[..., None], Any]:
-    """For one layer x (1, n, dx) and y: a function that writes the MI of x's variables r0:r1
-    against y's (or x's) from c0 on into part (1, r1 - r0, d - c0), and x's diagonal (entropies or
-    +inf). Binned variables are coded here, once."""
-    other = x if y is None else y
-    if s.estimator == "ksg":
-
-        def ksg_rows(r0: int, r1: int, c0: int, part: np.ndarray) -> None:
-            fill(np.ascontiguousarray(x[:, :, r0:r1]), np.ascontiguousarray(other[:, :, c0:]), s, None, part)
-
-        return ksg_rows, np.full(x.shape[2], np.inf)
-    mm = s.correction == "miller_madow"
-    edges = [None if e is None else e[layer : layer + 1] for e in s.edges]
-    cx = code_layers(x, s.estimator, s.bins, s.threads, mm, edges[0])
-    cy = cx if y is None else code_layers(y, s.estimator, s.bins, s.threads, mm, edges[1])
-
-    def binned_rows(r0: int, r1: int, c0: int, part: np.ndarray) -> None:
-        rows = Coded(cx.codes[:, r0:r1], cx.entropy[:, r0:r1], cx.bins)
-        cols = Coded(cy.codes[:, c0:], cy.entropy[:, c0:], cy.bins)
-        binned_mi(rows, cols, s.scale, part, s.threads, None, mm)
-
-    return binned_rows, cx.entropy[0] * s.scale
+                progress(l * n_blocks + b + 1, layers * n_blocks)
 
 
 def null_mean(cx: Coded, cy: Coded | None, s: Settings, progress: Progress = None) -> np.ndarray:

@@ -17,11 +17,11 @@ def bytes_needed(x: np.ndarray, y: np.ndarray | None, s: Settings, shape: tuple[
     pairs = int(np.prod(shape))
     values = x.size + (0 if y is None else y.size)
     result = pairs * s.dtype.itemsize
-    if s.estimator == "gaussian_copula":
+    if s.name == "gaussian_copula":
         return result + copula_working_bytes(x.shape[1], x.shape[2], None if y is None else y.shape[2])
     layers, n, dx = x.shape
     dy = 0 if y is None else y.shape[2]
-    if s.estimator == "ksg":
+    if s.name == "ksg":
         # The core's sorted copies and each thread's scratch (the tie check afterwards sorts a copy
         # of the values: at most as much); tie-breaking noise makes a float64 copy of the values first.
         jitter = 8 * values if s.noise else 0

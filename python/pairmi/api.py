@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _arrays, _dispatch, _ksg_ties, _memory, _outputs, tiles
-from .backends import torch as _tb
-from .settings import BINNED_ESTIMATORS, DEFAULT_K, Estimator, Settings, auto_bins, check_dtype, unpack
+from . import _arrays, _dispatch, _ksg_ties, _memory, backends, tiles
+from .settings import Estimator, Settings, as_estimator
 
 
 def mi_matrix(
@@ -161,52 +160,31 @@ def mi_matrix(
     >>> pairmi.mi_matrix(X, bins=8).shape
     (4, 4)
     """
-    estimator, bins, k, correction, noise = unpack(estimator, bins=bins, k=k, correction=correction, noise=noise)
+    est = as_estimator(estimator, bins=bins, k=k, correction=correction, noise=noise)
     _arrays.check_progress(progress)
     _memory.check_max_bytes(max_bytes)
     if out is not None and tiles.is_zarr_target(out):
-        return _zarr_mi(
-            X, Y, out, estimator, bins, k, correction, units, threads, dtype, progress, nan_policy, edges, noise, tile_size
-        )
+        return _zarr_mi(X, Y, out, est, units, threads, dtype, progress, nan_policy, edges, tile_size)
     if tile_size is not None:
         raise ValueError("tile_size applies to a zarr out=")
-    if _tb.wanted(backend, X, Y):
-        return _torch_mi(
-            X,
-            Y,
-            2,
-            estimator=estimator,
-            bins=bins,
-            correction=correction,
-            units=units,
-            dtype=dtype,
-            nan_policy=nan_policy,
-            out=out,
-            edges=(edges, edges_y),
-            noise=noise,
-            k=k,
-        )
-    x, y = _dispatch.inputs(X, Y, nan_policy)
-    fixed = _dispatch.fixed_edges(estimator, x, y, edges, edges_y)
+    be = backends.choose(backend, X, Y)
+    x, *rest = be.inputs([X] if Y is None else [X, Y], ["X", "Y"][: 1 + (Y is not None)], 2, nan_policy)
+    y = rest[0] if rest else None
+    fixed = be.fixed_edges(est, x.shape, None if y is None else y.shape, edges, edges_y)
     s = Settings.resolve(
         x.shape[1],
-        estimator,
-        bins=bins,
-        k=k,
-        correction=correction,
-        noise=noise,
+        est,
         n_permutations=n_permutations,
         seed=seed,
         units=units,
         threads=threads,
         dtype=dtype,
         edges=fixed,
+        backend=be,
     )
-    if out is not None:  # checked against the 2-d shape the caller knows, before it gains a layer axis
-        out = _outputs.out_array(out)
-        _outputs.check_out(out, (x.shape[2], x.shape[2] if y is None else y.shape[2]))
-        out = out[None]
-    return _dispatch.compute(x, y, s, progress, out, max_bytes)[0]
+    if out is not None:
+        out = be.layered_out(out, (x.shape[2], x.shape[2] if y is None else y.shape[2]))
+    return be.to_caller(be.mi(x, y, s, progress, out, max_bytes, "X")[0], X)
 
 
 def mi_layers(
@@ -264,165 +242,56 @@ def mi_layers(
     >>> pairmi.mi_layers(H, bins=8).shape
     (3, 5, 5)
     """
-    estimator, bins, k, correction, noise = unpack(estimator, bins=bins, k=k, correction=correction, noise=noise)
+    est = as_estimator(estimator, bins=bins, k=k, correction=correction, noise=noise)
     _arrays.check_progress(progress)
     _memory.check_max_bytes(max_bytes)
-    if _tb.wanted(backend, H, None):
-        if dims is not None:
-            H = H[:, :, _dispatch.dims_index(dims, H.shape[2])]
-        return _torch_mi(
-            H,
-            None,
-            3,
-            estimator=estimator,
-            bins=bins,
-            correction=correction,
-            units=units,
-            dtype=dtype,
-            nan_policy=nan_policy,
-            out=out,
-            edges=(edges, None),
-            noise=noise,
-            k=k,
-        )
-    h = _arrays.to_numpy(H, "H")
+    be = backends.choose(backend, H)
+    h = be.as_array(H, "H")
     if h.ndim != 3:
-        raise ValueError(f"H must be 3-d (layers, samples, variables), got shape {h.shape}")
-    d_all = h.shape[2]
-    fixed: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
-    if edges is not None:
-        fixed = _dispatch.fixed_edges(estimator, h, None, edges, None)
-    if dims is not None:
-        index = _dispatch.dims_index(dims, d_all)
-        h = h[:, :, index]
-        fixed = (None if fixed[0] is None else np.ascontiguousarray(fixed[0][:, index]), None)
-    h = _arrays.apply_nan_policy([_arrays.samples(h, "H", 3)], ["H"], nan_policy)[0]
+        raise ValueError(f"H must be 3-d (layers, samples, variables), got shape {tuple(h.shape)}")
+    fixed = be.fixed_edges(est, h.shape, None, edges, None)
+    index = None if dims is None else _dispatch.dims_index(dims, h.shape[2])
+    if index is not None and fixed[0] is not None:
+        fixed = (np.ascontiguousarray(fixed[0][:, index]), None)
+    (h,) = be.inputs([h], ["H"], 3, nan_policy, index)
     s = Settings.resolve(
         h.shape[1],
-        estimator,
-        bins=bins,
-        k=k,
-        correction=correction,
-        noise=noise,
+        est,
         n_permutations=n_permutations,
         seed=seed,
         units=units,
         threads=threads,
         dtype=dtype,
         edges=fixed,
+        backend=be,
     )
-    return _dispatch.compute(h, None, s, progress, None if out is None else _outputs.out_array(out), max_bytes, "H")
+    return be.to_caller(be.mi(h, None, s, progress, out, max_bytes, "H"), H)
 
 
 def _zarr_mi(
     X: Any,
     Y: Any,
     out: Any,
-    estimator: str,
-    bins: _dispatch.Bins,
-    k: int,
-    correction: str | None,
+    est: Estimator,
     units: str,
     threads: int | None,
     dtype: npt.DTypeLike | None,
     progress: _dispatch.Progress,
     nan_policy: str,
     edges: Any,
-    noise: float,
     tile_size: int | None,
 ) -> Any:
     """mi_matrix into a zarr store, tile by tile (pairmi.tiles)."""
     if Y is not None:
         raise ValueError("a zarr out= holds X against itself: pass no Y")
-    if edges is not None or noise or correction == "shuffle":
+    if edges is not None or getattr(est, "noise", 0.0) > 0 or getattr(est, "correction", None) == "shuffle":
         raise ValueError("a zarr out= takes neither edges=, noise= nor correction='shuffle'")
     x, _ = _dispatch.inputs(X, None, nan_policy)
-    s = Settings.resolve(x.shape[1], estimator, bins=bins, k=k, correction=correction, units=units, threads=threads)
-    if s.estimator != "gaussian_copula":
+    s = Settings.resolve(x.shape[1], est, units=units, threads=threads)
+    if s.name != "gaussian_copula":
         _dispatch.check_ranges(x, None)
+    if s.name == "ksg":
+        _ksg_ties.warn_heavy_ties(x, None, stacklevel=4)
     if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer)) or tile_size < 1):
         raise ValueError(f"tile_size must be a positive integer, got {tile_size!r}")
-    return tiles.mi_to_zarr(
-        x[0],
-        out,
-        estimator=s.estimator,
-        bins=s.bins,
-        k=s.k,
-        correction=s.correction,
-        units=units,
-        threads=s.threads,
-        dtype=np.float64 if dtype is None else dtype,
-        tile=tile_size,
-        progress=progress,
-    )
-
-
-def _torch_mi(
-    X: Any,
-    Y: Any,
-    ndim: int,
-    *,
-    estimator: str,
-    bins: _dispatch.Bins,
-    correction: str | None,
-    units: str,
-    dtype: npt.DTypeLike | None,
-    nan_policy: str,
-    out: Any,
-    edges: tuple[Any, Any],
-    noise: float,
-    k: int = DEFAULT_K,
-) -> Any:
-    """mi_matrix / mi_layers on the torch backend: checks, then pairmi.backends.torch."""
-    from .backends import torch as tb
-
-    torch = tb.torch_module()
-    if estimator not in tb.TORCH_ESTIMATORS:
-        raise ValueError(
-            f"the torch backend computes {tb.TORCH_ESTIMATORS}; {estimator!r} is not there yet: "
-            "use backend='cpu' (a device tensor is then copied to the host)"
-        )
-    if correction not in (None, "miller_madow") or (correction and estimator not in BINNED_ESTIMATORS):
-        raise ValueError(f"the torch backend takes correction=None or 'miller_madow' (binned), not {correction!r}")
-    if out is not None or noise:
-        raise ValueError("the torch backend takes neither out= nor noise=: use backend='cpu'")
-    numpy_in = not tb.is_tensor(X)
-    names = ["X" if ndim == 2 else "H"] + (["Y"] if Y is not None else [])
-    tensors = tb.checked_tensors([X] + ([Y] if Y is not None else []), names, (ndim,), nan_policy)
-    x, y = tensors[0], (tensors[1] if Y is not None else None)
-    scale = _arrays.unit_scale(units)
-    dtype = check_dtype(dtype)
-    if estimator in ("gaussian_copula", "ksg") and edges[0] is not None:
-        raise ValueError(f"the torch backend's {estimator} takes no edges: use backend='cpu'")
-    if estimator == "gaussian_copula":
-        result = tb.copula_mi(x, y, scale)
-    elif estimator == "ksg":
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < x.shape[1]:
-            raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {x.shape[1] - 1}], got {k!r}")
-        # Ties as the core treats them (docs/gpu.md): the same warning, and values above what tied
-        # data allow clipped to min(H(X), H(Y)), computed on host copies (small beside KSG's n^2 work).
-        xh, yh = x.cpu().numpy(), None if y is None else y.cpu().numpy()
-        _ksg_ties.warn_heavy_ties(xh, yh, stacklevel=4)
-        clipped = tb.ksg_mi(x, y, int(k), scale).cpu().numpy()
-        _ksg_ties.clip_tied(xh, yh, scale, clipped)
-        result = torch.from_numpy(clipped).to(x.device)
-    else:
-        fixed: tuple[Any, ...] = tuple(
-            None
-            if e is None
-            else torch.tensor(  # a copy: checked edges may be a read-only view
-                _arrays.check_edges(e, t.shape[0], t.shape[2], name, True), device=x.device
-            )
-            for e, t, name in ((edges[0], x, "edges"), (edges[1], y, "edges_y"))
-            if t is not None
-        )
-        fixed = fixed + (None,) * (2 - len(fixed))
-        b = (
-            fixed[0].shape[2] - 1
-            if fixed[0] is not None
-            else (auto_bins(x.shape[1]) if bins == "auto" else _arrays.check_bins(bins, x.shape[1]))
-        )
-        result = tb.binned_mi(x, y, estimator, b, scale, correction == "miller_madow", (fixed[0], fixed[1]))
-    result = result.to(torch.float32 if dtype == np.float32 else torch.float64)
-    result = result[0] if ndim == 2 else result
-    return result.cpu().numpy() if numpy_in else result
+    return tiles.mi_to_zarr(x[0], out, s, dtype=np.float64 if dtype is None else dtype, tile=tile_size, progress=progress)

@@ -7,12 +7,9 @@ sample that fixes the edges, the accumulator's totals and a fixed-size random sa
 
 from __future__ import annotations
 
-import ast
-import functools
 import json
 import os
 import sys
-import sysconfig
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,98 +26,12 @@ from .analysis import Analysis, degenerate_units
 from .extract import StateBatch, iter_hidden_states
 from .extraction import Extraction, as_extraction
 from .models import model_name, resolve_model
-from .settings import Estimator, check_seed, unpack
+from .settings import Estimator, as_estimator, check_seed
 from .stream import Accumulator, fit_edges
+from .texts import dataset_texts, python_docstrings, read_documents
 
 STATE_FORMAT = "pairmi.corpus-run"
 STATE_VERSION = 1
-
-
-# Longest document read whole (the model cuts it into windows): reading stays bounded in memory
-# on a file without line breaks.
-MAX_DOCUMENT_CHARS = 16 << 20
-
-
-def read_documents(path: str | os.PathLike, *, by: str = "line", encoding: str = "utf-8") -> Iterator[str]:
-    """Documents of a text file, read lazily: one per line (``by='line'``) or per blank-line
-    separated paragraph (``by='paragraph'``). Blank documents are skipped; a document of more
-    than 16 Mi characters is a ValueError (memory stays bounded on a file without line breaks).
-
-    Examples
-    --------
-    >>> from pairmi.corpus import read_documents
-    >>> docs = read_documents("corpus.txt", by="paragraph")  # doctest: +SKIP
-    """
-    if by not in ("line", "paragraph"):
-        raise ValueError(f"by must be 'line' or 'paragraph', got {by!r}")
-    path = Path(path)
-    try:
-        with open(path, encoding=encoding) as fh:
-            lines: list[str] = []
-            size = 0  # characters of the paragraph so far
-            for number, line in enumerate(iter(lambda: fh.readline(MAX_DOCUMENT_CHARS + 1), ""), 1):
-                chars = len(line.rstrip("\n"))
-                size = size + chars if by == "paragraph" and line.strip() else chars
-                if size > MAX_DOCUMENT_CHARS:
-                    raise ValueError(
-                        f"{path}: the document at line {number:,} is longer than {MAX_DOCUMENT_CHARS:,} characters "
-                        f"(a file without {'line breaks' if by == 'line' else 'blank lines'}?): split it into documents"
-                    )
-                if by == "line":
-                    if line.strip():
-                        yield line.rstrip("\n")
-                elif line.strip():
-                    lines.append(line.rstrip("\n"))
-                elif lines:
-                    yield "\n".join(lines)
-                    lines = []
-            if lines:
-                yield "\n".join(lines)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not valid {encoding} text (byte {exc.start}): pass its encoding") from None
-
-
-def dataset_texts(dataset: Any, column: str = "text") -> Iterator[str]:
-    """The `column` of a Hugging Face ``datasets`` dataset (or any iterable of dicts), lazily.
-
-    Examples
-    --------
-    >>> from pairmi.corpus import dataset_texts
-    >>> list(dataset_texts([{"text": "a b"}, {"text": "c"}]))
-    ['a b', 'c']
-    """
-    for k, row in enumerate(dataset):
-        try:
-            yield row[column]
-        except (KeyError, TypeError):
-            raise ValueError(f"row {k} of the dataset has no column {column!r}") from None
-
-
-def python_docstrings() -> Iterator[str]:
-    """Real English text that ships with Python, for offline runs: the docstrings of the standard
-    library's modules, classes and functions, read from its source files (nothing is imported),
-    in a fixed order. About 10^6 tokens.
-
-    Examples
-    --------
-    >>> from pairmi.corpus import python_docstrings
-    >>> first = next(python_docstrings())
-    >>> len(first) >= 80
-    True
-    """
-    root = Path(sysconfig.get_paths()["stdlib"])
-    for path in sorted(root.rglob("*.py")):
-        if any(part in ("test", "tests", "idlelib", "site-packages", "lib2to3") for part in path.relative_to(root).parts):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) >= 80:
-                    yield doc
 
 
 @dataclass
@@ -133,6 +44,69 @@ class CorpusRun:
     seconds_mi: float
     tokens: int
     resumed_from: int = 0  # tokens the run resumed after
+
+
+@dataclass(frozen=True)
+class CorpusPlan:
+    """One corpus run, checked once at the public door, and the steps both runners share (in one
+    process, :func:`analyze_corpus`, and on Dask, :func:`pairmi.dask.analyze_corpus`): the edges
+    fitted on the calibration batches, the accumulator, the saved settings and the finished analysis."""
+
+    estimator: Estimator
+    extraction: Extraction
+    units: str
+    dims: Any
+    calibration_tokens: int
+    keep_tokens: int
+    model: str  # the model's name, as the saved settings record it
+
+    def __post_init__(self) -> None:
+        if self.calibration_tokens < 2:
+            raise ValueError(f"calibration_tokens must be >= 2, got {self.calibration_tokens}")
+        if self.keep_tokens < 0:
+            raise ValueError(f"keep_tokens must be >= 0, got {self.keep_tokens}")
+        Accumulator(self.estimator, units=self.units)  # the estimator's and units' checks, before any model runs
+
+    def settings(self) -> dict[str, Any]:
+        """What a run records of its settings (and a resumed run must match)."""
+        return {
+            "estimator": self.estimator.name,
+            "bins": getattr(self.estimator, "bins", None),
+            "correction": getattr(self.estimator, "correction", None),
+            "units": self.units,
+            "dims": repr(self.dims),
+            # batch_size among them: batches set where the copula's float sums round, so a resume keeps it
+            **self.extraction.params(),
+            "calibration_tokens": self.calibration_tokens,
+            "keep_tokens": self.keep_tokens,
+            "model": self.model,
+        }
+
+    def edges(self, batches: list[StateBatch], threads: int | None) -> np.ndarray:
+        """Edges (or the copula's knots, as many as the sample allows up to 1,000) fitted on the
+        calibration batches' selected units."""
+        values = select_units(np.concatenate([b.values for b in batches], axis=1), self.dims)
+        return fit_edges(values, self.estimator, threads=threads)
+
+    def accumulator_options(self, edges: np.ndarray, threads: int | None) -> dict[str, Any]:
+        """Keyword arguments of the run's (or a shard's) accumulator: float32 results."""
+        return {"estimator": self.estimator, "edges": edges, "units": self.units, "dtype": np.float32, "threads": threads}
+
+    def finish(
+        self,
+        acc: Accumulator,
+        names: list[str],
+        tokens: list[str],
+        kept: np.ndarray | None,
+        units_all: int,
+        params: dict[str, Any],
+    ) -> Analysis:
+        """The analysis of a run's accumulator: its MI, the run's settings and ``params``, the kept
+        tokens and what corpus_extra adds."""
+        mi = acc.result()  # (layers, d, d): chunks are always 3-d
+        dim_idx = np.arange(units_all) if self.dims is None else np.arange(units_all)[self.dims]
+        header = {**self.settings(), **params, "tokens": acc.n_samples, "pairmi_version": __version__, "corpus": True}
+        return Analysis(mi, names, tokens, dim_idx, header, kept, corpus_extra(acc, kept, dim_idx))
 
 
 def analyze_corpus(
@@ -191,34 +165,16 @@ def analyze_corpus(
     >>> run.analysis.mi.shape, run.seconds_mi < run.seconds_model  # doctest: +SKIP
     ((7, 384, 384), True)
     """
-    estimator, bins, _, correction, _ = unpack(estimator, bins=bins, correction=correction)
+    est = as_estimator(estimator, bins=bins, correction=correction)
     ex = as_extraction(extraction, options)
     model, tokenizer = resolve_model(model, ex.tokenizer)
-    if calibration_tokens < 2:
-        raise ValueError(f"calibration_tokens must be >= 2, got {calibration_tokens}")
-    if keep_tokens < 0:
-        raise ValueError(f"keep_tokens must be >= 0, got {keep_tokens}")
+    plan = CorpusPlan(est, ex, units, dims, calibration_tokens, keep_tokens, model_name(model))
     check_seed(seed)
     _arrays.check_progress(progress)
     if isinstance(save_every, bool) or not isinstance(save_every, (int, float)) or not 0 <= save_every < float("inf"):
         raise ValueError(f"save_every must be a finite number of seconds >= 0, got {save_every!r}")
-    make = functools.partial(
-        Accumulator, estimator, bins=bins, correction=correction, units=units, dtype=np.float32, threads=threads
-    )
     acc: Accumulator | None = None  # made once the calibration sample has fixed the edges
-    settings = {
-        "estimator": estimator,
-        "bins": bins,
-        "correction": correction,
-        "units": units,
-        "dims": repr(dims),
-        # batch_size among them: batches set where the copula's float sums round, so a resume keeps it
-        **ex.params(),
-        "calibration_tokens": calibration_tokens,
-        "keep_tokens": keep_tokens,
-        "seed": seed,
-        "model": model_name(model),
-    }
+    settings = {**plan.settings(), "seed": seed}
     run = _RunState(keep_tokens, seed)
     if resume and state_path is not None and Path(state_path).is_file():
         acc = run.load(state_path, settings, threads)
@@ -245,7 +201,7 @@ def analyze_corpus(
             if acc is None:
                 pending.append(batch)
                 if sum(len(b.tokens) for b in pending) >= calibration_tokens:
-                    acc = run.calibrate(make, pending, dims, estimator, bins, threads)
+                    acc = run.calibrate(plan, pending, threads)
                     pending = []
             else:
                 run.add(acc, batch, dims)
@@ -263,23 +219,15 @@ def analyze_corpus(
         if sum(len(b.tokens) for b in pending) < 2:
             raise ValueError("the corpus gave fewer than 2 tokens: MI needs at least 2")
         t0 = time.perf_counter()
-        acc = run.calibrate(make, pending, dims, estimator, bins, threads)
+        acc = run.calibrate(plan, pending, threads)
         seconds_mi += time.perf_counter() - t0
     t0 = time.perf_counter()
-    mi = acc.result()  # (layers, d, d): chunks are always 3-d
-    seconds_mi += time.perf_counter() - t0
-    units_all = run.sample.shape[2] if run.sample is not None else mi.shape[-1]
-    dim_idx = np.arange(units_all) if dims is None else np.arange(units_all)[dims]
-    params = {
-        **settings,
-        "tokens": acc.n_samples,
-        "pairmi_version": __version__,
-        "corpus": True,
-        "seconds_model": round(seconds_model, 3),
-        "seconds_mi": round(seconds_mi, 3),
-    }
     kept = run.sample_values()
-    analysis = Analysis(mi, names, run.sample_tokens(), dim_idx, params, kept, corpus_extra(acc, kept, dim_idx))
+    units_all = run.sample.shape[2] if run.sample is not None else acc.edges.shape[1]
+    timing = {"seed": seed, "seconds_model": round(seconds_model, 3)}
+    analysis = plan.finish(acc, names, run.sample_tokens(), kept, units_all, timing)
+    seconds_mi += time.perf_counter() - t0
+    analysis.params["seconds_mi"] = round(seconds_mi, 3)
     return CorpusRun(analysis, acc, seconds_model, seconds_mi, acc.n_samples, resumed_from=start)
 
 
@@ -314,20 +262,11 @@ class _RunState:
         self.sample_tok: list[str] = []
         self.layer_names: list[str] = []
 
-    def calibrate(
-        self,
-        make: Callable[..., Accumulator],
-        pending: list[StateBatch],
-        dims: Any,
-        estimator: str,
-        bins: int | str,
-        threads: int | None,
-    ) -> Accumulator:
+    def calibrate(self, plan: CorpusPlan, pending: list[StateBatch], threads: int | None) -> Accumulator:
         """The accumulator with edges fitted on the pending batches, which it then takes in."""
-        values = select_units(np.concatenate([b.values for b in pending], axis=1), dims)
-        acc = make(edges=fit_edges(values, estimator, bins if estimator != "gaussian_copula" else None, threads=threads))
+        acc = Accumulator(**plan.accumulator_options(plan.edges(pending, threads), threads))
         for b in pending:
-            self.add(acc, b, dims)
+            self.add(acc, b, plan.dims)
         return acc
 
     def add(self, acc: Accumulator, batch: StateBatch, dims: Any) -> None:
@@ -418,4 +357,4 @@ class _RunState:
         return acc
 
 
-__all__ = ["CorpusRun", "analyze_corpus", "dataset_texts", "python_docstrings", "read_documents"]
+__all__ = ["CorpusPlan", "CorpusRun", "analyze_corpus", "dataset_texts", "python_docstrings", "read_documents"]

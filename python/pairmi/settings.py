@@ -163,43 +163,13 @@ def as_estimator(
     return cls(**{key: v for key, v in given.items() if key in own})
 
 
-def unpack(
-    estimator: str | Estimator,
-    *,
-    bins: int | str | None = None,
-    k: int | None = None,
-    correction: str | None = None,
-    noise: float | None = None,
-) -> tuple[str, int | str, int, str | None, float]:
-    """(name, bins, k, correction, noise) of an estimator given as in :func:`as_estimator`, with
-    the defaults where a parameter is not given or does not apply. A name keeps the keywords given
-    with it (``bins`` also counts the copula's knots where edges are fitted)."""
-    est = as_estimator(estimator, bins=bins, k=k, correction=correction, noise=noise)
-    if not isinstance(estimator, Estimator):
-        return (
-            est.name,
-            DEFAULT_BINS if bins is None else bins,
-            DEFAULT_K if k is None else k,
-            correction,
-            0.0 if noise is None else noise,
-        )
-    return (
-        est.name,
-        getattr(est, "bins", DEFAULT_BINS),
-        getattr(est, "k", DEFAULT_K),
-        getattr(est, "correction", None),
-        getattr(est, "noise", 0.0),
-    )
-
-
 @dataclass(frozen=True)
 class Settings:
-    """Checked settings of one computation, resolved for its number of samples."""
+    """Checked settings of one computation, resolved for its number of samples: the estimator
+    object, the backend object that computes, and what every backend needs besides."""
 
-    estimator: str
+    estimator: Estimator
     bins: int  # resolved ('auto' or fixed edges); 0 for the continuous estimators
-    k: int
-    correction: str | None
     n_permutations: int
     seed: Any
     units: str
@@ -208,39 +178,57 @@ class Settings:
     # Fixed edges (binned) or normal-score knots (copula) of x and of y, (layers, d, k), or None:
     # from the data (the default).
     edges: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
-    noise: float = 0.0  # KSG: relative scale of the seeded tie-breaking noise
+    backend: Any = None  # a pairmi.backends object; None: the C++ core
     scale: float = field(init=False)  # nats -> units
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", _arrays.unit_scale(self.units))
 
+    @property
+    def name(self) -> str:
+        """The estimator's name."""
+        return self.estimator.name
+
+    @property
+    def k(self) -> int:
+        """KSG's neighbours (the default for the other estimators)."""
+        return getattr(self.estimator, "k", DEFAULT_K)
+
+    @property
+    def correction(self) -> str | None:
+        return getattr(self.estimator, "correction", None)
+
+    @property
+    def noise(self) -> float:
+        """KSG: relative scale of the seeded tie-breaking noise."""
+        return getattr(self.estimator, "noise", 0.0)
+
     @classmethod
     def resolve(
         cls,
         n: int,
-        estimator: str | Estimator,
+        estimator: Estimator,
         *,
-        bins: int | str | None = None,
-        k: int | None = None,
-        correction: str | None = None,
-        noise: float | None = None,
         n_permutations: int = 20,
         seed: Any = 0,
         units: str = "bits",
         threads: int | None = None,
         dtype: Any = None,
         edges: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+        backend: Any = None,
     ) -> Settings:
-        """Settings for n samples from a function's arguments, every one checked."""
-        est = as_estimator(estimator, bins=bins, k=k, correction=correction, noise=noise)
+        """Settings for n samples of an estimator object and a function's other arguments, every one
+        checked."""
+        if not isinstance(estimator, Estimator):
+            raise TypeError(f"estimator must be an estimator object here (pairmi.as_estimator), got {estimator!r}")
         resolved_bins = 0
-        if isinstance(est, _Binned):
+        if isinstance(estimator, _Binned):
             if edges[0] is not None:  # fixed edges: bins from them, and they may exceed these samples
                 resolved_bins = edges[0].shape[2] - 1
             else:
-                resolved_bins = auto_bins(n) if est.bins == "auto" else _arrays.check_bins(est.bins, n)
-        if isinstance(est, KSG) and not est.k < n:
-            raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {n - 1}], got {est.k!r}")
+                resolved_bins = auto_bins(n) if estimator.bins == "auto" else _arrays.check_bins(estimator.bins, n)
+        if isinstance(estimator, KSG) and not estimator.k < n:
+            raise ValueError(f"k must be an integer in [1, n_samples - 1] = [1, {n - 1}], got {estimator.k!r}")
         check_seed(seed)
         if not _is_int(n_permutations) or not 1 <= n_permutations <= MAX_PERMUTATIONS:
             raise ValueError(
@@ -248,25 +236,23 @@ class Settings:
                 f"1 / (n_permutations + 1)), got {n_permutations!r}"
             )
         return cls(
-            est.name,
+            estimator,
             resolved_bins,
-            getattr(est, "k", DEFAULT_K),
-            getattr(est, "correction", None),
             int(n_permutations),
             seed,
             units,
             _threads.resolve_threads(threads),
             check_dtype(dtype),
             edges,
-            getattr(est, "noise", 0.0),
+            backend,
         )
 
     def params(self) -> dict[str, Any]:
         """What a result file records of these settings (JSON-serialisable)."""
-        out: dict[str, Any] = {"estimator": self.estimator, "units": self.units}
-        if self.estimator in BINNED_ESTIMATORS:
+        out: dict[str, Any] = {"estimator": self.name, "units": self.units}
+        if self.name in BINNED_ESTIMATORS:
             out.update(bins=self.bins, correction=self.correction)
-        if self.estimator == "ksg":
+        if self.name == "ksg":
             out.update(k=self.k, noise=self.noise)
         if self.correction == "shuffle":
             out.update(n_permutations=self.n_permutations, seed=self.seed)

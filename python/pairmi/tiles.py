@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays
-from ._blocks import diagonal_of, row_source, tile_values
+from ._blocks import Blocks
+from .settings import Settings
 
 FORMAT = "pairmi.mi_matrix.zarr"
 FORMAT_VERSION = 1
@@ -122,42 +122,31 @@ def write_tile(group: Any, i: int, j: int, tile: int, values: np.ndarray) -> Non
 def mi_to_zarr(
     x: np.ndarray,
     target: Any,
+    s: Settings,
     *,
-    estimator: str,
-    bins: int,
-    k: int,
-    correction: str | None,
-    units: str,
-    threads: int,
     dtype: Any = np.float32,
     tile: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Any:
-    """mi_matrix of x (n, d) written tile by tile into a zarr store; returns the matrix (a zarr array)."""
+    """mi_matrix of x (n, d) for settings s written tile by tile into a zarr store; returns the
+    matrix (a zarr array)."""
 
     dtype = check_store_dtype(dtype)
     n, d = x.shape
     tile = int(tile or min(d, TILE))
     if tile < 1:
         raise ValueError(f"tile must be a positive integer, got {tile}")
-    settings = {
-        "estimator": estimator,
-        "bins": bins,
-        "k": k,
-        "correction": correction,
-        "units": units,
-        "samples": n,
-        "data": fingerprint(x),
-    }
-    group = open_store(target, d, tile, dtype, settings)
+    group = open_store(target, d, tile, dtype, {**store_settings(s), "samples": n, "data": fingerprint(x)})
     todo = pending_tiles(group, d, tile)
-    scale = _arrays.unit_scale(units)
-    mm = correction == "miller_madow"
-    rows_of = row_source(x, estimator, bins, scale, threads, mm, k)
-    diagonal = diagonal_of(x, estimator, bins, scale, threads, mm)
+    blocks = Blocks(x, None, s)
     total = len(tile_blocks(d, tile))
     for count, (i, j) in enumerate(todo, start=total - len(todo) + 1):
-        write_tile(group, i, j, tile, tile_values(rows_of, diagonal, i, j, tile, d))
+        write_tile(group, i, j, tile, blocks.tile(i, j, tile, d))
         if progress is not None:
             progress(count, total)
     return group["mi"]
+
+
+def store_settings(s: Settings) -> dict[str, Any]:
+    """What a store's header records of the settings (a store is resumed only with the same)."""
+    return {"estimator": s.name, "bins": s.bins, "k": s.k, "correction": s.correction, "units": s.units}

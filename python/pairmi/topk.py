@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays, _threads
-from ._blocks import row_source
-from .settings import BINNED_ESTIMATORS, Estimator, auto_bins, unpack
+from . import _arrays, _dispatch
+from ._blocks import Blocks
+from ._ksg_ties import ksg_inputs
+from .settings import BINNED_ESTIMATORS, KSG, Estimator, Settings, as_estimator
 
 TOPK_ESTIMATORS = BINNED_ESTIMATORS + ("gaussian_copula", "ksg")
 DEFAULT_PARTNERS = 10  # partners per variable of mi_topk
@@ -227,44 +228,36 @@ def mi_topk(
         raise ValueError(f"n_neighbors (KSG's neighbours) must be a positive integer, got {n_neighbors!r}")
     _arrays.check_progress(progress)
     k = _partners(n_partners, k)
-    estimator, bins, n_neighbors, correction, noise = unpack(estimator, bins=bins, k=n_neighbors, correction=correction)
-    from ._dispatch import inputs
-
-    if estimator not in TOPK_ESTIMATORS:
-        raise ValueError(f"estimator must be one of {TOPK_ESTIMATORS}, got {estimator!r}")
-    if correction not in (None, "miller_madow") or (correction and estimator not in BINNED_ESTIMATORS):
+    est = as_estimator(estimator, bins=bins, k=n_neighbors, correction=correction)
+    if est.name not in TOPK_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {TOPK_ESTIMATORS}, got {est.name!r}")
+    correction = getattr(est, "correction", None)
+    if correction not in (None, "miller_madow"):
         raise ValueError(f"mi_topk takes correction=None or 'miller_madow' (binned), not {correction!r}")
-    x, _ = inputs(X, None, nan_policy)
-    x = x[0]
-    n, d = x.shape
+    x, _ = _dispatch.inputs(X, None, nan_policy)
+    n, d = x.shape[1:]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < d:
         raise ValueError(f"n_partners must be an integer in [1, n_variables - 1] = [1, {d - 1}], got {k!r}")
     if threshold is not None and not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
-    b = 0
-    if estimator in BINNED_ESTIMATORS:
-        _arrays.check_ranges(x[None], "X")
-        b = auto_bins(n) if bins == "auto" else _arrays.check_bins(bins, n)
-    if estimator == "ksg" and (
-        isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or not 1 <= n_neighbors < n
-    ):
-        raise ValueError(f"n_neighbors must be an integer in [1, {n - 1}], got {n_neighbors!r}")
-    if noise > 0:  # a KSG(noise=...) object: the same seeded tie-breaking as mi_matrix's (seed 0)
-        from ._ksg_ties import jittered
-
-        x = jittered(x[None], noise, np.random.default_rng(0))[0]
-    scale = _arrays.unit_scale(units)
-    threads_n = _threads.resolve_threads(threads)
-    rows_of = row_source(x, estimator, b, scale, threads_n, correction == "miller_madow", int(n_neighbors))
+    if isinstance(est, KSG) and not est.k < n:
+        raise ValueError(f"n_neighbors must be an integer in [1, {n - 1}], got {est.k!r}")
+    s = Settings.resolve(n, est, units=units, threads=threads)
+    if s.name != "gaussian_copula":
+        _dispatch.check_ranges(x, None)
+    if s.name == "ksg":  # the seeded tie-breaking noise of a KSG(noise=...) object, as mi_matrix's (seed 0)
+        x, _ = ksg_inputs(x, None, s)
+    x = x[0]
+    blocks = Blocks(x, None, s)
     step = int(max(1, min(d, BLOCK_BYTES // (8 * 4 * d))))
     parts = []
-    blocks = -(-d // step)
+    n_blocks = -(-d // step)
     for nb, r0 in enumerate(range(0, d, step)):
         r1 = min(d, r0 + step)
-        parts.append(summarize_block(rows_of(r0, r1, 0, d), r0, 0, int(k), threshold))
+        parts.append(summarize_block(blocks.rows(r0, r1, 0, d), r0, 0, int(k), threshold))
         if progress is not None:
-            progress(nb + 1, blocks)
-    return finish(parts, d, int(k), threshold, units, estimator)
+            progress(nb + 1, n_blocks)
+    return finish(parts, d, int(k), threshold, units, s.name)
 
 
 def _partners(n_partners: int | None, k: int | None) -> Any:

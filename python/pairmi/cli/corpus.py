@@ -19,7 +19,7 @@ from .stops import Interrupted
 def run_corpus(args: argparse.Namespace) -> None:
     """--corpus / --python-docs: stream documents through the model into an Accumulator."""
     from ..corpus import analyze_corpus, python_docstrings, read_documents
-    from ..stream import STREAM_ESTIMATORS
+    from ..edges import STREAM_ESTIMATORS
 
     if args.estimator not in STREAM_ESTIMATORS:
         raise ValueError(
@@ -96,8 +96,8 @@ def _corpus_options(args: argparse.Namespace) -> dict[str, Any]:
 def _print_totals_size(args: argparse.Namespace, state: Path | None) -> None:
     """The running totals' size (in memory, and the scratch state file), when the model's
     configuration tells the layers and units: said before the model loads."""
+    from .._state import totals_shapes
     from ..models import site_shape
-    from ..stream import totals_shapes
 
     count, units = site_shape(args.model, args.site)
     if count is None or units is None:
