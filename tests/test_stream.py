@@ -503,3 +503,15 @@ def test_merge_refuses_what_does_not_add_up():
     empty = pairmi.Accumulator(edges=pairmi.fit_edges(X0 * 3))
     with pytest.raises(ValueError, match="edges differ"):
         empty.merge(a)
+
+
+def test_the_copulas_default_knots_are_min_n_1000():
+    """As documented (fit_edges, docs/streaming.md): K = min(n, 1000) knots unless bins is given,
+    by name or object, in fit_edges and in an accumulator's first chunk (15 knots before 0.x)."""
+    X = make("normal", 1_500, 3, 5)
+    assert pairmi.fit_edges(X[:300], "gaussian_copula").shape == (3, 300)
+    assert pairmi.fit_edges(X, pairmi.GaussianCopula()).shape == (3, 1000)
+    assert pairmi.fit_edges(X[:300], "gaussian_copula", bins=40).shape == (3, 40)
+    for est in ("gaussian_copula", pairmi.GaussianCopula()):
+        acc = pairmi.Accumulator(est).update(X[:300])
+        assert acc.edges.shape == (1, 3, 300)

@@ -79,7 +79,7 @@ def fitted_bins(estimator: str, bins: Any, n: int) -> int:
     for these n samples (as mi_matrix resolves it), or the default."""
     if estimator != "gaussian_copula":
         return _arrays.check_bins(DEFAULT_BINS if bins is None else auto_bins(n) if bins == "auto" else bins, n)
-    knots = DEFAULT_BINS if bins is None else bins
+    knots = min(n, DEFAULT_KNOTS) if bins is None else bins
     if isinstance(knots, bool) or not isinstance(knots, (int, np.integer)) or not 2 <= knots <= n:
         raise ValueError(
             f"the copula's knots (bins) must be an integer in [2, {n}]: quantiles of the {n}-sample "
