@@ -56,13 +56,20 @@ def cases(inp: dict[str, np.ndarray]) -> dict[str, Callable[[], np.ndarray]]:
         out[f"{est}/with_edges"] = lambda est=est, edges=edges: pairmi.mi_matrix(X, estimator=est, edges=edges())
         out[f"{est}/accumulator"] = lambda est=est, edges=edges: _streamed(est, edges(), X)
         out[f"{est}/accumulator_bias"] = lambda est=est, edges=edges: _streamed(est, edges(), X, bias=True)
-    for est, null in (("equal_width", "shuffle"), ("equal_frequency", "rotation"), ("gaussian_copula", "shuffle")):
-        segments = [60, 60] if null == "rotation" else None
+    tests = (
+        ("equal_width", "shuffle"),
+        ("equal_frequency", "rotation"),
+        ("gaussian_copula", "shuffle"),
+        ("gaussian_copula", "windows"),
+    )
+    for est, null in tests:
+        segments = {"rotation": [60, 60], "windows": [30] * 4}.get(null)
         test = lambda est=est, null=null, segments=segments: pairmi.mi_test(  # noqa: E731
             X, estimator=est, null=null, segments=segments, n_permutations=19, seed=0
         )
         out[f"{est}/mi_test_{null}_p"] = lambda test=test: test().p_value
         out[f"{est}/mi_test_{null}_null_mean"] = lambda test=test: test().null_mean
+        out[f"{est}/mi_test_{null}_p_tail"] = lambda test=test: test().p_tail
     out["equal_width/null_mi"] = lambda: pairmi.null_mi(X, n_permutations=4, bins=6)
     try:
         import dask.array as da

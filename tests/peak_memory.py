@@ -47,7 +47,7 @@ def case(name: str):
     if name == "mi_test":
         X = data(1, 90, 2000)
         call = lambda: pairmi.mi_test(X[0], n_permutations=4, threads=THREADS)  # noqa: E731
-        return X, call, _memory.test_bytes((1, 2000, 2000), X.size)
+        return X, call, _memory.test_bytes((1, 2000, 2000), X.size, n_permutations=4)
     if name == "copula":
         H = data(12, 90, 2000)
         s = settings(H, estimator="gaussian_copula")

@@ -240,6 +240,8 @@ def test_torch_null_mi_equals_the_core(estimator):
         ("gaussian_copula", "shuffle"),
         ("gaussian_copula", "rotation"),
         ("gaussian_copula", "shared"),
+        ("equal_frequency", "windows"),
+        ("gaussian_copula", "windows"),
     ],
 )
 def test_torch_mi_test_equals_the_core(estimator, null):
@@ -248,8 +250,8 @@ def test_torch_mi_test_equals_the_core(estimator, null):
     X[:, 1] += X[:, 0]
     Y = rng.normal(size=(150, 3))
     kw = {"estimator": estimator, "null": null, "n_permutations": 19, "seed": 4, "bins": 5}
-    if null == "rotation":
-        kw["segments"] = [50, 60, 40]
+    if null in ("rotation", "windows"):
+        kw["segments"] = [50, 60, 40] if null == "rotation" else [30] * 5
     for args in ((X,), (X, Y)):
         want = pairmi.mi_test(*args, **kw)
         got = pairmi.mi_test(*(torch.from_numpy(a) for a in args), backend="torch", **kw)
@@ -257,6 +259,7 @@ def test_torch_mi_test_equals_the_core(estimator, null):
         same(got.mi, want.mi)
         same(got.null_mean, want.null_mean)
         np.testing.assert_array_equal(got.p_value.numpy(), want.p_value)  # the same reorderings
+        np.testing.assert_allclose(got.p_tail, want.p_tail, rtol=1e-6, equal_nan=True)
         np.testing.assert_array_equal(got.q_value(), want.q_value())
         assert got.significant(0.05) == want.significant(0.05)
     tied = np.round(X, 0)

@@ -23,7 +23,7 @@ from .extraction import Extraction
 from .models import demo_model
 from .nulls import MITest, fdr_tests, mi_test, null_mi
 from .settings import ESTIMATORS, KSG, EqualFrequency, EqualWidth, Estimator, GaussianCopula
-from .stats import fdr
+from .stats import PermutationFloorWarning, fdr
 from .stream import Accumulator, fit_edges
 from .topk import TopK, mi_topk
 
@@ -43,6 +43,7 @@ __all__ = [
     "GaussianCopula",
     "HiddenStates",
     "MITest",
+    "PermutationFloorWarning",
     "TopK",
     "__version__",
     "bias_curve",

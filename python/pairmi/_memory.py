@@ -10,6 +10,7 @@ import numpy as np
 from . import _core
 from .copula import copula_working_bytes
 from .settings import Settings
+from .stats import POOLED_DRAWS
 
 
 def bytes_needed(x: np.ndarray, y: np.ndarray | None, s: Settings, shape: tuple[int, int, int]) -> int:
@@ -35,14 +36,25 @@ def bytes_needed(x: np.ndarray, y: np.ndarray | None, s: Settings, shape: tuple[
     return binned
 
 
-def test_bytes(shape: tuple[int, int, int], values: int, copula: bool = False, rotation: bool = False) -> int:
+def test_bytes(
+    shape: tuple[int, int, int],
+    values: int,
+    copula: bool = False,
+    rotation: bool = False,
+    n_permutations: int = 0,
+    square: bool = True,
+) -> int:
     """Peak of mi_test: observed, threshold, total and a pass's buffer (float64), the exceedance counts
     (int32) and one pass's comparison (bool); then the binned codes with a pass's reordered codes
     (2 bytes a value), or the copula's scores and a pass's reordered scores, correlations and MI;
-    rotations add their (variables, samples) int64 index arithmetic."""
+    rotations add their (variables, samples) int64 index arithmetic. The tail p-values add the
+    sums of squares and their standardizing (about 22 bytes a pair, measured) and the pooled draws
+    (about 40 bytes a value, up to stats.POOLED_DRAWS of them)."""
     pairs = int(np.prod(shape))
+    tested = shape[1] * (shape[1] - 1) // 2 if square else pairs
     per_pass = 16 * pairs + 16 * values if copula else 2 * values
-    return 37 * pairs + per_pass + (32 * values if rotation else 0)
+    tail = 22 * pairs + 40 * min(POOLED_DRAWS, n_permutations * tested)
+    return 37 * pairs + per_pass + (32 * values if rotation else 0) + tail
 
 
 def available_memory() -> int | None:

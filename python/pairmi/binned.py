@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _core
 from .settings import BINNED_ESTIMATORS
+from .stats import mirrored_upper
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,10 @@ def permutation_nulls(
     does not depend on which other layers are computed with it. The codes are reused: a null
     costs one kernel pass. Every permutation is written into `out` (layers, dx, dy) and yields it,
     so each must be used before the next is drawn. `reorder(rng, codes)` reorders each variable's
-    samples (default: shuffles them; see :class:`pairmi.stats.Rotations` for rotations).
+    samples (default: shuffles them; see :class:`pairmi.stats.Rotations` and
+    :class:`pairmi.stats.WindowShifts`); a reorder that is ``common`` (one order for every
+    variable) is scored, in the square case, as the variables in place against their moved copies,
+    each pair's draw its upper-triangle value (mirrored), so no pair is left aligned.
     `progress(done, total)` follows the passes' tiles; `stages` = (first, count): the permutations
     are passes first.. of count equal passes of a longer computation (default: all of it).
     """
@@ -117,10 +121,15 @@ def permutation_nulls(
         else:
             codes = np.stack([reorder(rng, layer) for rng, layer in zip(rngs, target.codes)])
         shuffled = Coded(codes, target.entropy, target.bins)
-        if cy is None:
-            yield binned_mi(shuffled, None, scale, out, threads, tiles_progress)
-        else:
+        if cy is not None:
             yield binned_mi(cx, shuffled, scale, out, threads, tiles_progress)
+        elif getattr(reorder, "common", False):  # one reordering for all: rows in place against moved columns
+            binned_mi(cx, shuffled, scale, out, threads, tiles_progress)
+            for l in range(out.shape[0]):
+                out[l] = mirrored_upper(out[l], cx.entropy[l] * scale)
+            yield out
+        else:
+            yield binned_mi(shuffled, None, scale, out, threads, tiles_progress)
 
 
 def staged(progress: Callable[[int, int], None] | None, stage: int, stages: int) -> Callable[[int, int], None] | None:

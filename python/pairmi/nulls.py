@@ -3,6 +3,7 @@ p-values (mi_test) and false discovery rates over several tests (fdr_tests)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,15 +112,26 @@ class MITest:
     mi : ndarray
         Observed MI of every pair (plug-in for the binned estimators).
     null_mean : ndarray
-        Mean MI of each pair over the reorderings (the bias to expect under independence); with
-        ``null='shared'`` the shared null's mean, the same for every pair.
+        Mean MI of each pair over the reorderings (the bias to expect under independence, or from
+        position alone with ``null='windows'``); with ``null='shared'`` the shared null's mean,
+        the same for every pair.
     p_value : ndarray
         Permutation p-value of each pair, ``(1 + #{null >= observed}) / (1 + n_permutations)``;
-        NaN on the diagonal of a square test.
+        NaN on the diagonal of a square test. It cannot go below ``1 / (n_permutations + 1)``.
     n_permutations : int
     units : str
     null : str
-        ``'shuffle'``, ``'rotation'`` or ``'shared'``.
+        ``'shuffle'``, ``'rotation'``, ``'windows'`` or ``'shared'``.
+    p_tail : ndarray or None
+        A p-value of each pair that goes below the permutation floor, so that pairs can be ranked
+        and a false discovery rate controlled over many pairs (numpy, on the host); NaN on the
+        diagonal. How it is computed is in ``tail``.
+    tail : str
+        What ``p_tail`` is: ``'pooled-gpd'`` (each pair's observed MI and permutation draws
+        standardized by its draws' mean and standard deviation, the standardized draws of all
+        pairs pooled into one null, a generalized Pareto tail fitted beyond its largest values:
+        :func:`pairmi.stats.standardized_tail_p`), or ``'shared-gpd'`` (the shared null with such
+        a tail).
     """
 
     mi: np.ndarray
@@ -128,6 +140,8 @@ class MITest:
     n_permutations: int
     units: str
     null: str = "shuffle"
+    p_tail: np.ndarray | None = None
+    tail: str = ""
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, tuple(self.p_value.shape)))
@@ -135,26 +149,29 @@ class MITest:
 
     @property
     def corrected(self) -> np.ndarray:
-        """Null-corrected MI: observed minus null mean."""
+        """Null-corrected MI: observed minus null mean (with ``null='windows'``: the MI beyond
+        what position explains)."""
         return self.mi - self.null_mean
 
-    def q_value(self, method: str = "bh") -> np.ndarray:
+    def q_value(self, method: str = "bh", which: str = "permutation") -> np.ndarray:
         """FDR-adjusted p-values over this test's pairs (each pair of a square test counted once;
-        NaN diagonal), by :func:`pairmi.fdr`. For several layers at once: :func:`pairmi.fdr_tests`."""
-        return fdr_tests([self], method)[0]
+        NaN diagonal), by :func:`pairmi.fdr`, of the permutation p-values or (``which='tail'``)
+        ``p_tail``. For several layers at once: :func:`pairmi.fdr_tests`."""
+        return fdr_tests([self], method, which)[0]
 
-    def significant(self, alpha: float = 0.05, method: str = "bh") -> int:
+    def significant(self, alpha: float = 0.05, method: str = "bh", which: str = "permutation") -> int:
         """Number of pairs significant at false discovery rate `alpha` (each pair once)."""
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)) or not 0 < alpha < 1:
             raise ValueError(f"alpha (the false discovery rate) must be a number in (0, 1), got {alpha!r}")
-        q = self.q_value(method)
+        q = self.q_value(method, which)
         return int((q[stats.upper_pairs(q)] <= alpha).sum())
 
 
-def fdr_tests(tests: Sequence[MITest], method: str = "bh") -> list[np.ndarray]:
+def fdr_tests(tests: Sequence[MITest], method: str = "bh", which: str = "permutation") -> list[np.ndarray]:
     """q-values of several tests' pairs (e.g. every layer's) adjusted together: the false discovery
-    rate across all of them. Each pair of a square test counts once; the q-values come back in
-    each test's shape (mirrored, NaN diagonal).
+    rate across all of them, of their permutation p-values or (``which='tail'``) their ``p_tail``.
+    Each pair of a square test counts once; the q-values come back in each test's shape
+    (mirrored, NaN diagonal).
 
     Examples
     --------
@@ -164,7 +181,12 @@ def fdr_tests(tests: Sequence[MITest], method: str = "bh") -> list[np.ndarray]:
     >>> [q.shape for q in pairmi.fdr_tests(tests)]
     [(4, 4), (4, 4)]
     """
-    p_values = [_arrays.host(t.p_value) for t in tests]  # a torch test's p-values come to the host
+    if which not in ("permutation", "tail"):
+        raise ValueError(f"which must be 'permutation' or 'tail', got {which!r}")
+    if which == "tail" and any(t.p_tail is None for t in tests):
+        raise ValueError("a test without tail p-values (made before they existed): use which='permutation'")
+    # a torch test's p-values come to the host
+    p_values = [_arrays.host(t.p_value if which == "permutation" else t.p_tail) for t in tests]
     pieces = [stats.upper_pairs(p) for p in p_values]
     flat = np.concatenate([p[idx] for p, idx in zip(p_values, pieces)]) if tests else np.zeros(0)
     q_flat = stats.fdr(flat, method)
@@ -203,20 +225,25 @@ def mi_test(
     X, Y, n_permutations, seed, bins, units, threads, nan_policy, max_bytes
         As in :func:`null_mi`.
     estimator : {'equal_width', 'equal_frequency', 'gaussian_copula'}
-    null : {'shuffle', 'rotation', 'shared'}
+    null : {'shuffle', 'rotation', 'windows', 'shared'}
         ``'shuffle'``: each variable's samples permuted (X's columns independently, or Y's), per
-        pair: right for exchangeable samples. ``'rotation'``: each variable's sample order shifted
-        circularly by a random offset within each segment (``segments``): keeps each variable's
-        autocorrelation, so neighbouring tokens of a text, which are not independent, do not make
-        the p-values too small (shuffling them does). ``'shared'``: one null distribution for all
+        pair: right for exchangeable samples. ``'rotation'``: the sample order shifted circularly
+        by a random offset within each segment (``segments``), the second variable of every pair
+        against the first (never left aligned): keeps each variable's autocorrelation, so
+        neighbouring tokens of a text, which are not independent, do not make the p-values too
+        small (shuffling them does). ``'windows'``: whole windows (``segments``) moved against each
+        other, positions kept (:class:`pairmi.stats.WindowShifts`): the null of a language
+        model's units, which all depend on the token's position in its window (rotation counts
+        that shared position as dependence); its draws are the W - 1 shifts of W windows, so
+        p-values stop at about 1 / W. ``'shared'``: one null distribution for all
         pairs, valid where the null depends on the number of samples (and bins) alone:
         ``'equal_frequency'`` and ``'gaussian_copula'`` on variables without tied values (others
         are refused); ``n_permutations`` draws of two independent variables cost as many pairs,
         not as many passes over all pairs.
     segments : sequence of int, optional
-        Lengths of the contiguous documents or windows the samples come in (they add up to n),
-        for ``null='rotation'``: rotations never cross them (e.g. ``hs.meta['window_tokens']``).
-        Default: one segment.
+        Lengths of the contiguous documents or windows the samples come in (they add up to n,
+        e.g. ``hs.meta['window_tokens']``): rotations never cross them (default: one segment);
+        required by ``null='windows'``.
     backend : {None, 'cpu', 'torch'}
         As in :func:`mi_matrix`: with torch the observed MI, the reorderings (the same as the
         core's, drawn on the host from `seed`) and the statistics are computed on the tensors'
@@ -247,29 +274,60 @@ def mi_test(
             f"number of samples alone); {est.name!r} depends on each variable's distribution: use "
             "null='shuffle' or 'rotation'"
         )
-    if segments is not None and null != "rotation":
-        raise ValueError("segments apply to null='rotation'")
+    if segments is not None and null not in ("rotation", "windows"):
+        raise ValueError("segments apply to null='rotation' and null='windows'")
     be = backends.choose(backend, X, Y)
     x, y = _inputs(be, X, Y, nan_policy)
     s = Settings.resolve(x.shape[1], est, n_permutations=n_permutations, seed=seed, units=units, threads=threads, backend=be)
     shape = (1, x.shape[2], x.shape[2] if y is None else y.shape[2])
     values = x.shape[1] * (shape[1] + (0 if y is None else shape[2]))
     be.check_memory(
-        _memory.test_bytes(shape, values, s.name == "gaussian_copula", null == "rotation"),
+        _memory.test_bytes(
+            shape, values, s.name == "gaussian_copula", null in ("rotation", "windows"), s.n_permutations, y is None
+        ),
         "a permutation test of that many pairs",
         max_bytes,
         "test fewer variables (columns of X, or a Y of a few of them) per call",
     )
-    reorder = stats.Rotations(x.shape[1], segments) if null == "rotation" else None
+    moves = {"rotation": stats.Rotations, "windows": stats.WindowShifts}.get(null)
+    reorder = None if moves is None else moves(x.shape[1], segments)
     shared = None
     if null == "shared":
         for arr, name in ((x, "X"), (y, "Y")):
             if arr is not None:
                 be.untied_or_raise(arr, name)
         shared = _shared_null(x.shape[1], s)
-    observed, total, p = be.test(x, y, s, reorder, shared)
+    pairs = shape[1] * (shape[1] - 1) // 2 if y is None else shape[1] * shape[2]
+    message = stats.floor_message(pairs, s.n_permutations)
+    if message is not None:
+        warnings.warn(message, stats.PermutationFloorWarning, stacklevel=2)
+    kept = _pooled_pairs(shape[1:], y is None, s)
+    observed, total, p, moments = be.test(x, y, s, reorder, shared, kept)
+    host = [_arrays.host(v) for v in (observed, total)]
+    if shared is not None:
+        p_tail, tail = stats.tail_p(host[0], shared), "shared-gpd"
+    else:
+        sumsq, draws = moments
+        p_tail, tail = stats.standardized_tail_p(host[0], host[1], sumsq, draws, kept, s.n_permutations), "pooled-gpd"
+    if y is None:
+        np.fill_diagonal(p_tail, np.nan)
     observed, total, p = (be.to_caller(v, X) for v in (observed, total, p))
-    return MITest(observed, total, p, s.n_permutations, units, null)
+    return MITest(observed, total, p, s.n_permutations, units, null, p_tail, tail)
+
+
+def _pooled_pairs(shape: tuple[int, int], square: bool, s: Settings) -> np.ndarray:
+    """Flat indices of the pairs whose permutation draws are pooled for the tail p-values: each pair
+    once (the upper triangle of a square test), a seeded subset beyond stats.POOLED_DRAWS draws."""
+    dx, dy = shape
+    count = dx * (dx - 1) // 2 if square else dx * dy
+    most = max(1, stats.POOLED_DRAWS // s.n_permutations)
+    picks = np.arange(count) if count <= most else np.sort(np.random.default_rng(s.seed).choice(count, most, replace=False))
+    if not square:
+        return picks
+    # The k-th pair of the upper triangle, row by row: row i holds dx - 1 - i pairs.
+    starts = np.cumsum(np.concatenate([[0], np.arange(dx - 1, 0, -1)]))
+    rows = np.searchsorted(starts, picks, side="right") - 1
+    return rows * dy + (picks - starts[rows]) + rows + 1
 
 
 def _shared_null(n: int, s: Settings) -> np.ndarray:

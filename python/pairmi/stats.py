@@ -8,11 +8,30 @@ from typing import Any
 
 import numpy as np
 
-NULLS = ("shuffle", "rotation", "shared")
+NULLS = ("shuffle", "rotation", "windows", "shared")
 # Estimators whose null distribution, for variables without tied values, depends on the number of
 # samples (and bins) alone: they see only ranks.
 SHARED_NULL_ESTIMATORS = ("equal_frequency", "gaussian_copula")
 FDR_METHODS = ("bh", "by")
+
+
+class PermutationFloorWarning(UserWarning):
+    """Permutation p-values cannot pass Benjamini-Hochberg over this many pairs: each is at least
+    1 / (n_permutations + 1), and BH passes the k smallest of m only at or below alpha k / m."""
+
+
+def floor_message(pairs: int, n_permutations: int, alpha: float = 0.05) -> str | None:
+    """Why permutation p-values over `pairs` pairs are saturated at FDR `alpha`, or None: BH passes
+    nothing unless ceil(m / (alpha (n + 1))) pairs all sit at the floor 1 / (n + 1)."""
+    together = int(np.ceil(pairs / (alpha * (n_permutations + 1))))
+    if together <= 1:
+        return None
+    return (
+        f"with {n_permutations:,} permutations over {pairs:,} pairs, BH at a {alpha:.0%} false discovery rate "
+        f"passes nothing unless {together:,} pairs all reach the floor p = 1/{n_permutations + 1:,}: rank and "
+        f"count pairs by the tail p-values (MITest.p_tail, q_value(which='tail')), or use "
+        f"n_permutations >= {int(np.ceil(pairs / alpha)) - 1:,}"
+    )
 
 
 def segment_starts(segments: Sequence[int] | None, n: int) -> np.ndarray:
@@ -29,9 +48,13 @@ def segment_starts(segments: Sequence[int] | None, n: int) -> np.ndarray:
 
 
 class Rotations:
-    """Circular shifts of each variable's samples within each segment, by a random offset per
-    variable and segment (never 0 in a segment of 2 or more samples): each variable keeps its own
-    order and autocorrelation, and its alignment with every other variable is broken."""
+    """Circular shifts of the samples within each segment, by a random offset per segment (never 0
+    in a segment of 2 or more samples), one offset for every moved variable: each variable keeps its
+    own order and autocorrelation, and since the row variables stay in place (``common``: a square
+    test scores rows against moved columns) every pair is moved against itself by a non-zero
+    relative offset, never left aligned."""
+
+    common = True
 
     def __init__(self, n: int, segments: Sequence[int] | None):
         starts = segment_starts(segments, n)
@@ -43,14 +66,77 @@ class Rotations:
         self.lengths = lengths
 
     def indices(self, rng: np.random.Generator, d: int) -> np.ndarray:
-        """(d, n) sample indices: row v is variable v's rotated order."""
+        """(d, n) sample indices, every row the same rotated order."""
         span = np.maximum(self.lengths - 1, 0)
-        offsets = np.where(self.lengths > 1, 1 + np.floor(rng.random((d, self.lengths.size)) * span), 0).astype(np.int64)
-        return self.start + (self.position + offsets[:, self.segment]) % self.length
+        offsets = np.where(self.lengths > 1, 1 + np.floor(rng.random(self.lengths.size) * span), 0).astype(np.int64)
+        order = self.start + (self.position + offsets[self.segment]) % self.length
+        return np.broadcast_to(order, (d, order.size))
 
     def __call__(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
-        """rows (d, n) with each row's samples rotated."""
-        return np.take_along_axis(rows, self.indices(rng, rows.shape[0]), axis=1)
+        """rows (d, n) with the samples rotated."""
+        return rows[:, self.indices(rng, 1)[0]]
+
+
+class WindowShifts:
+    """Whole windows moved, positions kept: a pass pairs the samples of window w (the row variables,
+    in place) with the samples at the same positions of window w + s (the moved variables),
+    circularly over the windows long enough to hold that position, s in [1, W - 1] drawn per pass
+    without repeats until every shift was drawn (W windows), one for every moved variable. What
+    the position in the window explains stays in this null; only what goes beyond it is tested.
+    ``segments`` are the window lengths in order (e.g. ``hs.meta['window_tokens']``); at least
+    two windows."""
+
+    common = True
+
+    def __init__(self, n: int, segments: Sequence[int] | None):
+        if segments is None:
+            raise ValueError("null='windows' needs segments: the length of each window, in order (hs.meta['window_tokens'])")
+        starts = segment_starts(segments, n)
+        lengths = np.diff(np.append(starts, n))
+        if starts.size < 2:
+            raise ValueError("null='windows' needs at least two windows (segments) to move whole windows against each other")
+        self.windows = int(starts.size)
+        position = np.arange(n) - np.repeat(starts, lengths)
+        # The samples at each position, window by window: position p's samples are columns[offset[p]:offset[p + 1]].
+        self.columns = np.argsort(position, kind="stable")
+        counts = np.bincount(position)
+        self.offset = np.concatenate([[0], np.cumsum(counts)])
+        self.count = counts[position]  # windows holding each sample's position
+        self.rank = np.empty(n, dtype=np.int64)  # a sample's window among those holding its position
+        self.rank[self.columns] = np.arange(n) - np.repeat(self.offset[:-1], counts)
+        self.base = self.offset[position]
+        self._orders: dict[int, tuple[np.random.Generator, np.ndarray | None, int]] = {}  # per generator
+
+    def indices(self, rng: np.random.Generator, d: int) -> np.ndarray:
+        """(d, n) sample indices, every row the same shifted order."""
+        s = self._next_shift(rng)
+        # s for positions every window holds; for rarer ones (the shorter last windows) s folded
+        # into [1, count - 1], so that no sample stays in its own window.
+        shift = np.where(self.count > 1, 1 + (s - 1) % np.maximum(self.count - 1, 1), 0)
+        order = self.columns[self.base + (self.rank + shift) % self.count]
+        return np.broadcast_to(order, (d, order.size))
+
+    def __call__(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
+        return rows[:, self.indices(rng, 1)[0]]
+
+    def _next_shift(self, rng: np.random.Generator) -> int:
+        """The next shift of the passes drawn from rng: the W - 1 shifts in a random order, then
+        again in another, so draws repeat no shift before all were drawn (duplicated shifts made
+        the pooled tail p-values too small: 2 % at 0.01 with 29 draws of 29 shifts)."""
+        _, order, k = self._orders.get(id(rng), (rng, None, 0))
+        if order is None or k == order.size:
+            order, k = rng.permutation(np.arange(1, self.windows)), 0
+        self._orders[id(rng)] = (rng, order, k + 1)  # the generator held: its id is not reused meanwhile
+        return int(order[k])
+
+
+def mirrored_upper(values: np.ndarray, diagonal: np.ndarray | float) -> np.ndarray:
+    """values (d, d) of a square null pass (rows in place, columns moved): each pair's draw is its
+    upper-triangle value, mirrored below; the diagonal set to `diagonal`."""
+    out = np.triu(values, 1)
+    out += out.T
+    np.fill_diagonal(out, diagonal)
+    return out
 
 
 def shuffled(rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
@@ -176,3 +262,102 @@ def _erfc(x: np.ndarray) -> np.ndarray:
     import math
 
     return np.vectorize(math.erfc, otypes=[np.float64])(x)
+
+
+# The largest pooled null values a generalized Pareto tail is fitted to (Knijnenburg et al. 2009
+# fit 250), and the fewest null values above a statistic for which the empirical p-value is kept.
+TAIL_EXCEEDANCES = 250
+TAIL_MIN_EXCEED = 10
+# Standardized null draws pooled for the tail p-values (float32 each): a seeded subset of pairs beyond it.
+POOLED_DRAWS = 2_000_000
+
+
+def tail_p(statistic: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    """p-values of statistics against one pooled null sample, extended below its resolution:
+    (1 + #{null >= s}) / (1 + M) where at least TAIL_MIN_EXCEED of the M null values reach s;
+    beyond, a generalized Pareto distribution fitted to the TAIL_EXCEEDANCES largest null values
+    (probability-weighted moments, Hosking & Wallis 1987) gives p = (N_exc / M) S(s - t), t the
+    value below them (Knijnenburg et al. 2009). Beyond a fitted tail's upper end: the smallest
+    positive float."""
+    s = np.asarray(statistic, dtype=np.float64)
+    srt = np.sort(np.asarray(pooled, dtype=np.float64).ravel())
+    srt = srt[np.isfinite(srt)]
+    m = srt.size
+    exceed = m - np.searchsorted(srt, s, side="left")
+    p = (1.0 + exceed) / (1.0 + m)
+    n_exc = min(TAIL_EXCEEDANCES, m // 10)
+    far = (exceed < TAIL_MIN_EXCEED) & np.isfinite(s)
+    if n_exc >= 20 and far.any():
+        t = srt[m - n_exc - 1]
+        scale, shape = _gpd_pwm(srt[m - n_exc :] - t)
+        p[far] = np.maximum(n_exc / m * _gpd_survival(s[far] - t, scale, shape), np.finfo(np.float64).tiny)
+    return p
+
+
+def _gpd_pwm(y: np.ndarray) -> tuple[float, float]:
+    """Scale and shape k of a generalized Pareto fit to sorted excesses y >= 0 (Hosking and
+    Wallis's parametrisation: S(y) = (1 - k y / scale)^(1/k)). A light, bounded tail (k > 0)
+    would give p = 0 beyond its end from a handful of values: it is taken as exponential (k = 0,
+    scale the mean excess), the heavier and so the more cautious of the two."""
+    n = y.size
+    a0 = float(y.mean())
+    a1 = float(np.mean((1.0 - (np.arange(1, n + 1) - 0.35) / n) * y))
+    if a0 <= 0:
+        return 1e-300, 0.0
+    if a0 - 2 * a1 <= 0 or a0 / (a0 - 2 * a1) - 2 >= 0:
+        return a0, 0.0
+    return 2 * a0 * a1 / (a0 - 2 * a1), a0 / (a0 - 2 * a1) - 2
+
+
+def _gpd_survival(y: np.ndarray, scale: float, shape: float) -> np.ndarray:
+    y = np.maximum(y, 0.0)
+    if abs(shape) < 1e-9:
+        return np.exp(-y / scale)
+    base = 1.0 - shape * y / scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(base > 0, np.power(np.maximum(base, 0.0), 1.0 / shape), 0.0)
+
+
+def standardized_tail_p(
+    observed: np.ndarray, mean: np.ndarray, sumsq: np.ndarray, draws: np.ndarray, kept: np.ndarray, n: int
+) -> np.ndarray:
+    """Tail p-values of every pair from its n permutation draws (their ``mean`` and ``sumsq``, the
+    latter overwritten), pooled over pairs. A pair's observed value is standardized by the mean and
+    standard deviation of its draws, z = (observed - mean) / sd, which grows without bound as the
+    observed value leaves the null (so pairs stay ranked); each kept draw (``draws`` (n,
+    len(kept)), the pairs ``kept`` by flat index) likewise by the other n - 1 draws of its pair.
+    The standardized draws of all kept pairs are pooled into one null and each observed z gets
+    :func:`tail_p` against it (the draws' z rest on one value fewer, so their tail is if anything
+    heavier: cautious). A pair whose draws do not vary keeps (1 + #{draw >= observed}) / (1 + n)."""
+    observed = np.asarray(observed, dtype=np.float64)
+    mean = np.asarray(mean, dtype=np.float64)
+    flat_total, flat_squares = np.ravel(mean)[kept] * n, np.ravel(sumsq)[kept]
+    sd = sumsq  # in place: these arrays are as large as the test
+    with np.errstate(invalid="ignore"):  # the copula's infinite diagonal
+        sd /= n
+        sd -= np.square(mean)
+        np.maximum(sd, 0.0, out=sd)
+        np.sqrt(sd, out=sd)
+        varies = sd > 1e-9 * np.maximum(1.0, np.abs(mean))
+        z = observed - mean
+    np.divide(z, sd, out=z, where=varies)
+    z[~varies] = np.nan
+    del sd
+    pooled = draws.astype(np.float64)  # (n, kept): each draw against the other n - 1 of its pair
+    others_mean = flat_total - pooled
+    others_mean /= n - 1
+    others_sd = flat_squares - np.square(pooled)
+    others_sd /= n - 1
+    others_sd -= np.square(others_mean)
+    np.maximum(others_sd, 0.0, out=others_sd)
+    np.sqrt(others_sd, out=others_sd)
+    pooled -= others_mean
+    del others_mean
+    ok = others_sd > 1e-9
+    pooled = pooled[ok] / others_sd[ok]
+    del others_sd, ok
+    p = tail_p(z, pooled)
+    del pooled, z
+    still = ~varies
+    p[still] = (1.0 + n * (observed[still] <= mean[still])) / (1.0 + n)
+    return p

@@ -78,10 +78,12 @@ class CPU:
         return nulls
 
     def test(
-        self, x: np.ndarray, y: np.ndarray | None, s: Settings, reorder: Any, shared: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, x: np.ndarray, y: np.ndarray | None, s: Settings, reorder: Any, shared: np.ndarray | None, kept: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
         """Observed MI, null mean and permutation p-values of x (1, n, dx) against itself or y:
-        each variable reordered by ``reorder`` (default shuffled), or one ``shared`` null."""
+        each variable reordered by ``reorder`` (default shuffled), or one ``shared`` null; with
+        the passes, each pair's sum of squared draws and the draws of the pairs ``kept`` (flat
+        indices) for the tail p-values (None with a shared null)."""
         shape = (1, x.shape[2], x.shape[2] if y is None else y.shape[2])
         if s.name == "gaussian_copula":
             observed, nulls = _copula_passes(x, y, s, reorder)
@@ -92,14 +94,16 @@ class CPU:
                 n[0] for n in permutation_nulls(cx, cy, s.n_permutations, s.seed, s.scale, s.threads, np.empty(shape), reorder)
             )
         tol = 1e-12 * max(1.0, s.scale)  # equal histograms give equal MI up to summation order
+        moments = None
         if shared is not None:
             p = stats.p_values_from_null(observed, shared, tol)
             total = np.full(observed.shape, shared.mean())
         else:
-            total, p = _pass_statistics(observed, nulls, tol, s.n_permutations)
+            total, p, sumsq, draws = _pass_statistics(observed, nulls, tol, s.n_permutations, kept)
+            moments = (sumsq, draws)
         if y is None:
             np.fill_diagonal(p, np.nan)
-        return observed, total, p
+        return observed, total, p, moments
 
     def untied_or_raise(self, x: np.ndarray, name: str) -> None:
         stats.untied_or_raise(x, name)
@@ -117,20 +121,27 @@ def _coded(x: np.ndarray, y: np.ndarray | None, s: Settings) -> tuple[Coded, Cod
     return blocks.coded[0], None if y is None else blocks.coded[1]
 
 
-def _pass_statistics(observed: np.ndarray, nulls: Any, tol: float, n_permutations: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over the null passes and the permutation p-values of observed."""
+def _pass_statistics(
+    observed: np.ndarray, nulls: Any, tol: float, n_permutations: int, kept: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over the null passes, the permutation p-values of observed, each pair's sum of squared
+    draws, and the draws (n_permutations, len(kept)) of the pairs ``kept`` (flat indices)."""
     threshold = observed - tol
     total = np.zeros_like(observed)
+    sumsq = np.zeros_like(observed)
+    draws = np.empty((n_permutations, kept.size), dtype=np.float32)
     exceed = np.zeros(observed.shape, dtype=np.int32)  # n_permutations < 2**31
     hit = np.empty(observed.shape, dtype=bool)
-    for null in nulls:
+    for k, null in enumerate(nulls):
         total += null
+        sumsq += np.square(null)
+        draws[k] = null.ravel()[kept]
         exceed += np.greater_equal(null, threshold, out=hit)
     del threshold, hit
     p = exceed + 1.0
     p /= 1.0 + n_permutations
     total /= n_permutations
-    return total, p
+    return total, p, sumsq, draws
 
 
 def _copula_passes(x: np.ndarray, y: np.ndarray | None, s: Settings, reorder: Any) -> tuple[np.ndarray, Any]:
@@ -148,12 +159,15 @@ def _copula_passes(x: np.ndarray, y: np.ndarray | None, s: Settings, reorder: An
     def passes() -> Any:
         rng = np.random.default_rng(s.seed)
         move = reorder if reorder is not None else stats.shuffled
+        common = getattr(reorder, "common", False)
         for _ in range(s.n_permutations):
-            if y is None:
+            if y is not None:
+                yield mi(zx, move(rng, zy))
+            elif common:  # rows in place against moved columns: each pair's draw above the diagonal
+                yield stats.mirrored_upper(mi(zx, move(rng, zx)), np.inf)
+            else:
                 z = move(rng, zx)
                 yield mi(z, z)
-            else:
-                yield mi(zx, move(rng, zy))
 
     return mi(zx, zy), passes()
 

@@ -104,9 +104,12 @@ class Torch:
             nulls[k] = binned_mi_of_codes(a, b, s.bins, s.scale)[0]
         return nulls
 
-    def test(self, x: Any, y: Any, s: Settings, reorder: Any, shared: np.ndarray | None) -> tuple[Any, Any, Any]:
+    def test(
+        self, x: Any, y: Any, s: Settings, reorder: Any, shared: np.ndarray | None, kept: np.ndarray
+    ) -> tuple[Any, Any, Any, Any]:
         """As CPU.test: observed MI, reorderings and statistics on the device."""
         torch = torch_module()
+        common = y is None and getattr(reorder, "common", False)  # rows in place against moved columns
         if s.name == "gaussian_copula":
             zx = unit_scores(x[0].T)
             zy = zx if y is None else unit_scores(y[0].T)
@@ -119,19 +122,27 @@ class Torch:
 
             observed = mi(zx, zy)
             moves = reorderings(zy, s.n_permutations, s.seed, reorder)
-            nulls = (mi(z, z) if y is None else mi(zx, z) for z in moves)
+            if common:
+                nulls = (_mirrored_upper(mi(zx, z), float("inf")) for z in moves)
+            else:
+                nulls = (mi(z, z) if y is None else mi(zx, z) for z in moves)
         else:
             cx = codes(x, fit_edges(x, s.name, s.bins))
             cy = None if y is None else codes(y, fit_edges(y, s.name, s.bins))
             observed = binned_mi_of_codes(cx, cy, s.bins, s.scale)[0]
             moves = reorderings((cx if cy is None else cy)[0], s.n_permutations, s.seed, reorder)
-            nulls = (
-                binned_mi_of_codes(m[None], None, s.bins, s.scale)[0]
-                if cy is None
-                else binned_mi_of_codes(cx, m[None], s.bins, s.scale)[0]
-                for m in moves
-            )
+            if common:
+                diagonal = observed.diagonal().clone()
+                nulls = (_mirrored_upper(binned_mi_of_codes(cx, m[None], s.bins, s.scale)[0], diagonal) for m in moves)
+            else:
+                nulls = (
+                    binned_mi_of_codes(m[None], None, s.bins, s.scale)[0]
+                    if cy is None
+                    else binned_mi_of_codes(cx, m[None], s.bins, s.scale)[0]
+                    for m in moves
+                )
         tol = 1e-12 * max(1.0, s.scale)  # as the core's test
+        moments = None
         if shared is not None:
             draws = torch.sort(torch.as_tensor(shared, device=x.device)).values
             exceed = draws.numel() - torch.searchsorted(draws, (observed - tol).contiguous(), right=False)
@@ -140,15 +151,21 @@ class Torch:
         else:
             threshold = observed - tol
             total = torch.zeros_like(observed)
+            sumsq = torch.zeros_like(observed)
+            index = torch.as_tensor(kept, device=x.device)
+            draws = torch.empty((s.n_permutations, kept.size), dtype=torch.float32, device=x.device)
             exceed = torch.zeros(observed.shape, dtype=torch.int64, device=x.device)
-            for draw in nulls:
+            for k, draw in enumerate(nulls):
                 total += draw
+                sumsq += draw * draw
+                draws[k] = draw.reshape(-1)[index]
                 exceed += draw >= threshold
             p = true_divide(exceed.to(torch.float64) + 1.0, 1.0 + s.n_permutations)
             total = true_divide(total, s.n_permutations)
+            moments = (sumsq.cpu().numpy(), draws.cpu().numpy())
         if y is None:
             p.fill_diagonal_(float("nan"))
-        return observed, total, p
+        return observed, total, p, moments
 
     def untied_or_raise(self, x: Any, name: str) -> None:
         untied_or_raise(x, name)
@@ -161,3 +178,15 @@ class Torch:
 
     def totals_on(self, device: Any, numpy_out: bool) -> DeviceTotals:
         return DeviceTotals(torch_module().device(device), numpy_out)
+
+
+def _mirrored_upper(values: Any, diagonal: Any) -> Any:
+    """As pairmi.stats.mirrored_upper, on the device."""
+    torch = torch_module()
+    out = torch.triu(values, 1)
+    out = out + out.T
+    if isinstance(diagonal, float):
+        out.fill_diagonal_(diagonal)
+    else:
+        out.diagonal().copy_(diagonal)
+    return out
