@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import pairmi  # noqa: E402
-from pairmi import corpus, texts  # noqa: E402
+from pairmi import analysis, corpus, texts  # noqa: E402
 from pairmi.cli import main  # noqa: E402
 from pairmi.extract import iter_hidden_states  # noqa: E402
 
@@ -372,6 +372,7 @@ def test_a_document_too_long_to_hold_is_refused(tmp_path, monkeypatch):
         (["--estimator", "ksg"], "no statistics that add up"),
         (["--correction", "shuffle"], "--correction miller_madow"),
         (["--bins", "auto"], "fixed number of --bins"),
+        (["--position-lags", "1", "--workers", "2"], "--position-lags streams in one process"),
     ],
 )
 def test_cli_corpus_bad_settings(tmp_path, capsys, args, words):
@@ -384,3 +385,63 @@ def test_cli_corpus_bad_settings(tmp_path, capsys, args, words):
 def test_cli_missing_corpus_file(tmp_path, capsys):
     assert main(["analyze", "--corpus", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("estimator", ["equal_frequency", "gaussian_copula"])
+def test_the_streamed_position_null_equals_the_in_memory_one(tiny, docs, estimator):
+    """Same tokens, same lags, the run's edges: the stream's lagged counts give pairmi.position_null."""
+    model, tok = tiny
+    kw = {"tokenizer": tok, "max_length": 32, "batch_size": 4}
+    run = corpus.analyze_corpus(
+        model, iter(docs[:12]), estimator=estimator, bins=8, calibration_tokens=300, max_tokens=1000, window_lags=(1, 2), **kw
+    )
+    hs = pairmi.hidden_states(model, docs[:12], **kw)
+    windows = np.array(hs.meta["window_tokens"])
+    ends = np.cumsum(windows)
+    last = int(np.searchsorted(ends, 1000))  # the window the run stopped in
+    segments = [*windows[:last].tolist(), 1000 - int(ends[last - 1])]
+    want = pairmi.position_null(hs.values[:, :1000], segments, lags=(1, 2), estimator=estimator, edges=run.accumulator.edges)
+    got = run.analysis.extra["position_null"]
+    assert got.shape == want.shape == run.analysis.mi.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert (got[:, 0, 1] > 0).all()  # a random GPT-2's units all depend on position
+    row = analysis.summary_rows(run.analysis)[0]
+    assert row["beyond_position_mean"] == pytest.approx(row["mean"] - row["position_null_mean"], rel=1e-6)
+
+
+def test_a_resumed_run_keeps_its_position_null(tiny, docs, tmp_path):
+    model, tok = tiny
+    kw = {"tokenizer": tok, "bins": 6, "max_length": 32, "batch_size": 3, "calibration_tokens": 200, "max_tokens": 900}
+    straight = corpus.analyze_corpus(model, iter(docs[:12]), window_lags=1, **kw)
+    state = tmp_path / "state.npz"
+
+    def stop_at_500(done, total):
+        if done >= 500:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        corpus.analyze_corpus(model, iter(docs[:12]), window_lags=1, state_path=state, save_every=1e9, progress=stop_at_500, **kw)
+    resumed = corpus.analyze_corpus(model, iter(docs[:12]), window_lags=1, state_path=state, resume=True, **kw)
+    assert 0 < resumed.resumed_from < 900
+    np.testing.assert_array_equal(resumed.analysis.extra["position_null"], straight.analysis.extra["position_null"])
+    with pytest.raises(ValueError, match=r"other settings \(window_lags\)"):
+        corpus.analyze_corpus(model, iter(docs[:12]), state_path=state, resume=True, **kw)
+    with pytest.raises(ValueError, match="window lags must be positive"):
+        corpus.analyze_corpus(model, iter(docs[:12]), window_lags=0, **kw)
+
+
+def test_cli_corpus_with_the_position_null(tiny_gpt2_dir, docs, tmp_path, capsys):
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(d.replace("\n", " ") for d in docs[:15]))
+    out = tmp_path / "o"
+    args = ["analyze", "--model", str(tiny_gpt2_dir), "--corpus", str(text), "--max-tokens", "600", "--max-length", "32"]
+    args += ["--calibration-tokens", "200", "--position-lags", "1,2", "--threads", "2", "--estimator", "equal_frequency"]
+    assert main([*args, "--bins", "6", "--out", str(out), "--no-figures"]) == 0
+    printed = capsys.readouterr()
+    assert "MI from position alone (units 1, 2 window(s) apart)" in printed.out
+    assert "beyond_position_mean" in (out / "summary.csv").read_text().splitlines()[0]
+    saved = pairmi.analysis.load(out / "mi.npz")
+    assert saved.extra["position_null"].shape == saved.mi.shape
+    with pytest.raises(SystemExit):
+        main([*args, "--position-lags", "0", "--out", str(tmp_path / "p")])
+    assert "lags must be positive whole numbers" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from .compare import BiasCurve, Comparison, bias_curve, compare, gaussian_mi
 from .extract import HiddenStates, hidden_states, iter_hidden_states
 from .extraction import Extraction
 from .models import demo_model
-from .nulls import MITest, fdr_tests, mi_test, null_mi
+from .nulls import MITest, fdr_tests, mi_test, null_mi, position_null
 from .settings import ESTIMATORS, KSG, EqualFrequency, EqualWidth, Estimator, GaussianCopula
 from .stats import PermutationFloorWarning, fdr
 from .stream import Accumulator, fit_edges
@@ -61,4 +61,5 @@ __all__ = [
     "mi_test",
     "mi_topk",
     "null_mi",
+    "position_null",
 ]

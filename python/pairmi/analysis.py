@@ -341,6 +341,10 @@ def summary_rows(analysis: Analysis) -> list[dict[str, Any]]:
         row["min"] = vals.min()
         row.update({f"q{int(q * 100):02d}": np.quantile(vals, q) for q in QUANTILES})
         row["max"] = vals.max()
+        if "position_null" in analysis.extra:  # a corpus run's MI from position alone, and what goes beyond it
+            null = analysis.extra["position_null"][k][counted_pairs(analysis, k)].astype(np.float64)
+            row["position_null_mean"] = float(null.mean()) if pairs else np.nan
+            row["beyond_position_mean"] = float((vals - null).mean()) if pairs else np.nan
         rows.append(row)
     return rows
 

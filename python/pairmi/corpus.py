@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _arrays
+from . import _arrays, stats
 from ._core import __version__
 from ._files import atomic_file
 from ._npz import read_npz
@@ -26,6 +26,7 @@ from .analysis import Analysis, degenerate_units
 from .extract import StateBatch, iter_hidden_states
 from .extraction import Extraction, as_extraction
 from .models import model_name, resolve_model
+from .position import WindowLags
 from .settings import Estimator, as_estimator, check_seed
 from .stream import Accumulator, fit_edges
 from .texts import dataset_texts, python_docstrings, read_documents
@@ -59,6 +60,7 @@ class CorpusPlan:
     calibration_tokens: int
     keep_tokens: int
     model: str  # the model's name, as the saved settings record it
+    window_lags: tuple[int, ...] = ()  # whole-window lags of the position null (none: no position null)
 
     def __post_init__(self) -> None:
         if self.calibration_tokens < 2:
@@ -66,6 +68,8 @@ class CorpusPlan:
         if self.keep_tokens < 0:
             raise ValueError(f"keep_tokens must be >= 0, got {self.keep_tokens}")
         Accumulator(self.estimator, units=self.units)  # the estimator's and units' checks, before any model runs
+        if self.window_lags:
+            object.__setattr__(self, "window_lags", stats.check_lags(self.window_lags))
 
     def settings(self) -> dict[str, Any]:
         """What a run records of its settings (and a resumed run must match)."""
@@ -80,6 +84,7 @@ class CorpusPlan:
             "calibration_tokens": self.calibration_tokens,
             "keep_tokens": self.keep_tokens,
             "model": self.model,
+            **({"window_lags": list(self.window_lags)} if self.window_lags else {}),
         }
 
     def edges(self, batches: list[StateBatch], threads: int | None) -> np.ndarray:
@@ -100,13 +105,17 @@ class CorpusPlan:
         kept: np.ndarray | None,
         units_all: int,
         params: dict[str, Any],
+        lags: WindowLags | None = None,
     ) -> Analysis:
         """The analysis of a run's accumulator: its MI, the run's settings and ``params``, the kept
-        tokens and what corpus_extra adds."""
+        tokens, what corpus_extra adds, and the position null of the window ``lags``."""
         mi = acc.result()  # (layers, d, d): chunks are always 3-d
         dim_idx = np.arange(units_all) if self.dims is None else np.arange(units_all)[self.dims]
         header = {**self.settings(), **params, "tokens": acc.n_samples, "pairmi_version": __version__, "corpus": True}
-        return Analysis(mi, names, tokens, dim_idx, header, kept, corpus_extra(acc, kept, dim_idx))
+        extra = corpus_extra(acc, kept, dim_idx)
+        if lags is not None:
+            extra["position_null"] = lags.null()  # float64: it sums a few small MIs
+        return Analysis(mi, names, tokens, dim_idx, header, kept, extra)
 
 
 def analyze_corpus(
@@ -127,6 +136,7 @@ def analyze_corpus(
     save_every: float = 300.0,
     resume: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    window_lags: int | tuple[int, ...] | None = None,
     **options: Any,
 ) -> CorpusRun:
     """All-pairs MI of a model's activations over a corpus, streamed.
@@ -153,6 +163,13 @@ def analyze_corpus(
         Units to pair (the totals grow with their square).
     progress : callable(tokens_done, max_tokens), optional
         Called after every batch.
+    window_lags : int or tuple of int, optional
+        Also accumulate the position null (:func:`pairmi.position_null`): each pair's counts with
+        one unit a whole window (or ``window_lags`` windows) after the other, at the same
+        positions; ``analysis.extra['position_null']`` then holds each pair's MI from position
+        alone, ``mi - position_null`` the MI beyond position. Each lag costs a totals array of
+        d x d pairs (twice the run's own d (d - 1) / 2). Windows should not overlap (``stride``
+        left at its default): positions are those of the kept tokens.
 
     Returns
     -------
@@ -168,14 +185,15 @@ def analyze_corpus(
     est = as_estimator(estimator, bins=bins, correction=correction)
     ex = as_extraction(extraction, options)
     model, tokenizer = resolve_model(model, ex.tokenizer)
-    plan = CorpusPlan(est, ex, units, dims, calibration_tokens, keep_tokens, model_name(model))
+    lags = () if window_lags is None else stats.check_lags(window_lags)
+    plan = CorpusPlan(est, ex, units, dims, calibration_tokens, keep_tokens, model_name(model), lags)
     check_seed(seed)
     _arrays.check_progress(progress)
     if isinstance(save_every, bool) or not isinstance(save_every, (int, float)) or not 0 <= save_every < float("inf"):
         raise ValueError(f"save_every must be a finite number of seconds >= 0, got {save_every!r}")
     acc: Accumulator | None = None  # made once the calibration sample has fixed the edges
     settings = {**plan.settings(), "seed": seed}
-    run = _RunState(keep_tokens, seed)
+    run = _RunState(keep_tokens, seed, plan)
     if resume and state_path is not None and Path(state_path).is_file():
         acc = run.load(state_path, settings, threads)
     start = run.tokens
@@ -225,7 +243,7 @@ def analyze_corpus(
     kept = run.sample_values()
     units_all = run.sample.shape[2] if run.sample is not None else acc.edges.shape[1]
     timing = {"seed": seed, "seconds_model": round(seconds_model, 3)}
-    analysis = plan.finish(acc, names, run.sample_tokens(), kept, units_all, timing)
+    analysis = plan.finish(acc, names, run.sample_tokens(), kept, units_all, timing, run.lags)
     seconds_mi += time.perf_counter() - t0
     analysis.params["seconds_mi"] = round(seconds_mi, 3)
     return CorpusRun(analysis, acc, seconds_model, seconds_mi, acc.n_samples, resumed_from=start)
@@ -252,8 +270,9 @@ class _RunState:
     """Position in the token stream and the random token sample: what a resumed run needs besides
     the accumulator's totals."""
 
-    def __init__(self, keep: int, seed: int) -> None:
-        self.keep, self.seed = keep, seed
+    def __init__(self, keep: int, seed: int, plan: CorpusPlan) -> None:
+        self.keep, self.seed, self.plan = keep, seed, plan
+        self.lags: WindowLags | None = None  # the position null's accumulators, made with the edges
         self.rng = np.random.default_rng(seed)
         self.windows = 0  # windows of the stream consumed into the accumulator
         self.tokens = 0  # tokens consumed (= the accumulator's samples)
@@ -264,13 +283,25 @@ class _RunState:
 
     def calibrate(self, plan: CorpusPlan, pending: list[StateBatch], threads: int | None) -> Accumulator:
         """The accumulator with edges fitted on the pending batches, which it then takes in."""
-        acc = Accumulator(**plan.accumulator_options(plan.edges(pending, threads), threads))
+        edges = plan.edges(pending, threads)
+        acc = Accumulator(**plan.accumulator_options(edges, threads))
+        self.lags = self._lags(edges, threads)
         for b in pending:
             self.add(acc, b, plan.dims)
         return acc
 
+    def _lags(self, edges: np.ndarray, threads: int | None) -> WindowLags | None:
+        """The position null's accumulators (with the run's edges), if the plan has window lags."""
+        if not self.plan.window_lags:
+            return None
+        options = {**self.plan.accumulator_options(edges, threads), "dtype": np.float64}  # small MIs, averaged
+        return WindowLags(self.plan.window_lags, lambda **kw: Accumulator(**{**options, **kw}), edges)
+
     def add(self, acc: Accumulator, batch: StateBatch, dims: Any) -> None:
-        acc.update(select_units(batch.values, dims))
+        values = select_units(batch.values, dims)
+        acc.update(values)
+        if self.lags is not None:
+            self.lags.add(values, batch.window_tokens)
         self._sample(batch.values, batch.tokens)
         self.windows += batch.windows
         self.tokens += len(batch.tokens)
@@ -317,6 +348,9 @@ class _RunState:
             "accumulator": acc_header,
         }
         arrays: dict[str, Any] = {f"acc_{k}": v for k, v in acc_arrays.items()}
+        if self.lags is not None:
+            header["position"], lag_arrays = self.lags.state()
+            arrays.update({f"pos_{k}": v for k, v in lag_arrays.items()})
         if self.sample is not None:
             arrays.update(sample=self.sample, sample_ids=self.sample_ids)
         with atomic_file(path) as fh:
@@ -343,7 +377,7 @@ class _RunState:
             raise ValueError(f"cannot resume from {path}: {problem}") from None
         now = json.loads(json.dumps(settings))  # as JSON would give them back
         if saved != now:
-            changed = sorted(k for k in now if saved.get(k) != now[k])
+            changed = sorted(k for k in set(now) | set(saved) if saved.get(k) != now.get(k))
             raise ValueError(f"cannot resume from {path}: it was run with other settings ({', '.join(changed)})")
         self.windows, self.tokens = int(header["windows"]), int(header["tokens"])
         self.rng.bit_generator.state = header["rng"]
@@ -353,6 +387,13 @@ class _RunState:
             self.sample_tok = list(header["sample_tokens"])
         if acc.n_samples != self.tokens:
             raise ValueError(f"cannot resume from {path}: its totals hold {acc.n_samples} tokens, its position {self.tokens}")
+        if self.plan.window_lags:
+            self.lags = self._lags(acc.edges, threads)
+            assert self.lags is not None
+            try:
+                self.lags.restore(header["position"], {k[4:]: v for k, v in arrays.items() if k.startswith("pos_")}, threads)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"cannot resume from {path}: its position null: {exc}") from None
         print(f"pairmi: resuming after {self.tokens:,} tokens from {path}", file=sys.stderr)
         return acc
 

@@ -18,9 +18,12 @@ from .settings import DEFAULT_BINS
 
 
 def figure_null(analysis: Analysis) -> tuple[np.ndarray | None, str]:
-    """Each pair's null (layers, d, d) for figures and choices, and what it is: the measured one
-    (every pair scored on shuffled tokens), else a corpus run's first-order value under
-    independence; (None, '') without either."""
+    """Each pair's null (layers, d, d) for figures and choices, and what it is: a corpus run's
+    position null (its MI a whole window apart), else the measured one (every pair scored on
+    shuffled tokens), else a corpus run's first-order value under independence; (None, '')
+    without any."""
+    if "position_null" in analysis.extra:
+        return analysis.extra["position_null"], "MI from position alone"
     if "null" in analysis.extra:
         return analysis.extra["null"], "shuffled-token null"
     if "bias" in analysis.extra:

@@ -47,6 +47,28 @@ def segment_starts(segments: Sequence[int] | None, n: int) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
 
 
+def lagged_pairs(segments: Sequence[int], lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample indices (a, b) pairing each window w with window w + lag at the same positions, for
+    the positions both hold (w + lag < W; not circular, as a stream sees them): the samples of the
+    position null at that whole-window lag."""
+    lengths = np.asarray(segments, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    shared = np.minimum(lengths[:-lag], lengths[lag:]) if lag < lengths.size else np.zeros(0, dtype=np.int64)
+    within = np.concatenate([np.arange(m) for m in shared]) if shared.size else np.zeros(0, dtype=np.int64)
+    first = np.repeat(starts[: shared.size], shared)
+    return first + within, np.repeat(starts[lag : lag + shared.size], shared) + within
+
+
+def check_lags(lags: Any) -> tuple[int, ...]:
+    """Whole-window lags of a position null: distinct positive integers, sorted."""
+    values = (lags,) if isinstance(lags, (int, np.integer)) and not isinstance(lags, bool) else tuple(lags)
+    if not values or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in values):
+        raise ValueError(f"window lags must be positive integers (whole windows), got {lags!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"window lags must be distinct, got {lags!r}")
+    return tuple(sorted(int(v) for v in values))
+
+
 class Rotations:
     """Circular shifts of the samples within each segment, by a random offset per segment (never 0
     in a segment of 2 or more samples), one offset for every moved variable: each variable keeps its

@@ -38,6 +38,8 @@ def run_corpus(args: argparse.Namespace) -> None:
         raise ValueError("pass --workers (a local cluster) or --scheduler (a running one), not both")
     if cluster and args.resume:
         raise ValueError("--resume applies to a single-process run: on a cluster a lost task is retried instead")
+    if cluster and args.position_lags:
+        raise ValueError("--position-lags streams in one process (a cluster's shards would lose the windows across their edges)")
     if cluster:
         from ..dask import require_dask
 
@@ -70,6 +72,7 @@ def run_corpus(args: argparse.Namespace) -> None:
             save_every=args.save_every,
             resume=args.resume,
             progress=bar,
+            window_lags=args.position_lags,
         )
     except KeyboardInterrupt as exc:
         bar.close()
@@ -105,6 +108,8 @@ def _print_totals_size(args: argparse.Namespace, state: Path | None) -> None:
     layers = count if args.layers is None else len(args.layers)
     d = units if args.dims is None else np.unique(np.arange(units)[args.dims] % units).size
     size = sum(8 * int(np.prod(shape)) for shape, _ in totals_shapes(args.estimator, layers, d, None, args.bins).values())
+    lags = len(args.position_lags or ())
+    size += lags * sum(8 * int(np.prod(shape)) for shape, _ in totals_shapes(args.estimator, layers, d, d, args.bins).values())
     where = f", saved to {state} every {args.save_every:g} s and on a stop (removed at the end)" if state else ""
     print(f"running totals: {layers} layers x {d:,} units, {size / 2**30:.2f} GiB in memory{where}", file=sys.stderr)
 
@@ -154,6 +159,14 @@ def _report_corpus(args: argparse.Namespace, run: Any, state: Path) -> None:
         print(
             f"   {what} under independence at {run.tokens:,} tokens (first order), mean over layers and pairs: "
             f"{bias:.4f} {args.units}"
+        )
+    if "position_null" in run.analysis.extra:
+        iu = np.triu_indices(run.analysis.mi.shape[-1], k=1)
+        null = run.analysis.extra["position_null"][(slice(None), *iu)]
+        beyond = run.analysis.mi[(slice(None), *iu)] - null
+        print(
+            f"   MI from position alone (units {', '.join(map(str, args.position_lags))} window(s) apart), mean over layers "
+            f"and pairs: {float(null.mean()):.4f} {args.units}; beyond it: {float(beyond.mean()):.4f}"
         )
     print_degenerate(run.analysis)
     print(

@@ -142,6 +142,13 @@ def _threads(text: str) -> int:
     return value
 
 
+def _lags(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(_positive(part) for part in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"lags must be positive whole numbers of windows, e.g. 1 or 1,2; got {text!r}") from None
+
+
 def _bins(text: str) -> int | str:
     if text == "auto":
         return text
@@ -255,6 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--keep-tokens", type=int, default=2_000, help="random tokens kept in mi.npz for the figures (default: %(default)s)"
+    )
+    c.add_argument(
+        "--position-lags",
+        type=_lags,
+        default=None,
+        metavar="S[,S...]",
+        help="also stream the position null: each pair's MI with one unit S whole windows after the other, at the same "
+        "positions (what position alone explains); figures and summary.csv then show the MI beyond it. Each lag "
+        "costs twice the running totals. In one process only (default: none)",
     )
     c.add_argument(
         "--save-every",
