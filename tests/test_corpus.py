@@ -371,7 +371,7 @@ def test_a_document_too_long_to_hold_is_refused(tmp_path, monkeypatch):
     [
         (["--estimator", "ksg"], "no statistics that add up"),
         (["--correction", "shuffle"], "--correction miller_madow"),
-        (["--bins", "auto"], "fixed number of --bins"),
+        (["--bins", "auto"], "needs --max-tokens"),
         (["--position-lags", "1", "--workers", "2"], "--position-lags streams in one process"),
     ],
 )
@@ -445,3 +445,14 @@ def test_cli_corpus_with_the_position_null(tiny_gpt2_dir, docs, tmp_path, capsys
     with pytest.raises(SystemExit):
         main([*args, "--position-lags", "0", "--out", str(tmp_path / "p")])
     assert "lags must be positive whole numbers" in capsys.readouterr().err
+
+
+def test_auto_bins_grow_with_the_planned_tokens(tiny, docs):
+    """bins='auto' in a corpus run: the rule of mi_matrix for max_tokens, not for the calibration sample."""
+    model, tok = tiny
+    kw = {"tokenizer": tok, "max_length": 32, "batch_size": 4, "calibration_tokens": 100}
+    run = corpus.analyze_corpus(model, iter(docs[:12]), bins="auto", max_tokens=800, **kw)
+    assert run.accumulator.edges.shape[-1] - 1 == pairmi.settings.auto_bins(800) == 8 > pairmi.settings.auto_bins(100)
+    assert run.analysis.params["bins"] == 8
+    with pytest.raises(ValueError, match="needs max_tokens"):
+        corpus.analyze_corpus(model, iter(docs[:12]), bins="auto", **kw)

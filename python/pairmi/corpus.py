@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from .extract import StateBatch, iter_hidden_states
 from .extraction import Extraction, as_extraction
 from .models import model_name, resolve_model
 from .position import WindowLags
-from .settings import Estimator, as_estimator, check_seed
+from .settings import Estimator, as_estimator, auto_bins, check_seed
 from .stream import Accumulator, fit_edges
 from .texts import dataset_texts, python_docstrings, read_documents
 
@@ -63,6 +63,11 @@ class CorpusPlan:
     window_lags: tuple[int, ...] = ()  # whole-window lags of the position null (none: no position null)
 
     def __post_init__(self) -> None:
+        if getattr(self.estimator, "bins", None) == "auto":  # bins for the planned tokens, not the calibration's
+            if self.extraction.max_tokens is None:
+                raise ValueError("bins='auto' in a corpus run needs max_tokens: the bins grow with the planned token count")
+            bins = auto_bins(self.extraction.max_tokens)
+            object.__setattr__(self, "estimator", replace(self.estimator, bins=bins))  # type: ignore[call-arg]
         if self.calibration_tokens < 2:
             raise ValueError(f"calibration_tokens must be >= 2, got {self.calibration_tokens}")
         if self.keep_tokens < 0:

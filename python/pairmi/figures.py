@@ -90,8 +90,9 @@ def pair_significance(analysis: Analysis, k: int, i: int, j: int) -> str:
     else:
         to_nats = np.log(2.0) if analysis.params.get("units", "bits") == "bits" else 1.0
         n = int(analysis.params.get("tokens", len(analysis.tokens)))
-        p = stats.g_test_p(observed * to_nats, null[k][counted] * to_nats, n)
-        how = "G-test, tokens taken as independent"
+        level = analysis.extra.get("bias", null)  # the first-order MI under independence sets the degrees of freedom
+        p = stats.g_test_p(observed * to_nats, level[k][counted] * to_nats, n)
+        how = "G-test against independence, tokens taken as independent"
     q = stats.fdr(p)
     at = int(counted.ravel()[: a * counted.shape[1] + b].sum())  # the pair's place among the counted ones
     return f"{text}; {_p_text('p', p[at])}, {_p_text('q', q[at])} ({how})"

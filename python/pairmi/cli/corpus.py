@@ -29,8 +29,8 @@ def run_corpus(args: argparse.Namespace) -> None:
         raise ValueError("--corpus supports --correction miller_madow (the null is reported as the plug-in bias)")
     if args.keep_tokens < 0:
         raise ValueError("--keep-tokens must be >= 0")
-    if args.bins == "auto":
-        raise ValueError("--corpus needs a fixed number of --bins")
+    if args.bins == "auto" and args.max_tokens is None:
+        raise ValueError("--bins auto in a corpus run needs --max-tokens: the bins grow with the planned token count")
     if args.corpus is not None and not args.corpus.is_file():
         raise ValueError(f"--corpus {args.corpus}: no such file")
     cluster = args.workers is not None or args.scheduler is not None
@@ -101,15 +101,17 @@ def _print_totals_size(args: argparse.Namespace, state: Path | None) -> None:
     configuration tells the layers and units: said before the model loads."""
     from .._state import totals_shapes
     from ..models import site_shape
+    from ..settings import auto_bins
 
     count, units = site_shape(args.model, args.site)
     if count is None or units is None:
         return
     layers = count if args.layers is None else len(args.layers)
     d = units if args.dims is None else np.unique(np.arange(units)[args.dims] % units).size
-    size = sum(8 * int(np.prod(shape)) for shape, _ in totals_shapes(args.estimator, layers, d, None, args.bins).values())
+    bins = auto_bins(args.max_tokens) if args.bins == "auto" else args.bins
+    size = sum(8 * int(np.prod(shape)) for shape, _ in totals_shapes(args.estimator, layers, d, None, bins).values())
     lags = len(args.position_lags or ())
-    size += lags * sum(8 * int(np.prod(shape)) for shape, _ in totals_shapes(args.estimator, layers, d, d, args.bins).values())
+    size += lags * sum(8 * int(np.prod(shape)) for shape, _ in totals_shapes(args.estimator, layers, d, d, bins).values())
     where = f", saved to {state} every {args.save_every:g} s and on a stop (removed at the end)" if state else ""
     print(f"running totals: {layers} layers x {d:,} units, {size / 2**30:.2f} GiB in memory{where}", file=sys.stderr)
 
