@@ -372,7 +372,6 @@ def test_a_document_too_long_to_hold_is_refused(tmp_path, monkeypatch):
         (["--estimator", "ksg"], "no statistics that add up"),
         (["--correction", "shuffle"], "--correction miller_madow"),
         (["--bins", "auto"], "needs --max-tokens"),
-        (["--position-lags", "1", "--workers", "2"], "--position-lags streams in one process"),
     ],
 )
 def test_cli_corpus_bad_settings(tmp_path, capsys, args, words):

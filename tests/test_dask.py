@@ -132,6 +132,35 @@ def test_accumulate_corpus_equals_one_process(client, tiny_gpt2_dir):
     np.testing.assert_array_equal(got.result(), want.result())
 
 
+def test_accumulate_corpus_streams_the_position_null_within_each_shard(client, tiny_gpt2_dir):
+    """Each shard pairs its own windows a window apart; the merged counts give the MI of all those
+    pairs (pairmi.stats.lagged_pairs of each shard, concatenated), within 1e-12 bits."""
+    from pairmi.corpus import python_docstrings
+    from pairmi.extract import iter_hidden_states
+    from pairmi.stats import lagged_pairs
+
+    docs = [d for _, d in zip(range(12), python_docstrings())]
+    shards = [docs[:5], docs[5:9], docs[9:]]
+    kw = {"max_length": 32, "batch_size": 4}
+    sample = np.concatenate([b.values for b in iter_hidden_states(str(tiny_gpt2_dir), docs[:2], **kw)], axis=1)
+    edges = pairmi.fit_edges(sample, "equal_frequency", bins=6)
+    got = pdask.accumulate_corpus(shards, str(tiny_gpt2_dir), edges=edges, estimator="equal_frequency", window_lags=1, **kw)
+    firsts, laters = [], []
+    for shard in shards:
+        batches = list(iter_hidden_states(str(tiny_gpt2_dir), shard, **kw))
+        values = np.concatenate([b.values for b in batches], axis=1)
+        a, b = lagged_pairs([k for batch in batches for k in batch.window_tokens], 1)
+        firsts.append(values[:, a])
+        laters.append(values[:, b])
+    first, later = np.concatenate(firsts, axis=1), np.concatenate(laters, axis=1)
+    for layer, null in enumerate(got.lags.null()):
+        m = pairmi.mi_matrix(first[layer], later[layer], estimator="equal_frequency", edges=edges[layer], edges_y=edges[layer])
+        want = 0.5 * (m + m.T)
+        np.fill_diagonal(want, 0.0)
+        np.testing.assert_allclose(null, want, rtol=0, atol=1e-12)
+    assert got.lags.accumulators[1].n_samples == first.shape[1] > 0
+
+
 def test_clear_errors():
     X = da.zeros((10, 4), chunks=(5, 4))
     with pytest.raises(TypeError, match="dask array"):
@@ -295,6 +324,11 @@ def test_cli_corpus_on_a_local_cluster_equals_one_process(tiny_gpt2_dir, tmp_pat
     one, two = pairmi.analysis.load(tmp_path / "one-cut"), pairmi.analysis.load(tmp_path / "two-cut")
     assert one.params["tokens"] == two.params["tokens"] == 777
     np.testing.assert_array_equal(two.mi, one.mi)
+    # The position null on the cluster: each shard's windows a window apart.
+    assert main(cut + ["--out", str(tmp_path / "lags"), "--workers", "2", "--shard-tokens", "300", "--position-lags", "1"]) == 0
+    lags = pairmi.analysis.load(tmp_path / "lags")
+    assert lags.extra["position_null"].shape == lags.mi.shape and lags.params["window_lags"] == [1]
+    assert "MI from position alone" in capfd.readouterr().out
     for bad, words in (
         (["--workers", "2", "--resume"], "--resume applies to a single-process run"),
         (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "not both"),

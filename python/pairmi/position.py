@@ -47,6 +47,15 @@ class WindowLags:
         self.recent.clear()
         self.recent.extend(np.array(w) for w in keep)  # copies: the batch is not held
 
+    def merge(self, other: WindowLags) -> WindowLags:
+        """Add another stream's lagged counts (another shard's windows; pairs across the two
+        streams' edge are not counted). Returns self."""
+        if other.lags != self.lags:
+            raise ValueError(f"cannot merge window lags {other.lags} into {self.lags}")
+        for s, acc in self.accumulators.items():
+            acc.merge(other.accumulators[s])
+        return self
+
     def null(self) -> np.ndarray:
         """(layers, d, d): the mean over the lags of both directions of each pair, 0 on the diagonal;
         a lag that no two windows reached (a short run) is left out."""
@@ -81,3 +90,16 @@ class WindowLags:
             self.accumulators[s] = Accumulator._from_state(header["accumulators"][str(s)], own, threads)
         self.recent.clear()
         self.recent.extend(arrays[f"recent_{k}"] for k in range(int(header["recent"])))
+
+
+class StreamTotals:
+    """A stream's accumulator and its position null's lags, merged together (a Dask shard's result)."""
+
+    def __init__(self, accumulator: Accumulator, lags: WindowLags) -> None:
+        self.accumulator = accumulator
+        self.lags = lags
+
+    def merge(self, other: StreamTotals) -> StreamTotals:
+        self.accumulator.merge(other.accumulator)
+        self.lags.merge(other.lags)
+        return self

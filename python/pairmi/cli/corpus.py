@@ -38,8 +38,6 @@ def run_corpus(args: argparse.Namespace) -> None:
         raise ValueError("pass --workers (a local cluster) or --scheduler (a running one), not both")
     if cluster and args.resume:
         raise ValueError("--resume applies to a single-process run: on a cluster a lost task is retried instead")
-    if cluster and args.position_lags:
-        raise ValueError("--position-lags streams in one process (a cluster's shards would lose the windows across their edges)")
     if cluster:
         from ..dask import require_dask
 
@@ -72,7 +70,6 @@ def run_corpus(args: argparse.Namespace) -> None:
             save_every=args.save_every,
             resume=args.resume,
             progress=bar,
-            window_lags=args.position_lags,
         )
     except KeyboardInterrupt as exc:
         bar.close()
@@ -93,6 +90,7 @@ def _corpus_options(args: argparse.Namespace) -> dict[str, Any]:
         "dims": args.dims,
         "calibration_tokens": args.calibration_tokens,
         "keep_tokens": args.keep_tokens,
+        "window_lags": args.position_lags,
     }
 
 

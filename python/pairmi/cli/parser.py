@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S[,S...]",
         help="also stream the position null: each pair's MI with one unit S whole windows after the other, at the same "
         "positions (what position alone explains); figures and summary.csv then show the MI beyond it. Each lag "
-        "costs twice the running totals. In one process only (default: none)",
+        "costs twice the running totals. On a cluster each shard's windows pair within the shard (default: none)",
     )
     c.add_argument(
         "--save-every",

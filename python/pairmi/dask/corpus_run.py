@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 
 from ..extraction import Extraction, as_extraction
+from ..position import StreamTotals, WindowLags
 from ..settings import Estimator, as_estimator
+from ..stats import check_lags
 from ..stream import Accumulator
 from .samples import merge_tree, require_dask
 
@@ -28,16 +30,25 @@ def _worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, 
     return resolve_model(model, tokenizer)
 
 
-def _corpus_shard(settings: dict[str, Any], model: str, texts: Sequence[str], extraction: Extraction, dims: Any) -> Accumulator:
-    """A worker's task: the activations of one shard of documents through the worker's model."""
+def _corpus_shard(
+    settings: dict[str, Any], model: str, texts: Sequence[str], extraction: Extraction, dims: Any, lags: tuple[int, ...] = ()
+) -> Accumulator | StreamTotals:
+    """A worker's task: the activations of one shard of documents through the worker's model; with
+    ``lags``, the position null's lagged counts of the shard's windows too."""
     from ..extract import iter_hidden_states
 
     loaded, tok = _worker_model(model, extraction.tokenizer, extraction.device)
     acc = Accumulator(**settings)
+    position = None
+    if lags:
+        lagged = {**settings, "dtype": np.float64}
+        position = WindowLags(lags, lambda **kw: Accumulator(**{**lagged, **kw}), settings["edges"])
     for batch in iter_hidden_states(loaded, texts, extraction.replace(tokenizer=tok)):
-        values = batch.values if dims is None else batch.values[..., dims]
-        acc.update(np.ascontiguousarray(values))
-    return acc
+        values = np.ascontiguousarray(batch.values if dims is None else batch.values[..., dims])
+        acc.update(values)
+        if position is not None:
+            position.add(values, batch.window_tokens)
+    return acc if position is None else StreamTotals(acc, position)
 
 
 def accumulate_corpus(
@@ -53,6 +64,7 @@ def accumulate_corpus(
     threads: int = 1,
     split_every: int = 8,
     shard_max_tokens: Sequence[int | None] | None = None,
+    window_lags: int | Sequence[int] | None = None,
     compute: bool = True,
     **options: Any,
 ) -> Any:
@@ -79,12 +91,16 @@ def accumulate_corpus(
     shard_max_tokens : sequence of int or None, optional
         The most tokens each shard keeps (None: all), e.g. the last shard's share of a run that
         stops at exactly ``max_tokens`` (:func:`plan_shards`).
+    window_lags : int or sequence of int, optional
+        Also the position null's counts (:func:`pairmi.position_null`), each shard's windows paired
+        within the shard (the pairs across two shards' edge are left out).
 
     Returns
     -------
-    Accumulator
+    Accumulator, or StreamTotals with ``window_lags``
         Equal (bit-identical for the binned estimators) to one accumulator over all the shards'
-        tokens in one process.
+        tokens in one process; with ``window_lags`` a :class:`pairmi.position.StreamTotals` of it
+        and the lags' accumulators (``.lags.null()``: the position null).
     """
     est = as_estimator(estimator, correction=correction)
     ex = as_extraction(extraction, options)
@@ -107,10 +123,11 @@ def accumulate_corpus(
     caps = list(shard_max_tokens) if shard_max_tokens is not None else [None] * len(shards)
     if len(caps) != len(shards):
         raise ValueError(f"shard_max_tokens has {len(caps)} entries for {len(shards)} shards")
-    name = f"pairmi-corpus-{dask.base.tokenize(model, shards, settings, repr(ex), repr(dims), caps)}"
+    lags = () if window_lags is None else check_lags(window_lags)
+    name = f"pairmi-corpus-{dask.base.tokenize(model, shards, settings, repr(ex), repr(dims), caps, lags)}"
     parts = [
         dask.delayed(_corpus_shard, pure=True, name=f"{name}-shard-{s}")(
-            settings, model, texts, ex if cap is None else ex.replace(max_tokens=cap), dims
+            settings, model, texts, ex if cap is None else ex.replace(max_tokens=cap), dims, lags
         )
         for s, (texts, cap) in enumerate(zip(shards, caps))
     ]
@@ -174,6 +191,7 @@ def analyze_corpus(
     keep_tokens: int = 2_000,
     shard_tokens: int = 100_000,
     threads: int = 1,
+    window_lags: int | Sequence[int] | None = None,
     **options: Any,
 ) -> Any:
     """:func:`pairmi.corpus.analyze_corpus` on the current Dask cluster: the edges are fitted on the
@@ -182,7 +200,8 @@ def analyze_corpus(
     run stops at exactly ``max_tokens`` as in one process), each worker runs the model (loaded once) over its shards,
     and the accumulators merge. The figures' token sample is the calibration sample's first
     ``keep_tokens``. Returns a :class:`pairmi.corpus.CorpusRun`; ``seconds_model`` is the
-    calibration's forward passes here, ``seconds_mi`` the cluster's whole run.
+    calibration's forward passes here, ``seconds_mi`` the cluster's whole run. ``window_lags``: the
+    position null, each shard's windows paired within the shard.
     """
     import time
 
@@ -195,7 +214,8 @@ def analyze_corpus(
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
     est = as_estimator(estimator, bins=bins, correction=correction)
-    plan = CorpusPlan(est, ex, units, dims, calibration_tokens, keep_tokens, model)
+    lags = () if window_lags is None else check_lags(window_lags)
+    plan = CorpusPlan(est, ex, units, dims, calibration_tokens, keep_tokens, model, lags)
     loaded, tok = resolve_model(model, ex.tokenizer)
     docs = list(documents) if not isinstance(documents, list) else documents
     t0 = time.perf_counter()
@@ -209,7 +229,7 @@ def analyze_corpus(
         raise ValueError("the corpus gave fewer than 2 tokens: MI needs at least 2")
     shards, caps, counted = plan_shards(docs, kept_token_counter(loaded, tok, ex), shard_tokens, ex.max_tokens)
     t0 = time.perf_counter()
-    acc = accumulate_corpus(
+    totals = accumulate_corpus(
         shards,
         model,
         edges=plan.edges(batches, None),
@@ -219,12 +239,15 @@ def analyze_corpus(
         dims=dims,
         threads=threads,
         shard_max_tokens=caps,
+        window_lags=lags or None,
     )
+    acc, position = (totals.accumulator, totals.lags) if lags else (totals, None)
     sample = np.concatenate([b.values for b in batches], axis=1)
     keep = min(keep_tokens, sample.shape[1])
     tokens = [t for b in batches for t in b.tokens][:keep]
     run = {"shards": len(shards), "tokenizer_tokens": counted, "dask": True, "seconds_model": round(seconds_model, 3)}
-    analysis = plan.finish(acc, batches[0].layer_names, tokens, sample[:, :keep] if keep else None, sample.shape[2], run)
+    kept = sample[:, :keep] if keep else None
+    analysis = plan.finish(acc, batches[0].layer_names, tokens, kept, sample.shape[2], run, position)
     seconds_mi = time.perf_counter() - t0
     analysis.params["seconds_mi"] = round(seconds_mi, 3)
     return CorpusRun(analysis, acc, seconds_model, seconds_mi, acc.n_samples)
