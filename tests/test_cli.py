@@ -428,3 +428,28 @@ def test_layers_and_dims_are_checked_against_the_config_before_the_model_loads(t
     assert "minilm's mlp has 1536 units" in capsys.readouterr().err
     assert main(["analyze", "--text", "some text", "--dims", "383:", "--out", str(tmp_path / "o")]) == 2
     assert "--dims selects 1 of minilm's 384 residual units" in capsys.readouterr().err
+
+
+def test_analyze_in_memory_with_the_position_null(tmp_path, capsys):
+    """--position-lags on a text of many windows: extra['position_null'] equals pairmi.position_null
+    binned as the observed MI is, and the report, summary.csv and figures use it."""
+    import numpy as np
+
+    import pairmi
+    from pairmi.corpus import python_docstrings
+
+    text = tmp_path / "t.txt"
+    text.write_text(" ".join(d.replace("\n", " ") for _, d in zip(range(4), python_docstrings())))
+    out = tmp_path / "o"
+    args = ["analyze", "--text-file", str(text), "--max-length", "32", "--dims", "0:12", "--estimator", "equal_frequency"]
+    assert main([*args, "--bins", "5", "--position-lags", "1", "--out", str(out), "--no-figures"]) == 0
+    assert "MI from position alone (units 1 window(s) apart)" in capsys.readouterr().out
+    saved = pairmi.analysis.load(out / "mi.npz")
+    windows = saved.params["window_tokens"]
+    values = saved.hidden_states[:, :, :12]
+    edges = pairmi.fit_edges(values, "equal_frequency", bins=5)
+    want = pairmi.position_null(values, windows, lags=1, estimator="equal_frequency", edges=edges)
+    np.testing.assert_allclose(saved.extra["position_null"], want, rtol=0, atol=1e-12)
+    assert "beyond_position_mean" in (out / "summary.csv").read_text()
+    assert main([*args, "--position-lags", "500", "--out", str(tmp_path / "p")]) == 2
+    assert "windows 500 apart" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,10 @@ from ._files import atomic_file, atomic_write_bytes
 from ._npz import read_npz
 from ._written import record
 from .api import mi_layers
-from .nulls import null_mi
+from .edges import fit_edges
+from .nulls import null_mi, position_null
 from .settings import BINNED_ESTIMATORS, DEFAULT_BINS, DEFAULT_K, options_estimator, recorded
-from .stats import pair_mask
+from .stats import check_lags, pair_mask
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -67,6 +68,7 @@ def analyze(
     on_layer: Callable[[int, int, bool], None] | None = None,
     params: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    window_lags: int | Sequence[int] | None = None,
     **options: Any,
 ) -> Analysis:
     """All-pairs MI of every layer of `hs`, one layer at a time.
@@ -94,6 +96,11 @@ def analyze(
         Called between tiles of pairs inside each layer (as :func:`pairmi.mi_layers`).
     params : dict, optional
         Extra settings to record (model, text, ...).
+    window_lags : int or sequence of int, optional
+        Also the position null (:func:`pairmi.position_null`, binned estimators and the copula):
+        each pair with one unit a whole window (or several) later, at the same positions, binned as
+        the observed MI is; saved as ``extra['position_null']``, the figures' null, and in
+        summary.csv. Needs more windows (``hs.meta['window_tokens']``) than the largest lag.
     **options
         Estimator settings passed to :func:`pairmi.mi_layers` (estimator, bins, k, correction,
         n_permutations, seed, units).
@@ -135,7 +142,31 @@ def analyze(
     }
     extra = {"null": np.stack(nulls)} if null else {}
     extra["degenerate"] = degenerate
+    if window_lags is not None:
+        extra["position_null"] = _position_null(
+            values[:, :, dim_idx], hs.meta.get("window_tokens"), window_lags, options, threads
+        )
+        settings["window_lags"] = list(check_lags(window_lags))
     return Analysis(np.stack(mis), list(hs.layer_names), list(hs.tokens), dim_idx, settings, values, extra)
+
+
+def _position_null(
+    values: np.ndarray, windows: Sequence[int] | None, window_lags: Any, options: dict[str, Any], threads: int | None
+) -> np.ndarray:
+    """pairmi.position_null of the selected units, binned with the edges the observed MI used."""
+    lags = check_lags(window_lags)
+    est = options_estimator(options)
+    if windows is None or len(windows) <= max(lags):
+        count = 0 if windows is None else len(windows)
+        raise ValueError(
+            f"the position null pairs windows {max(lags)} apart: these states have {count} window(s); "
+            "pass longer text (or a smaller max_length), or no window lags"
+        )
+    if est.name not in BINNED_ESTIMATORS + ("gaussian_copula",):
+        raise ValueError(f"the position null takes the binned estimators and the copula, not {est.name!r}")
+    edges = fit_edges(values, est, threads=threads) if est.name in BINNED_ESTIMATORS else None
+    units = options.get("units", "bits")
+    return position_null(values, windows, lags=lags, estimator=est, edges=edges, units=units, threads=threads)
 
 
 # A unit whose spread over the tokens is below this share of its layer's median spread is degenerate:

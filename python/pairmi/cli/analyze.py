@@ -12,7 +12,7 @@ from ..settings import ESTIMATOR_CLASSES, ESTIMATORS, as_estimator
 from .options import analysis_options, check_selection, extraction_of, figure_options
 from .outdir import CHECKPOINT_DIR, prepare_out, record_outputs
 from .progress import LayerBar
-from .report import print_degenerate, print_null, print_summary
+from .report import print_degenerate, print_null, print_position, print_summary
 from .stops import Interrupted
 
 DEMO_TEXT = (
@@ -82,6 +82,7 @@ def analyze_and_save(
     figures: bool = True,
     states: str = "sample",
     figure_options: dict[str, Any] | None = None,
+    window_lags: Any = None,
 ) -> Any:
     """All-pairs MI of every layer of hs into `out` (mi.npz, summary.csv, figures); returns the Analysis.
 
@@ -105,6 +106,7 @@ def analyze_and_save(
             on_layer=bar,
             progress=bar.tile,
             params={"text_sha256": text_sha256},
+            window_lags=window_lags,
             **options,
         )
     except BaseException as exc:
@@ -149,9 +151,11 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         figures=not args.no_figures,
         states=args.save_states,
         figure_options=figure_options(args),
+        window_lags=args.position_lags,
     )
     print_summary(analysis)
     print_null(analysis)
+    print_position(analysis)
     print_degenerate(analysis)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from .options import check_selection, extraction_of, figure_options
 from .outdir import STATE_FILE, prepare_out, record_outputs
 from .progress import TokenBar
-from .report import print_degenerate, print_summary
+from .report import print_degenerate, print_position, print_summary
 from .stops import Interrupted
 
 
@@ -160,14 +160,7 @@ def _report_corpus(args: argparse.Namespace, run: Any, state: Path) -> None:
             f"   {what} under independence at {run.tokens:,} tokens (first order), mean over layers and pairs: "
             f"{bias:.4f} {args.units}"
         )
-    if "position_null" in run.analysis.extra:
-        iu = np.triu_indices(run.analysis.mi.shape[-1], k=1)
-        null = run.analysis.extra["position_null"][(slice(None), *iu)]
-        beyond = run.analysis.mi[(slice(None), *iu)] - null
-        print(
-            f"   MI from position alone (units {', '.join(map(str, args.position_lags))} window(s) apart), mean over layers "
-            f"and pairs: {float(null.mean()):.4f} {args.units}; beyond it: {float(beyond.mean()):.4f}"
-        )
+    print_position(run.analysis)
     print_degenerate(run.analysis)
     print(
         f"time: model forward {run.seconds_model:.1f} s, MI accumulation {run.seconds_mi:.1f} s "

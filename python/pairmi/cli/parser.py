@@ -211,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_estimator_args(a)
     a.add_argument("--encoding", default="utf-8", help="encoding of --text-file and --corpus (default: %(default)s)")
+    a.add_argument(
+        "--position-lags",
+        type=_lags,
+        default=None,
+        metavar="S[,S...]",
+        help="also the position null: each pair's MI with one unit S whole windows after the other, at the same "
+        "positions (what position alone explains; needs more windows than S); figures and summary.csv then show the "
+        "MI beyond it. Binned estimators and the copula. A corpus run streams it (each lag costs twice the running "
+        "totals; on a cluster each shard's windows pair within the shard) (default: none)",
+    )
     a.add_argument("--layers", type=_parse_layers, default=None, metavar="all|I,J,..", help="layers to analyze (default: all)")
     a.add_argument("--dims", type=_parse_dims, default=None, metavar="all|A:B:S|I,J,..", help="units to pair (default: all)")
     a.add_argument(
@@ -262,15 +272,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--keep-tokens", type=int, default=2_000, help="random tokens kept in mi.npz for the figures (default: %(default)s)"
-    )
-    c.add_argument(
-        "--position-lags",
-        type=_lags,
-        default=None,
-        metavar="S[,S...]",
-        help="also stream the position null: each pair's MI with one unit S whole windows after the other, at the same "
-        "positions (what position alone explains); figures and summary.csv then show the MI beyond it. Each lag "
-        "costs twice the running totals. On a cluster each shard's windows pair within the shard (default: none)",
     )
     c.add_argument(
         "--save-every",

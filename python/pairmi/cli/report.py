@@ -64,3 +64,20 @@ def print_null(analysis: Any) -> None:
         print("   every layer's mean MI is within the null: at this many tokens these values are not evidence of dependence")
     elif within:
         print(f"   layers {', '.join(within)} have mean MI within the null; the others exceed its 95th percentile")
+
+
+def print_position(analysis: Any) -> None:
+    """The position null's mean and the MI beyond it (pairs of degenerate units left out)."""
+    from ..analysis import counted_values
+
+    null = analysis.extra.get("position_null")
+    if null is None:
+        return
+    nulls = np.concatenate(counted_values(analysis, null))
+    observed = np.concatenate(counted_values(analysis, analysis.mi)).astype(np.float64)
+    lags = ", ".join(map(str, analysis.params.get("window_lags", [])))
+    units = analysis.params.get("units", "bits")
+    print(
+        f"   MI from position alone (units {lags} window(s) apart), mean over layers and pairs: {nulls.mean():.4f} "
+        f"{units}; beyond it: {(observed - nulls).mean():.4f}"
+    )
