@@ -18,6 +18,7 @@ except ImportError as exc:  # pragma: no cover - only without a build
 
 from .api import mi_layers, mi_matrix
 from .compare import BiasCurve, Comparison, bias_curve, compare, gaussian_mi
+from .explorer import explore
 from .extract import HiddenStates, hidden_states, iter_hidden_states
 from .extraction import Extraction
 from .models import demo_model
@@ -49,6 +50,7 @@ __all__ = [
     "bias_curve",
     "compare",
     "demo_model",
+    "explore",
     "fdr",
     "fdr_tests",
     "fit_edges",

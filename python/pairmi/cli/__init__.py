@@ -1,7 +1,7 @@
 """The ``pairmi`` command: analyze a model's hidden states, redraw saved results, run the offline demo.
 
 One module a job: ``parser`` (subcommands and flags), ``analyze`` (texts in memory, the demo),
-``corpus`` (streamed corpora, in process or on Dask), ``figures`` (plot, lesson), ``outdir`` (the
+``corpus`` (streamed corpora, in process or on Dask), ``figures`` (plot, explore, lesson), ``outdir`` (the
 output folder), ``stops`` (Ctrl-C and termination signals), ``progress`` (bars on stderr).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .analyze import DEMO_TEXT, cmd_analyze, cmd_demo
 from .corpus import run_corpus
-from .figures import cmd_lesson, cmd_plot
+from .figures import cmd_explore, cmd_lesson, cmd_plot
 from .parser import build_parser
 from .stops import Interrupted, stop_signals_interrupt
 
@@ -31,7 +31,7 @@ def _analyze(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"analyze": _analyze, "plot": cmd_plot, "demo": cmd_demo, "lesson": cmd_lesson}
+    commands = {"analyze": _analyze, "plot": cmd_plot, "explore": cmd_explore, "demo": cmd_demo, "lesson": cmd_lesson}
     try:
         with stop_signals_interrupt():
             commands[args.command](args)

@@ -20,6 +20,21 @@ def cmd_plot(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in save_figures(analysis, out, **figure_options(args))))
 
 
+def cmd_explore(args: argparse.Namespace) -> None:
+    """pairmi explore RUN_DIR: one self-contained HTML file of a saved analysis."""
+    from .._written import record
+    from ..analysis import load
+    from ..explorer import explore
+
+    analysis = load(args.results)
+    folder = args.results if args.results.is_dir() else args.results.parent
+    out = args.out or folder / "explorer.html"
+    if out.parent.resolve() == folder.resolve():
+        record(folder, [out.name])  # a run's own file: --overwrite replaces it
+    path = explore(analysis, out)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): open it in a browser, offline")
+
+
 def cmd_lesson(args: argparse.Namespace) -> None:
     from .. import plot
     from ..compare import bias_curve, compare

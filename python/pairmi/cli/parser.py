@@ -310,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where to write the figures (default: the results folder)")
     _add_figure_args(p)
 
+    e = sub.add_parser(
+        "explore",
+        help="one self-contained HTML file to look inside a saved analysis (opens offline)",
+        description="Write an HTML file of a run folder's mi.npz: every layer's MI matrix (zoom, pan, "
+        "the null marked), the strongest pairs, a pair's joint distribution and the kept tokens in its "
+        "most over-represented cells, a unit's partners in every layer. No server, no network.",
+    )
+    e.add_argument("results", type=Path, help="folder written by `pairmi analyze` (or its mi.npz)")
+    e.add_argument("--out", type=Path, default=None, help="the HTML file (default: RESULTS/explorer.html)")
+
     les = sub.add_parser(
         "lesson",
         help="the theory lesson's figures for one Gaussian pair, offline, in seconds",
