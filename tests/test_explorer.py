@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,13 +32,24 @@ def run():
     return analyze(hs, dims=slice(0, 40), null=True, estimator="equal_frequency", bins=6, threads=2)
 
 
-def test_the_data_round_trip_exactly(run):
+def shown(packed: dict) -> np.ndarray:
+    """The page's decoding of values shown to 4 decimals (explorer._shown)."""
+    planes = unpacked(packed["data"], np.uint8).reshape(2, -1)
+    values = (packed["base"] + (planes[0].astype(np.int64) | (planes[1].astype(np.int64) << 8))) / packed["scale"]
+    index, aside = packed["over"]
+    values[index] = [np.nan if v is None else v for v in aside]
+    return values
+
+
+def test_the_data_round_trip_to_what_the_page_shows(run):
     data = explorer.payload(run)
     d = run.mi.shape[1]
     upper = np.triu_indices(d, 1)
     for k in range(run.mi.shape[0]):
-        np.testing.assert_array_equal(unpacked(data["mi"][k], np.float32), run.mi[k][upper].astype(np.float32))
-        np.testing.assert_array_equal(unpacked(data["null"][k], np.float32), run.extra["null"][k][upper].astype(np.float32))
+        assert [f"{v:.4f}" for v in shown(data["mi"][k])] == [f"{v:.4f}" for v in run.mi[k][upper]]  # 4 decimals, exactly
+        assert [f"{v:.3f}" for v in shown(data["null"][k])] == [f"{v:.3f}" for v in run.extra["null"][k][upper]]
+    wide = np.array([-1.5, 0.0, 7.25, np.inf, 2.00005])  # beyond 6.5534 above the smallest, or not finite: aside
+    np.testing.assert_array_equal(shown(explorer._shown(wide)), [-1.5, 0.0, 7.25, np.nan, 2.0])
     top = data["top"][-1]
     above = [row[2] - row[3] for row in top]
     assert above == sorted(above, reverse=True) and len(top) == min(explorer.TABLE_PAIRS, d * (d - 1) // 2)
@@ -45,9 +57,13 @@ def test_the_data_round_trip_exactly(run):
     a, b = list(run.dims).index(i), list(run.dims).index(j)
     assert mi == pytest.approx(float(run.mi[-1][a, b]), abs=1e-6) and 0 < q <= 1
     kept = data["kept"]
-    levels = unpacked(kept["levels"][0], np.uint8).reshape(kept["n"], d)
-    ranks = run.hidden_states[0][:, run.dims].argsort(axis=0, kind="stable").argsort(axis=0, kind="stable")
-    np.testing.assert_array_equal(levels, np.floor(ranks * 256 / kept["n"]).astype(np.uint8))  # equal-frequency: ranks
+    codes = np.zeros((kept["n"], d), dtype=np.int64)
+    for k, packed in enumerate(kept["codes"]):  # each layer its change from the one before, mod bins
+        pairs = unpacked(packed, np.uint8)
+        change = np.stack([pairs & 15, pairs >> 4], axis=1).ravel()[: kept["n"] * d].reshape(kept["n"], d)
+        codes = change if k == 0 else (codes + change) % 6
+        ranks = run.hidden_states[k][:, run.dims].argsort(axis=0, kind="stable").argsort(axis=0, kind="stable")
+        np.testing.assert_array_equal(codes, np.floor(ranks * 6 / kept["n"]))  # equal-frequency bins by rank
     assert kept["bins"] == 6 and kept["tokens"][:3] == run.tokens[:3]
     json.dumps(data)  # serialisable as is
 
@@ -62,6 +78,18 @@ def test_cli_writes_the_file_into_the_run_folder(run, tmp_path, capsys):
     assert main(["explore", str(tmp_path / "nothing")]) == 2
 
 
+def planted() -> pairmi.analysis.Analysis:
+    """A run where units 0 and 1 are driven by one token type: both high on 'coffee', noise elsewhere."""
+    rng = np.random.default_rng(3)
+    words = ["the", "cup", "is", "of", "a", "sugar", "water", "pot", "in", "with"]
+    tokens = [("coffee" if rng.random() < 0.08 else words[rng.integers(10)]) for _ in range(600)]
+    states = rng.normal(size=(2, 600, 8)).astype(np.float32)
+    hot = np.array([t == "coffee" for t in tokens])
+    states[:, hot, :2] += 4.0
+    hs = pairmi.extract.HiddenStates(states, tokens, ["L0", "L1"], "planted", "residual", {})
+    return analyze(hs, null=True, estimator="equal_frequency", bins=8, threads=2)
+
+
 @pytest.fixture(scope="module")
 def page(run, tmp_path_factory):
     if os.environ.get("CI") and (CHROMIUM is None or importlib.util.find_spec("playwright") is None):
@@ -69,18 +97,25 @@ def page(run, tmp_path_factory):
     playwright = pytest.importorskip("playwright.sync_api")
     if CHROMIUM is None:
         pytest.skip("no chromium here (apt-get install chromium)")
-    path = tmp_path_factory.mktemp("explorer") / "explorer.html"
-    pairmi.explore(run, path)
+    folder = tmp_path_factory.mktemp("explorer")
+    pairmi.explore(run, folder / "explorer.html")
+    pairmi.explore(planted(), folder / "planted.html")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})  # no network at all
+        tab = context.new_page()
+        tab.folder = folder  # type: ignore[attr-defined]
         errors: list[str] = []
         tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(path.as_uri())
+        tab.goto((folder / "explorer.html").as_uri())
         tab.wait_for_function("document.body.dataset.ready === '1'", timeout=30_000)
         tab.errors = errors  # type: ignore[attr-defined]
         yield tab
+        # A screenshot of each run, to look at (build/ is ignored by git).
+        shots = Path(__file__).resolve().parent.parent / "build"
+        shots.mkdir(exist_ok=True)
+        tab.screenshot(path=str(shots / "explorer-test.png"), full_page=True)
         browser.close()
 
 
@@ -117,4 +152,23 @@ def test_layers_by_key_the_table_and_the_unit_view(page, run):
     assert page.get_attribute("[data-pair-mi]", "data-pair-mi") == f"{mi:.4f}"
     page.click("#pairUnits .unit")
     page.wait_for_function("document.querySelectorAll('#unit tr').length === 8")  # a header and 7 layers
+    assert page.errors == []
+
+
+def test_select_across_layers(page, run):
+    for layer, a, b in ((0, 2, 9), (3, 11, 25), (6, 0, 39)):
+        page.evaluate(f"window.pairmiExplorer.select({layer}, {int(run.dims[a])}, {int(run.dims[b])})")
+        page.wait_for_function(f"document.querySelector('#layerName').textContent === 'L{layer}'")
+        assert page.get_attribute("[data-pair-mi]", "data-pair-mi") == f"{run.mi[layer][a, b]:.4f}"
+    assert page.errors == []
+
+
+def test_the_tokens_of_a_planted_dependence_are_its_token_type(page):
+    """Units 0 and 1 are driven by 'coffee': the pair's most over-represented cell holds coffee."""
+    page.goto((page.folder / "planted.html").as_uri())
+    page.wait_for_function("document.body.dataset.ready === '1'")
+    page.evaluate("window.pairmiExplorer.select(1, 0, 1)")
+    page.wait_for_function("document.querySelectorAll('[data-token]').length > 0")
+    first_cell = page.eval_on_selector_all("#tokens .cell:first-child [data-token]", "els => els.map(e => e.dataset.token)")
+    assert len(first_cell) >= 5 and set(first_cell) == {"coffee"}
     assert page.errors == []

@@ -55,9 +55,9 @@ def explore(analysis: Analysis | str | os.PathLike, path: str | os.PathLike) -> 
 
 
 def payload(analysis: Analysis) -> dict[str, Any]:
-    """What the page draws, JSON-serialisable: per layer the upper triangle of the MI (float32),
-    of the null and of -log10 q (uint8, tenths), the strongest pairs, and the kept tokens' bin codes
-    and scaled values of every unit."""
+    """What the page draws, JSON-serialisable: per layer the upper triangle of the MI and of the
+    null (to 4 decimals), of -log10 q (uint8, tenths), the strongest pairs (exact), and the kept
+    tokens' bin codes of every unit."""
     layers, d, _ = analysis.mi.shape
     upper = np.triu_indices(d, 1)
     null, null_kind = figure_null(analysis)
@@ -70,8 +70,8 @@ def payload(analysis: Analysis) -> dict[str, Any]:
         "layerNames": list(analysis.layer_names),
         "unitIds": [int(u) for u in analysis.dims],
         "d": d,
-        "mi": [_packed(analysis.mi[k][upper].astype(np.float32)) for k in range(layers)],
-        "null": None if null is None else [_packed(null[k][upper].astype(np.float32)) for k in range(layers)],
+        "mi": [_shown(analysis.mi[k][upper]) for k in range(layers)],
+        "null": None if null is None else [_shown(null[k][upper], NULL_SHOWN) for k in range(layers)],
         "degenerate": [np.flatnonzero(degenerate[k]).tolist() for k in range(layers)],
     }
     q = _q_values(analysis, null)
@@ -83,7 +83,28 @@ def payload(analysis: Analysis) -> dict[str, Any]:
 
 def _packed(values: np.ndarray) -> str:
     """An array's bytes, gzip-compressed, base64 (the page reads them with DecompressionStream)."""
-    return base64.b64encode(gzip.compress(np.ascontiguousarray(values).tobytes(), compresslevel=6, mtime=0)).decode()
+    return base64.b64encode(gzip.compress(np.ascontiguousarray(values).tobytes(), compresslevel=9, mtime=0)).decode()
+
+
+def _shown(values: np.ndarray, scale: int = 10_000) -> dict[str, Any]:
+    """Values as the page shows them, to log10(scale) decimals (4: the MI; 3: the null): whole
+    steps of 1 / scale above the smallest, as uint16 with their low and high bytes in two planes
+    (which gzip packs to about a third of float32); the few beyond 65,534 steps above it, or not
+    finite, exact aside (``over``)."""
+    exact = np.asarray(values, dtype=np.float64)
+    steps = np.rint(exact * scale)
+    finite = np.isfinite(steps)
+    base = int(steps[finite].min()) if finite.any() else 0
+    rel = np.where(finite, steps - base, 0.0)
+    over = ~finite | (rel > 65534)
+    rel[over] = 65535
+    planes = rel.astype("<u2").view(np.uint8).reshape(-1, 2).T
+    aside = [None if not np.isfinite(v) else float(v) for v in exact[over]]
+    return {"base": base, "scale": scale, "data": _packed(planes), "over": [np.flatnonzero(over).tolist(), aside]}
+
+
+# The null is shown to 3 decimals: it is a level to compare with, and half the size at 4.
+NULL_SHOWN = 1_000
 
 
 def _tenths(q: np.ndarray) -> np.ndarray:
@@ -137,10 +158,12 @@ def _strongest(analysis: Analysis, null: np.ndarray | None, q: np.ndarray | None
 
 
 def _kept(analysis: Analysis) -> dict[str, Any] | None:
-    """The kept tokens' values, one byte each, per layer (n, d) uint8: scaled linearly over each
-    unit's range for equal-width runs, else the token's rank among the kept ones (256 levels); the
-    page bins them for the pair's joint histogram (the run's bins; DISPLAY_BINS equal-frequency
-    ones for the copula and KSG) and draws them as the scatter. With each token's text and context."""
+    """The kept tokens' bin codes, per layer (n, d): the run's bins (equal-width over each unit's
+    kept range, or equal-frequency by rank among the kept tokens; DISPLAY_BINS equal-frequency ones
+    for the copula and KSG), each layer after the first as its change from the one before (mod
+    bins), two codes a byte where 16 bins or fewer. The page draws the pair's
+    joint histogram from them and the kept tokens as a scatter of their bins. With each token's
+    text and context."""
     states = analysis.hidden_states
     if states is None or states.shape[1] < 2:
         return None
@@ -149,16 +172,22 @@ def _kept(analysis: Analysis) -> dict[str, Any] | None:
     estimator = analysis.params.get("estimator", "equal_width")
     binned = estimator in BINNED_ESTIMATORS and analysis.params.get("bins") != "auto"
     bins = int(analysis.params.get("bins", DEFAULT_BINS)) if binned else DISPLAY_BINS
-    linear = estimator == "equal_width"
-    levels = []
+    codes, previous = [], None
     for layer in values:
-        if linear:
+        if estimator == "equal_width":
             lo, hi = layer.min(axis=0), layer.max(axis=0)
-            level = np.floor((layer - lo) / np.where(hi > lo, hi - lo, 1.0) * 256)
+            c = np.floor((layer - lo) / np.where(hi > lo, hi - lo, 1.0) * bins)
         else:
             ranks = layer.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable")
-            level = np.floor(ranks * 256 / n)
-        levels.append(_packed(np.clip(level, 0, 255).astype(np.uint8)))
+            c = np.floor(ranks * bins / n)
+        c = np.clip(c, 0, bins - 1).astype(np.uint8).ravel()
+        # Each layer as its change from the one before, mod bins: a residual stream's tokens keep
+        # their bins from layer to layer, and gzip packs the zeros (a fifth off on GPT-2).
+        c, previous = (c if previous is None else (c.astype(np.int16) - previous) % bins).astype(np.uint8), c
+        if bins <= 16:  # two codes a byte: the first in the low half
+            c = np.append(c, np.uint8(0)) if c.size % 2 else c
+            c = c[0::2] | (c[1::2] << 4)
+        codes.append(_packed(c))
     tokens = list(analysis.tokens)
     index = analysis.extra.get("states_index")
     positions = np.arange(n) if index is None else np.asarray(index)[:n]
@@ -172,4 +201,4 @@ def _kept(analysis: Analysis) -> dict[str, Any] | None:
         else:
             kept_tokens.append(tokens[k] if k < len(tokens) else "")
             context.append(["", ""])
-    return {"n": n, "bins": bins, "levels": levels, "tokens": kept_tokens, "context": context}
+    return {"n": n, "bins": bins, "codes": codes, "tokens": kept_tokens, "context": context}
