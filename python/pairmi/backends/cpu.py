@@ -11,21 +11,13 @@ from .._blocks import Blocks
 from ..binned import Coded, bin_edges, binned_mi, permutation_nulls
 from ..copula import fit_knots, knot_scores, mapped_scores, mi_of_correlations, normal_scores
 from ..settings import Estimator, Settings
+from .backend import Backend
 
 
-class CPU:
+class CPU(Backend):
     """The estimators in the C++ core (and numpy for the copula's products)."""
 
     name = "cpu"
-
-    def __repr__(self) -> str:
-        return "pairmi.backends.CPU()"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CPU)
-
-    def __hash__(self) -> int:
-        return hash(self.name)
 
     # --- inputs -----------------------------------------------------------------------------------
 

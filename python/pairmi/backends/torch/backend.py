@@ -9,6 +9,7 @@ import numpy as np
 
 from ... import _arrays, _dispatch, _ksg_ties
 from ...settings import Estimator, Settings
+from ..backend import Backend
 from .base import TORCH_ESTIMATORS, torch_module, true_divide
 from .binned import binned_mi, binned_mi_of_codes, codes, fit_edges
 from .copula import copula_mi, mi_of_correlations, unit_scores
@@ -18,19 +19,10 @@ from .nulls import reorderings
 from .totals import DeviceTotals
 
 
-class Torch:
+class Torch(Backend):
     """The estimators as torch operations on the tensors' device."""
 
     name = "torch"
-
-    def __repr__(self) -> str:
-        return "pairmi.backends.Torch()"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Torch)
-
-    def __hash__(self) -> int:
-        return hash(self.name)
 
     # --- inputs -----------------------------------------------------------------------------------
 
