@@ -62,8 +62,12 @@ def test_the_data_round_trip_to_what_the_page_shows(run):
         pairs = unpacked(packed, np.uint8)
         change = np.stack([pairs & 15, pairs >> 4], axis=1).ravel()[: kept["n"] * d].reshape(kept["n"], d)
         codes = change if k == 0 else (codes + change) % 6
-        ranks = run.hidden_states[k][:, run.dims].argsort(axis=0, kind="stable").argsort(axis=0, kind="stable")
-        np.testing.assert_array_equal(codes, np.floor(ranks * 6 / kept["n"]))  # equal-frequency bins by rank
+        # At the run's equal-frequency edges, as np.histogram2d bins each unit (the last bin closed).
+        for u in range(d):
+            x = run.hidden_states[k][:, run.dims[u]].astype(np.float64)
+            edges = np.percentile(x, np.linspace(0, 100, 7))
+            want = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, 5)
+            np.testing.assert_array_equal(codes[:, u], want)
     assert kept["bins"] == 6 and kept["tokens"][:3] == run.tokens[:3]
     json.dumps(data)  # serialisable as is
 
@@ -76,6 +80,13 @@ def test_cli_writes_the_file_into_the_run_folder(run, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out and "<script>" in page and "https://" not in page
     assert "explorer.html" in json.loads((folder / ".pairmi-written.json").read_text())["files"]
     assert main(["explore", str(tmp_path / "nothing")]) == 2
+    saved = np.load(folder / "mi.npz")
+    assert saved["edges"].shape == (7, 40, 7)  # the run's edges travel with it
+    bad = dict(saved)
+    bad["edges"] = bad["edges"][:, :, ::-1]  # unsorted: refused on reading, naming the file
+    np.savez(tmp_path / "bad.npz", **bad)
+    with pytest.raises(ValueError, match=r"bad\.npz.*'edges' must be finite and sorted"):
+        pairmi.analysis.load(tmp_path / "bad.npz")
 
 
 def planted() -> pairmi.analysis.Analysis:

@@ -142,20 +142,29 @@ def analyze(
     }
     extra = {"null": np.stack(nulls)} if null else {}
     extra["degenerate"] = degenerate
+    est = options_estimator(options)
+    if est.name in BINNED_ESTIMATORS:  # the edges the MI was binned with (the explorer bins tokens by them)
+        extra["edges"] = fit_edges(values[:, :, dim_idx], est, threads=threads)
     if window_lags is not None:
+        windows = hs.meta.get("window_tokens")
         extra["position_null"] = _position_null(
-            values[:, :, dim_idx], hs.meta.get("window_tokens"), window_lags, options, threads
+            values[:, :, dim_idx], windows, window_lags, est, extra.get("edges"), options, threads
         )
         settings["window_lags"] = list(check_lags(window_lags))
     return Analysis(np.stack(mis), list(hs.layer_names), list(hs.tokens), dim_idx, settings, values, extra)
 
 
 def _position_null(
-    values: np.ndarray, windows: Sequence[int] | None, window_lags: Any, options: dict[str, Any], threads: int | None
+    values: np.ndarray,
+    windows: Sequence[int] | None,
+    window_lags: Any,
+    est: Any,
+    edges: np.ndarray | None,
+    options: dict[str, Any],
+    threads: int | None,
 ) -> np.ndarray:
     """pairmi.position_null of the selected units, binned with the edges the observed MI used."""
     lags = check_lags(window_lags)
-    est = options_estimator(options)
     if windows is None or len(windows) <= max(lags):
         count = 0 if windows is None else len(windows)
         raise ValueError(
@@ -164,7 +173,6 @@ def _position_null(
         )
     if est.name not in BINNED_ESTIMATORS + ("gaussian_copula",):
         raise ValueError(f"the position null takes the binned estimators and the copula, not {est.name!r}")
-    edges = fit_edges(values, est, threads=threads) if est.name in BINNED_ESTIMATORS else None
     units = options.get("units", "bits")
     return position_null(values, windows, lags=lags, estimator=est, edges=edges, units=units, threads=threads)
 
@@ -332,6 +340,19 @@ def _analysis_from(z: dict[str, np.ndarray]) -> Analysis:
     degenerate = extra.get("degenerate")
     if degenerate is not None and (degenerate.shape != mi.shape[:2] or degenerate.dtype != bool):
         raise ValueError(f"'degenerate' must be a bool {mi.shape[:2]} array, got {degenerate.dtype} {degenerate.shape}")
+    position = extra.get("position_null")
+    if position is not None and (position.shape != mi.shape or position.dtype.kind != "f"):
+        raise ValueError(
+            f"'position_null' must be a float array of the shape of 'mi' {mi.shape}, got {position.dtype} {position.shape}"
+        )
+    edges = extra.get("edges")
+    if edges is not None:  # the binned run's edges, one row a unit: sorted and finite, as the core takes them
+        if edges.ndim != 3 or edges.shape[:2] != mi.shape[:2] or edges.shape[2] < 3 or edges.dtype.kind != "f":
+            raise ValueError(
+                f"'edges' must be a float (layers, d, bins + 1) array for 'mi' {mi.shape}, got {edges.dtype} {edges.shape}"
+            )
+        if not np.isfinite(edges).all() or (np.diff(edges, axis=2) < 0).any():
+            raise ValueError("'edges' must be finite and sorted along each unit")
     return Analysis(
         mi=mi,
         layer_names=[str(s) for s in names],

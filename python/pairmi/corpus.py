@@ -27,7 +27,7 @@ from .extract import StateBatch, iter_hidden_states
 from .extraction import Extraction, as_extraction
 from .models import model_name, resolve_model
 from .position import WindowLags
-from .settings import Estimator, as_estimator, auto_bins, check_seed
+from .settings import BINNED_ESTIMATORS, Estimator, as_estimator, auto_bins, check_seed
 from .stream import Accumulator, fit_edges
 from .texts import dataset_texts, python_docstrings, read_documents
 
@@ -118,6 +118,8 @@ class CorpusPlan:
         dim_idx = np.arange(units_all) if self.dims is None else np.arange(units_all)[self.dims]
         header = {**self.settings(), **params, "tokens": acc.n_samples, "pairmi_version": __version__, "corpus": True}
         extra = corpus_extra(acc, kept, dim_idx)
+        if self.estimator.name in BINNED_ESTIMATORS:  # the calibration's edges: the explorer bins tokens by them
+            extra["edges"] = acc.edges
         if lags is not None:
             extra["position_null"] = lags.null()  # float64: it sums a few small MIs
         return Analysis(mi, names, tokens, dim_idx, header, kept, extra)

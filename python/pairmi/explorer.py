@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import stats
+from . import _core, stats
 from ._files import atomic_write_bytes
 from .analysis import Analysis, counted_pairs, describe, load
 from .figures import figure_null
@@ -158,10 +158,10 @@ def _strongest(analysis: Analysis, null: np.ndarray | None, q: np.ndarray | None
 
 
 def _kept(analysis: Analysis) -> dict[str, Any] | None:
-    """The kept tokens' bin codes, per layer (n, d): the run's bins (equal-width over each unit's
-    kept range, or equal-frequency by rank among the kept tokens; DISPLAY_BINS equal-frequency ones
-    for the copula and KSG), each layer after the first as its change from the one before (mod
-    bins), two codes a byte where 16 bins or fewer. The page draws the pair's
+    """The kept tokens' bin codes, per layer (n, d): at the run's edges where it saved them (binned
+    runs: ``extra['edges']``), else equal-width over each unit's kept range or equal-frequency by
+    rank among the kept tokens (DISPLAY_BINS of them for the copula and KSG); each layer after the
+    first as its change from the one before (mod bins), two codes a byte where 16 bins or fewer. The page draws the pair's
     joint histogram from them and the kept tokens as a scatter of their bins. With each token's
     text and context."""
     states = analysis.hidden_states
@@ -172,9 +172,17 @@ def _kept(analysis: Analysis) -> dict[str, Any] | None:
     estimator = analysis.params.get("estimator", "equal_width")
     binned = estimator in BINNED_ESTIMATORS and analysis.params.get("bins") != "auto"
     bins = int(analysis.params.get("bins", DEFAULT_BINS)) if binned else DISPLAY_BINS
+    edges = analysis.extra.get("edges")
+    if edges is not None:  # the run's own edges, binned as the core binned the MI
+        bins = edges.shape[2] - 1
+        run_codes = np.swapaxes(
+            _core.bin_codes(np.ascontiguousarray(values), np.ascontiguousarray(edges, dtype=np.float64), 1), 1, 2
+        )
     codes, previous = [], None
-    for layer in values:
-        if estimator == "equal_width":
+    for k, layer in enumerate(values):
+        if edges is not None:
+            c = run_codes[k]
+        elif estimator == "equal_width":
             lo, hi = layer.min(axis=0), layer.max(axis=0)
             c = np.floor((layer - lo) / np.where(hi > lo, hi - lo, 1.0) * bins)
         else:
