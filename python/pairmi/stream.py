@@ -232,7 +232,7 @@ class Accumulator:
             raise ValueError(f"cannot merge: shapes differ ({self._layout} != {other._layout})")
         if not _same(self.edges, other.edges) or not _same(self.edges_y, other.edges_y):
             raise ValueError("cannot merge accumulators with different edges: fit the edges once and pass them to both")
-        same = _same_place(self._store, other._store)
+        same = self._store.same_place(other._store)
         theirs = other._totals if same else self._store.from_canonical(other._canonical_totals(), self.estimator, self._layout)
         for name, total in self._totals.items():
             total += theirs[name]
@@ -433,13 +433,6 @@ class Accumulator:
         self.edges, self.edges_y = edges["edges"], edges.get("edges_y")
         self._totals = self._store.from_canonical(totals, self.estimator, layout)
         self.n_samples = n
-
-
-def _same_place(a: Any, b: Any) -> bool:
-    """Whether two stores keep their totals in one place (both numpy, or one torch device)."""
-    if a.device is None or b.device is None:
-        return a.device is None and b.device is None
-    return bool(a.same_place(b))
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:

@@ -13,16 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from .cpu import CPU, CoreTotals
-from .torch.inputs import BACKENDS, is_tensor
+from .torch.inputs import BACKENDS, is_tensor, wanted
 
 
 def choose(backend: str | None, *data: Any) -> Any:
     """The backend object for a ``backend=`` name: ``'cpu'``, ``'torch'``, or (None) torch when
     any of ``data`` is a tensor on an accelerator, else the C++ core."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    on_device = any(is_tensor(v) and v.device.type != "cpu" for v in data)
-    if backend == "torch" or (backend is None and on_device):
+    if wanted(backend, *data):
         from .torch.backend import Torch
 
         return Torch()

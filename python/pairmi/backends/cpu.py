@@ -173,6 +173,10 @@ class CoreTotals:
     def __init__(self) -> None:
         self._scores: Any = None  # the copula's knot scores, for the edges they belong to
 
+    def same_place(self, other: Any) -> bool:
+        """Whether other's totals are numpy too (so they add to these as they are)."""
+        return other.device is None
+
     def chunk(self, chunk: Any, y: Any, nan_policy: str, check: Any, fitting: bool) -> tuple[Any, Any, bool, str]:
         """x (layers, n, dx) and y of a chunk, C-contiguous, the nan_policy applied; whether it was
         2-d, and its dtype's name. ``check(x_shape, dtype, y_shape, squeeze)`` checks the shapes
