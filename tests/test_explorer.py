@@ -183,3 +183,22 @@ def test_the_tokens_of_a_planted_dependence_are_its_token_type(page):
     first_cell = page.eval_on_selector_all("#tokens .cell:first-child [data-token]", "els => els.map(e => e.dataset.token)")
     assert len(first_cell) >= 5 and set(first_cell) == {"coffee"}
     assert page.errors == []
+
+
+def test_p_values_come_from_the_shuffled_null_not_the_position_null(run):
+    """A position null is a level, not a distribution: with both, the pooled shuffled-token null
+    gives the p-values (the figures' and the explorer's alike)."""
+    import dataclasses
+
+    from pairmi.analysis import counted_pairs
+    from pairmi.figures import layer_p_values
+    from pairmi.stats import pooled_null_p
+
+    both = dataclasses.replace(run, extra={**run.extra, "position_null": np.zeros_like(run.extra["null"])})
+    counted = counted_pairs(run, 3)
+    want = pooled_null_p(run.mi[3][counted].astype(np.float64), run.extra["null"][3][counted])
+    p, how = layer_p_values(both, 3)
+    np.testing.assert_array_equal(p, want)
+    assert how == "pooled shuffled-token null"
+    without = dataclasses.replace(run, extra={"position_null": run.extra["null"], "degenerate": run.extra["degenerate"]})
+    assert layer_p_values(without, 3) is None and explorer.payload(without)["q"] is None

@@ -23,7 +23,7 @@ import numpy as np
 from . import _core, stats
 from ._files import atomic_write_bytes
 from .analysis import Analysis, counted_pairs, describe, load
-from .figures import figure_null
+from .figures import figure_null, layer_p_values
 from .settings import BINNED_ESTIMATORS, DEFAULT_BINS
 
 # Strongest pairs a layer listed in the table (by MI above the null).
@@ -74,7 +74,7 @@ def payload(analysis: Analysis) -> dict[str, Any]:
         "null": None if null is None else [_shown(null[k][upper], NULL_SHOWN) for k in range(layers)],
         "degenerate": [np.flatnonzero(degenerate[k]).tolist() for k in range(layers)],
     }
-    q = _q_values(analysis, null)
+    q = _q_values(analysis)
     data["q"] = None if q is None else [_packed(_tenths(q[k][upper])) for k in range(layers)]
     data["top"] = [_strongest(analysis, null, q, k) for k in range(layers)]
     data["kept"] = _kept(analysis)
@@ -114,25 +114,18 @@ def _tenths(q: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(q), np.clip(t, 0, 254), 255).astype(np.uint8)
 
 
-def _q_values(analysis: Analysis, null: np.ndarray | None) -> np.ndarray | None:
-    """Each counted pair's q-value (BH over the layer's counted pairs) against the layer's pooled
-    null (a measured null), or the G-test against independence (a corpus run); NaN elsewhere."""
-    if null is None:
-        return None
+def _q_values(analysis: Analysis) -> np.ndarray | None:
+    """Each counted pair's q-value (BH over the layer's counted pairs, the p-values of
+    pairmi.figures.layer_p_values); NaN elsewhere; None where the run has no p-values."""
     layers, d, _ = analysis.mi.shape
     out = np.full((layers, d, d), np.nan)
-    to_nats = np.log(2.0) if analysis.params.get("units", "bits") == "bits" else 1.0
-    n = int(analysis.params.get("tokens", len(analysis.tokens)))
     for k in range(layers):
+        tested = layer_p_values(analysis, k)
+        if tested is None:
+            return None
         counted = counted_pairs(analysis, k)
-        observed = analysis.mi[k][counted].astype(np.float64)
-        if "null" in analysis.extra and "position_null" not in analysis.extra:
-            p = stats.pooled_null_p(observed, null[k][counted])
-        else:
-            level = analysis.extra.get("bias", null)
-            p = stats.g_test_p(observed * to_nats, level[k][counted] * to_nats, n)
         q = np.full((d, d), np.nan)
-        q[counted] = stats.fdr(p)
+        q[counted] = stats.fdr(tested[0])
         out[k] = np.fmin(q, q.T)
     return out
 

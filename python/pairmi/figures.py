@@ -80,22 +80,31 @@ def pair_significance(analysis: Analysis, k: int, i: int, j: int) -> str:
         return "a pair with a degenerate unit"
     rank = 1 + int((score[counted] > score[a, b]).sum())
     text = f"rank {rank:,} of {int(counted.sum()):,} pairs by MI above its null"
-    null, _ = figure_null(analysis)
-    if null is None:
+    tested = layer_p_values(analysis, k)
+    if tested is None:
         return text
-    observed = analysis.mi[k][counted].astype(np.float64)
-    if "null" in analysis.extra:
-        p = stats.pooled_null_p(observed, null[k][counted])
-        how = "pooled shuffled-token null"
-    else:
-        to_nats = np.log(2.0) if analysis.params.get("units", "bits") == "bits" else 1.0
-        n = int(analysis.params.get("tokens", len(analysis.tokens)))
-        level = analysis.extra.get("bias", null)  # the first-order MI under independence sets the degrees of freedom
-        p = stats.g_test_p(observed * to_nats, level[k][counted] * to_nats, n)
-        how = "G-test against independence, tokens taken as independent"
+    p, how = tested
     q = stats.fdr(p)
     at = int(counted.ravel()[: a * counted.shape[1] + b].sum())  # the pair's place among the counted ones
     return f"{text}; {_p_text('p', p[at])}, {_p_text('q', q[at])} ({how})"
+
+
+def layer_p_values(analysis: Analysis, k: int) -> tuple[np.ndarray, str] | None:
+    """p-values of layer k's counted pairs (in counted_pairs order) and how they were got: against
+    the pooled shuffled-token null of the layer where it was measured, else (a corpus run) the
+    G-test against independence at the first-order bias; None without either. A position null is
+    a level to compare with, not a distribution: it is not pooled."""
+    counted = counted_pairs(analysis, k)
+    observed = analysis.mi[k][counted].astype(np.float64)
+    if "null" in analysis.extra:
+        return stats.pooled_null_p(observed, analysis.extra["null"][k][counted]), "pooled shuffled-token null"
+    if "bias" not in analysis.extra:
+        return None
+    to_nats = np.log(2.0) if analysis.params.get("units", "bits") == "bits" else 1.0
+    n = int(analysis.params.get("tokens", len(analysis.tokens)))
+    level = analysis.extra["bias"][k][counted]  # the first-order MI under independence sets the degrees of freedom
+    p = stats.g_test_p(observed * to_nats, level * to_nats, n)
+    return p, "G-test against independence, tokens taken as independent"
 
 
 def _p_text(name: str, value: float) -> str:
