@@ -4,6 +4,7 @@ worker's model into an accumulator, merged; the in-process run's plan (:class:`p
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from .samples import merge_tree, require_dask
 
 
 @functools.lru_cache(maxsize=2)
-def _worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, Any]:
+def worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, Any]:
     """The model (and tokenizer) loaded once per worker process, quietly: no loading bar or
     transformers warnings from every worker (the client reports the run)."""
     from transformers.utils import logging as hf_logging
@@ -30,6 +31,13 @@ def _worker_model(model: str, tokenizer: str | None, device: str) -> tuple[Any, 
     return resolve_model(model, tokenizer)
 
 
+@functools.lru_cache(maxsize=2)
+def model_lock(model: str, tokenizer: str | None, device: str) -> threading.Lock:
+    """One task at a time through a worker's shared model: the extraction hooks its modules, so
+    two tasks on two threads of one worker would read each other's activations."""
+    return threading.Lock()
+
+
 def _corpus_shard(
     settings: dict[str, Any], model: str, texts: Sequence[str], extraction: Extraction, dims: Any, lags: tuple[int, ...] = ()
 ) -> Accumulator | StreamTotals:
@@ -37,17 +45,18 @@ def _corpus_shard(
     ``lags``, the position null's lagged counts of the shard's windows too."""
     from ..extract import iter_hidden_states
 
-    loaded, tok = _worker_model(model, extraction.tokenizer, extraction.device)
+    loaded, tok = worker_model(model, extraction.tokenizer, extraction.device)
     acc = Accumulator(**settings)
     position = None
     if lags:
         lagged = {**settings, "dtype": np.float64}
         position = WindowLags(lags, lambda **kw: Accumulator(**{**lagged, **kw}), settings["edges"])
-    for batch in iter_hidden_states(loaded, texts, extraction.replace(tokenizer=tok)):
-        values = np.ascontiguousarray(batch.values if dims is None else batch.values[..., dims])
-        acc.update(values)
-        if position is not None:
-            position.add(values, batch.window_tokens)
+    with model_lock(model, extraction.tokenizer, extraction.device):
+        for batch in iter_hidden_states(loaded, texts, extraction.replace(tokenizer=tok)):
+            values = np.ascontiguousarray(batch.values if dims is None else batch.values[..., dims])
+            acc.update(values)
+            if position is not None:
+                position.add(values, batch.window_tokens)
     return acc if position is None else StreamTotals(acc, position)
 
 
