@@ -11,6 +11,7 @@
 #include "bindings.hpp"
 #include "pairmi/accumulate.hpp"
 #include "pairmi/binning.hpp"
+#include "pairmi/pair_list.hpp"
 
 namespace py = pybind11;
 using pairmi_bindings::Array;
@@ -96,6 +97,54 @@ void mi_from_counts(const Totals& counts, const Totals& marginal_x, const py::ob
   pairmi::mi_from_counts(pc, pmx, pmy, layers, dx, dy, bins, n, miller_madow, scale, po, threads);
 }
 
+using PairIndex = py::array_t<std::uint32_t, py::array::c_style>;
+
+// Pairs (first[p], second[p]) of the d variables of codes (d, n): both index arrays of one length,
+// every index below d (they address codes unchecked).
+void check_pairs(const PairIndex& first, const PairIndex& second, std::size_t d) {
+  require(first.ndim() == 1 && second.ndim() == 1 && first.shape(0) == second.shape(0),
+          "first and second must be 1-d uint32 arrays of one length");
+  const std::size_t m = first.shape(0);
+  const std::uint32_t *a = first.data(), *b = second.data();
+  require(m == 0 || (*std::max_element(a, a + m) < d && *std::max_element(b, b + m) < d),
+          "pair indices must be below the number of variables");
+}
+
+void add_pair_list_counts(const Array<std::uint8_t>& codes, const PairIndex& first, const PairIndex& second, int bins,
+                          Totals counts, int threads) {
+  check_bins(bins);
+  require(codes.ndim() == 2, "codes must be (variables, samples)");
+  check_code_range(codes, bins, "the");
+  const std::size_t d = codes.shape(0), n = codes.shape(1), b = std::size_t(bins);
+  require(n < (std::size_t{1} << 32), "a chunk must have fewer than 2^32 samples");
+  check_pairs(first, second, d);
+  const std::size_t m = first.shape(0);
+  require(shape_is(counts, {m, b, b}) && counts.writeable(),
+          "counts must be a writeable (pairs, bins, bins) uint64 array");
+  const std::uint8_t* pc = codes.data();
+  const std::uint32_t *pf = first.data(), *ps = second.data();
+  std::uint64_t* pt = counts.mutable_data();
+  run_interruptible(py::none(), [&](const pairmi::TileMonitor& monitor) {
+    pairmi::add_pair_list_counts(pc, n, pf, ps, m, bins, pt, threads, monitor);
+  });
+}
+
+template <class Out>
+void mi_from_pair_list_counts(const Totals& counts, int bins, std::uint64_t n, bool miller_madow, double scale,
+                              py::array_t<Out, py::array::c_style> out, int threads) {
+  check_bins(bins);
+  require(n > 0, "no samples were counted");
+  const std::size_t b = std::size_t(bins);
+  require(counts.ndim() == 3 && counts.shape(1) == py::ssize_t(b) && counts.shape(2) == py::ssize_t(b),
+          "counts must be (pairs, bins, bins)");
+  const std::size_t m = counts.shape(0);
+  require(shape_is(out, {m}) && out.writeable(), "out must be a writeable (pairs,) array");
+  const std::uint64_t* pc = counts.data();
+  Out* po = out.mutable_data();
+  py::gil_scoped_release release;
+  pairmi::mi_from_pair_list_counts(pc, m, bins, n, miller_madow, scale, po, threads);
+}
+
 }  // namespace
 
 void register_stream(py::module_& m) {
@@ -109,4 +158,10 @@ void register_stream(py::module_& m) {
   m.def("mi_from_counts", &mi_from_counts<double>, py::arg("counts"), py::arg("marginal_x"), py::arg("marginal_y"),
         py::arg("bins"), py::arg("n"), py::arg("miller_madow"), py::arg("scale"), py::arg("out").noconvert(),
         py::arg("threads"));
+  m.def("add_pair_list_counts", &add_pair_list_counts, py::arg("codes"), py::arg("first"), py::arg("second"),
+        py::arg("bins"), py::arg("counts").noconvert(), py::arg("threads"),
+        "Add one chunk's joint counts of the listed pairs (first[p], second[p]) to counts (pairs, bins, bins), in "
+        "place; interrupted (Ctrl-C), the counts are left as they were.");
+  m.def("mi_from_pair_list_counts", &mi_from_pair_list_counts<double>, py::arg("counts"), py::arg("bins"), py::arg("n"),
+        py::arg("miller_madow"), py::arg("scale"), py::arg("out").noconvert(), py::arg("threads"));
 }

@@ -17,6 +17,7 @@
 #include "pairmi/binned_mi.hpp"
 #include "pairmi/ksg.hpp"
 #include "pairmi/bin_layers.hpp"
+#include "pairmi/pair_list.hpp"
 
 namespace {
 
@@ -484,8 +485,68 @@ void test_ksg_counts_by_search(std::size_t n, KsgValues values) {
 
 // Named groups of cases: `test_core NAME` runs one (ctest lists each), `test_core` runs all,
 // `test_core --list` prints the names.
+
+// Listed pairs (unsorted, repeated first variables, across a run boundary of 64) counted in chunks
+// equal the dense accumulator's counts of the same pairs, and their MI equals mi_from_counts'; a
+// stopped call leaves the counts as they were.
+void test_pair_list_counts() {
+  const std::size_t d = 12, n = 1003;
+  const int bins = 5;
+  std::mt19937_64 rng(11);
+  std::vector<std::uint8_t> codes(d * n);
+  for (auto& c : codes) c = std::uint8_t(rng() % bins);
+  for (std::size_t s = 0; s < n; ++s) codes[3 * n + s] = std::uint8_t((codes[s] + (rng() % 3 == 0)) % bins);
+  std::vector<std::uint32_t> first, second;
+  for (std::uint32_t i = 0; i < d; ++i)
+    for (std::uint32_t j = 0; j < d; ++j)
+      if (i != j && (i * 7 + j) % 3 != 0) first.push_back(i), second.push_back(j);
+  for (int k = 0; k < 70; ++k) first.push_back(5), second.push_back(std::uint32_t(k % d));  // a long run, i = j too
+  first.push_back(0), second.push_back(3);
+  const std::size_t pairs = first.size(), cells = std::size_t(bins * bins);
+  std::vector<std::uint64_t> counts(pairs * cells, 0);
+  std::size_t t0 = 0;
+  for (const std::size_t size : {std::size_t{3}, std::size_t{500}, std::size_t{500}}) {
+    std::vector<std::uint8_t> chunk(d * size);
+    for (std::size_t v = 0; v < d; ++v) std::copy_n(&codes[v * n + t0], size, &chunk[v * size]);
+    CHECK(pairmi::add_pair_list_counts(chunk.data(), size, first.data(), second.data(), pairs, bins, counts.data(), 2));
+    t0 += size;
+  }
+  std::size_t wrong = 0;
+  for (std::size_t p = 0; p < pairs; ++p) {
+    std::vector<std::uint64_t> direct(cells, 0);
+    for (std::size_t t = 0; t < n; ++t) ++direct[codes[first[p] * n + t] * bins + codes[second[p] * n + t]];
+    wrong += !std::equal(direct.begin(), direct.end(), &counts[p * cells]);
+  }
+  CHECK(wrong == 0);
+  // MI against the dense accumulator over all pairs (i < j) of the same codes.
+  const pairmi::PairSlots slots{d, d, true};
+  std::vector<std::uint64_t> dense(slots.count() * cells, 0), marginal(d * bins, 0);
+  pairmi::add_pair_counts(codes.data(), d, nullptr, d, 1, n, bins, dense.data(), marginal.data(), nullptr, 1);
+  std::vector<double> want(d * d), got(pairs);
+  for (const bool mm : {false, true}) {
+    pairmi::mi_from_counts(dense.data(), marginal.data(), nullptr, 1, d, d, bins, n, mm, 1.0, want.data(), 1);
+    pairmi::mi_from_pair_list_counts(counts.data(), pairs, bins, n, mm, 1.0, got.data(), 2);
+    std::size_t off = 0;
+    for (std::size_t p = 0; p < pairs; ++p)
+      if (first[p] < second[p])  // bit-identical; a transposed histogram sums its cells in another order
+        off += got[p] != want[first[p] * d + second[p]];
+      else if (first[p] > second[p])
+        off += !near(got[p], want[first[p] * d + second[p]], 1e-13);
+    CHECK(off == 0);
+  }
+  CHECK(got[pairs - 1] > 0.1);  // the dependent pair (0, 3)
+  // Stopped after the first run: nothing changes.
+  const auto before = counts;
+  std::size_t calls = 0;
+  const pairmi::TileMonitor stop = [&](std::size_t, std::size_t) { return ++calls < 2; };
+  CHECK(
+      !pairmi::add_pair_list_counts(codes.data(), n, first.data(), second.data(), pairs, bins, counts.data(), 1, stop));
+  CHECK(counts == before);
+}
+
 const std::vector<std::pair<const char*, void (*)()>> kCases = {
     {"edges", [] { test_equal_width_edges(); }},
+    {"pair_list", [] { test_pair_list_counts(); }},
     {"codes", [] { test_codes_follow_numpy_rules(); }},
     {"binned",
      [] {

@@ -54,3 +54,20 @@ def mi_from_counts(
     out: npt.NDArray[np.float32] | npt.NDArray[np.float64],
     threads: int,
 ) -> None: ...
+def add_pair_list_counts(
+    codes: npt.NDArray[np.uint8],
+    first: npt.NDArray[np.uint32],
+    second: npt.NDArray[np.uint32],
+    bins: int,
+    counts: npt.NDArray[np.uint64],
+    threads: int,
+) -> None: ...
+def mi_from_pair_list_counts(
+    counts: npt.NDArray[np.uint64],
+    bins: int,
+    n: int,
+    miller_madow: bool,
+    scale: float,
+    out: npt.NDArray[np.float64],
+    threads: int,
+) -> None: ...
