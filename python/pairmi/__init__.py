@@ -23,10 +23,12 @@ from .extract import HiddenStates, hidden_states, iter_hidden_states
 from .extraction import Extraction
 from .models import demo_model
 from .nulls import MITest, fdr_tests, mi_test, null_mi, position_null
+from .pair_list import PairAccumulator
 from .settings import ESTIMATORS, KSG, EqualFrequency, EqualWidth, Estimator, GaussianCopula
 from .stats import PermutationFloorWarning, fdr
 from .stream import Accumulator, fit_edges
 from .topk import TopK, mi_topk
+from .topk_stream import StreamTopK, topk_stream
 
 __version__: str = _core.__version__
 has_openmp: bool = _core.has_openmp
@@ -44,7 +46,9 @@ __all__ = [
     "GaussianCopula",
     "HiddenStates",
     "MITest",
+    "PairAccumulator",
     "PermutationFloorWarning",
+    "StreamTopK",
     "TopK",
     "__version__",
     "bias_curve",
@@ -64,4 +68,5 @@ __all__ = [
     "mi_topk",
     "null_mi",
     "position_null",
+    "topk_stream",
 ]

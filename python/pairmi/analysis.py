@@ -26,7 +26,7 @@ from .api import mi_layers
 from .edges import fit_edges
 from .nulls import null_mi, position_null
 from .settings import BINNED_ESTIMATORS, DEFAULT_BINS, DEFAULT_K, options_estimator, recorded
-from .stats import check_lags, pair_mask
+from .stats import check_lags, degenerate_units, pair_mask
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -175,19 +175,6 @@ def _position_null(
         raise ValueError(f"the position null takes the binned estimators and the copula, not {est.name!r}")
     units = options.get("units", "bits")
     return position_null(values, windows, lags=lags, estimator=est, edges=edges, units=units, threads=threads)
-
-
-# A unit whose spread over the tokens is below this share of its layer's median spread is degenerate:
-# constant, or scaled far below its neighbours (MiniLM's last layer: units 127, 223, 319 at ~1e-32).
-DEGENERATE_SPREAD = 1e-6
-
-
-def degenerate_units(values: np.ndarray) -> np.ndarray:
-    """(layers, units) bool: units that are constant or near-constant for their layer's scale,
-    from values (layers, tokens, units). Their MI is 0 or noise; figures skip them."""
-    spread = values.std(axis=1, dtype=np.float64)
-    typical = np.array([np.median(s[s > 0]) if (s > 0).any() else 0.0 for s in spread])
-    return spread <= DEGENERATE_SPREAD * typical[:, None]
 
 
 CHECKPOINT_KEY = "key.json"

@@ -239,11 +239,40 @@ def fdr(p: Any, method: str = "bh") -> np.ndarray:
     return q
 
 
+def fdr_among(p: np.ndarray, tests: int) -> np.ndarray:
+    """Benjamini-Hochberg q-values of the p-values given, when they are some of ``tests`` tests and
+    every test not given has p = 1 (pairs a screen did not count): as :func:`fdr` of all of them,
+    without holding them."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.size == 0:
+        return p.copy()
+    if tests < p.size:
+        raise ValueError(f"tests ({tests}) must be at least the p-values given ({p.size})")
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * tests / np.arange(1, p.size + 1)
+    q = np.empty(p.size)
+    q[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return q
+
+
 def upper_pairs(p: np.ndarray) -> tuple[np.ndarray, ...]:
     """Index of each pair once in a square matrix (i < j); every entry of a rectangular one."""
     if p.ndim == 2 and p.shape[0] == p.shape[1] and np.isnan(np.diag(p)).all():
         return np.triu_indices(p.shape[0], k=1)
     return tuple(np.indices(p.shape).reshape(p.ndim, -1))
+
+
+# A unit whose spread over the tokens is below this share of its layer's median spread is degenerate:
+# constant, or scaled far below its neighbours (MiniLM's last layer: units 127, 223, 319 at ~1e-32).
+DEGENERATE_SPREAD = 1e-6
+
+
+def degenerate_units(values: np.ndarray) -> np.ndarray:
+    """(layers, units) bool: units that are constant or near-constant for their layer's scale,
+    from values (layers, tokens, units). Their MI is 0 or noise; figures skip them."""
+    spread = values.std(axis=1, dtype=np.float64)
+    typical = np.array([np.median(s[s > 0]) if (s > 0).any() else 0.0 for s in spread])
+    return spread <= DEGENERATE_SPREAD * typical[:, None]
 
 
 def pair_mask(d: int, degenerate: np.ndarray | None = None) -> np.ndarray:
