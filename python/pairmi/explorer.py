@@ -26,6 +26,9 @@ from .analysis import Analysis, counted_pairs, describe, load
 from .figures import figure_null, layer_p_values
 from .settings import BINNED_ESTIMATORS, DEFAULT_BINS
 
+TOPK_FILE = "topk.npz"  # what a top-k run writes (pairmi.corpus_topk)
+# The partners page's float arrays: (its name, the name in topk.npz).
+FLOAT_FIELDS = (("mi", "mi"), ("nul", "null"), ("q", "q"), ("screen", "screen"), ("margin", "margin"))
 # Strongest pairs a layer listed in the table (by MI above the null).
 TABLE_PAIRS = 200
 # Kept tokens a pair view draws from (the run's sample, or the first of the tokens).
@@ -37,21 +40,70 @@ DISPLAY_BINS = 10
 
 
 def explore(analysis: Analysis | str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Write the explorer of an analysis (or of a run folder / its ``mi.npz``) to `path`.
+    """Write the explorer of an analysis (or of a run folder / its ``mi.npz``) to `path`; of a
+    top-k run (a folder holding ``topk.npz`` and no ``mi.npz``, or that file): every unit's
+    partners across layers.
 
     Examples
     --------
     >>> import pairmi
     >>> pairmi.explore("demo/equal_width", "explorer.html")  # doctest: +SKIP
     """
+    topk = None if isinstance(analysis, Analysis) else topk_file(analysis)
+    if topk is not None:
+        return _write_page("topk_explorer.html", topk_payload(topk), path)
     if not isinstance(analysis, Analysis):
         analysis = load(analysis)
-    page = resources.files("pairmi").joinpath("explorer.html").read_text(encoding="utf-8")
-    data = json.dumps(payload(analysis), separators=(",", ":"))
-    html = page.replace("/*PAIRMI_DATA*/null", data.replace("</", "<\\/"))
+    return _write_page("explorer.html", payload(analysis), path)
+
+
+def topk_file(run: str | os.PathLike) -> Path | None:
+    """The topk.npz a run path names (the file, or a folder with it and no mi.npz); None otherwise."""
+    run = Path(run)
+    if run.is_file() and run.name == TOPK_FILE:
+        return run
+    if run.is_dir() and (run / TOPK_FILE).is_file() and not (run / "mi.npz").is_file():
+        return run / TOPK_FILE
+    return None
+
+
+def _write_page(template: str, data: dict[str, Any], path: str | os.PathLike) -> Path:
+    """The page with its data inline (no "</" in the JSON, so no early end of the script)."""
+    page = resources.files("pairmi").joinpath(template).read_text(encoding="utf-8")
+    text = json.dumps(data, separators=(",", ":"))
+    html = page.replace("/*PAIRMI_DATA*/null", text.replace("</", "<\\/"))
     out = Path(path)
     atomic_write_bytes(out, html.encode("utf-8"))
     return out
+
+
+def topk_payload(path: Path) -> dict[str, Any]:
+    """What the partners page draws from a topk.npz (pairmi.topk_corpus or StreamTopK.save):
+    each unit's partners (flat indices, layer-major), their MI, null, q and screen scores
+    (float32, gzip, base64), units counted and the screen's margin."""
+    with np.load(path) as f:
+        saved = {k: f[k] for k in f.files}
+    header = json.loads(str(saved["header"]))
+    d, k = saved["indices"].shape
+    units = int(header.get("units_per_layer", d))
+    names = header.get("layer_names") or ["units"]
+    where = f"{d:,} units in {len(names)} layer(s)" if len(names) > 1 else f"{d:,} units"
+    return {
+        "title": f"top {k} partners of {where}, {header['estimator']} ({header['bins']} bins), "
+        f"{header['n_samples']:,} tokens, {len(saved['pairs']):,} pairs counted exactly",
+        "units": header["units"],
+        "layerNames": names,
+        "unitsPerLayer": units,
+        "k": k,
+        "indices": _packed(saved["indices"].astype("<i4")),
+        "counted": _packed(saved["counted"].astype("<i4")),
+        "degenerate": np.flatnonzero(saved["degenerate"]).tolist(),
+        **{
+            key: _packed(saved[name].astype("<f4"))
+            for key, name in (("mi", "mi"), ("nul", "null"), ("q", "q"), ("screen", "screen"))
+        },
+        "margin": _packed(saved["margin"].astype("<f4")),
+    }
 
 
 def payload(analysis: Analysis) -> dict[str, Any]:

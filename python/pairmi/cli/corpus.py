@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,20 @@ from .outdir import STATE_FILE, prepare_out, record_outputs
 from .progress import TokenBar
 from .report import print_degenerate, print_position, print_summary
 from .stops import Interrupted
+from .topk import check_topk_flags, run_topk
 
 
 def run_corpus(args: argparse.Namespace) -> None:
     """--corpus / --python-docs: stream documents through the model into an Accumulator."""
-    from ..corpus import analyze_corpus, python_docstrings, read_documents
+    from ..corpus import analyze_corpus
     from ..edges import STREAM_ESTIMATORS
 
+    check_topk_flags(args)
+    if args.topk is not None:
+        if args.corpus is not None and not args.corpus.is_file():
+            raise ValueError(f"--corpus {args.corpus}: no such file")
+        _quiet_transformers()
+        return run_topk(args, _documents(args))
     if args.estimator not in STREAM_ESTIMATORS:
         raise ValueError(
             f"--corpus streams the estimators {STREAM_ESTIMATORS}; {args.estimator!r} has no statistics that add up over tokens"
@@ -47,14 +55,8 @@ def run_corpus(args: argparse.Namespace) -> None:
     record_outputs(args.out, STATE_FILE)
     state = args.out / STATE_FILE  # without --resume, prepare_out refused or removed an earlier one
     _print_totals_size(args, None if cluster else state)
-    docs = (
-        python_docstrings()
-        if args.python_docs
-        else read_documents(args.corpus, by="line" if args.corpus_format == "lines" else "paragraph", encoding=args.encoding)
-    )
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # one bar: ours
+    docs = _documents(args)()
+    _quiet_transformers()
     if cluster:
         run = _corpus_on_cluster(args, docs)
         return _report_corpus(args, run, state)
@@ -77,6 +79,22 @@ def run_corpus(args: argparse.Namespace) -> None:
         raise Interrupted(exc, kept) from None
     bar.close()
     _report_corpus(args, run, state)
+
+
+def _documents(args: argparse.Namespace) -> Callable[[], Iterator[str]]:
+    """The corpus's documents, read afresh on each call (a top-k run reads them twice)."""
+    from ..corpus import python_docstrings, read_documents
+
+    if args.python_docs:
+        return python_docstrings
+    by = "line" if args.corpus_format == "lines" else "paragraph"
+    return lambda: read_documents(args.corpus, by=by, encoding=args.encoding)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar: ours
 
 
 def _corpus_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -24,14 +24,14 @@ def cmd_explore(args: argparse.Namespace) -> None:
     """pairmi explore RUN_DIR: one self-contained HTML file of a saved analysis."""
     from .._written import record
     from ..analysis import load
-    from ..explorer import explore
+    from ..explorer import explore, topk_file
 
-    analysis = load(args.results)
+    run = args.results if topk_file(args.results) is not None else load(args.results)
     folder = args.results if args.results.is_dir() else args.results.parent
     out = args.out or folder / "explorer.html"
     if out.parent.resolve() == folder.resolve():
         record(folder, [out.name])  # a run's own file: --overwrite replaces it
-    path = explore(analysis, out)
+    path = explore(run, out)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): open it in a browser, offline")
 
 

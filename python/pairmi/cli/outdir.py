@@ -16,7 +16,7 @@ def check_out(out: Path) -> None:
 STATE_FILE = ".corpus-state.npz"
 CHECKPOINT_DIR = ".partial"  # finished layers of an interrupted analysis (pairmi.analysis)
 # The exact names of a run written before manifests existed (figures: every format, per layer).
-RUN_FILES = ("mi.npz", "summary.csv", STATE_FILE, CHECKPOINT_DIR)
+RUN_FILES = ("mi.npz", "summary.csv", "topk.csv", "topk.npz", STATE_FILE, CHECKPOINT_DIR)
 
 
 def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:

@@ -22,6 +22,7 @@ examples:
   pairmi analyze --model ./my-model --tokenizer gpt2 --text "..." --out r/  # a folder without tokenizer files
   pairmi analyze --python-docs --max-tokens 100000 --out corpus/           # stream a corpus; Ctrl-C, --resume
   pairmi analyze --corpus docs.txt --workers 8 --out corpus/               # the corpus on a local Dask cluster
+  pairmi analyze --python-docs --site mlp --all-layers --topk 16 --out top/ # every neuron's 16 partners, any layer
 """
 
 
@@ -300,6 +301,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=100_000,
         help="tokens of documents per Dask task with --workers/--scheduler (default: %(default)s)",
     )
+    t = a.add_argument_group("every unit's strongest partners at neuron scale (--corpus, --python-docs)")
+    t.add_argument(
+        "--topk",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="each unit's N strongest partners by exact binned MI, for 10^4-10^5 units: a screen of every pair "
+        "(sums of normal scores and of their magnitudes, d^2 memory), then exact counts of each unit's --candidates "
+        "best; the model runs twice over the same tokens. Writes topk.csv and topk.npz (equal-width or "
+        "equal-frequency bins; --estimator equal_frequency is advised for language models)",
+    )
+    t.add_argument(
+        "--all-layers",
+        action="store_true",
+        help="with --topk: partners in any layer (all units of all --layers side by side); without it each unit's "
+        "partners are looked for in its own layer",
+    )
+    t.add_argument(
+        "--candidates",
+        type=_positive,
+        default=None,
+        metavar="M",
+        help="with --topk: partners per unit counted exactly (default: max(4 N, N + 32)); memory of the exact "
+        "counts about units x M x bins^2 x 8 bytes",
+    )
+    t.add_argument(
+        "--screen-tokens",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="with --topk: screen on the first N tokens only (the screen costs units^2 per token and only ranks "
+        "candidates; 10^6 tokens rank correlations to about 0.001), then count the chosen pairs over all "
+        "tokens (default: all)",
+    )
 
     p = sub.add_parser(
         "plot",
@@ -317,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the null marked), the strongest pairs, a pair's joint distribution and the kept tokens in its "
         "most over-represented cells, a unit's partners in every layer. No server, no network.",
     )
-    e.add_argument("results", type=Path, help="folder written by `pairmi analyze` (or its mi.npz)")
+    e.add_argument("results", type=Path, help="folder written by `pairmi analyze` (or its mi.npz; or a --topk run: its partners)")
     e.add_argument("--out", type=Path, default=None, help="the HTML file (default: RESULTS/explorer.html)")
 
     les = sub.add_parser(
