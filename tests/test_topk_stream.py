@@ -215,3 +215,16 @@ def test_a_screen_on_the_first_samples_counts_every_sample():
     np.testing.assert_allclose(top.mi[has], mi[np.nonzero(has)[0], top.indices[has]], rtol=0, atol=TOL)
     with pytest.raises(ValueError, match="screen_samples"):
         pairmi.topk_stream(source, calibration=4000, screen_samples=100)
+
+
+def test_the_token_sample_finds_what_the_correlations_miss():
+    """A sawtooth, y = 3x mod 1: no correlation of z or |z| sees it, the binned MI of the token sample does."""
+    x, _ = planted()
+    x[:, 60] = (3 * x[:, 70] / x[:, 70].std()) % 1 + 0.05 * np.random.default_rng(9).normal(size=len(x))
+    both = pairmi.topk_stream(chunks(x, 4000), n_partners=4, calibration=4000, candidates=8, sample_size=4000)
+    alone = pairmi.topk_stream(chunks(x, 4000), n_partners=4, calibration=4000, candidates=8, sample_size=0)
+    assert both.indices[60, 0] == 70 and both.mi[60, 0] > 0.3
+    assert 70 not in alone.indices[60] and alone.screen[60, 0] < 0.05
+    assert len(both.pairs) > len(alone.pairs)
+    with pytest.raises(ValueError, match="sample_size"):
+        pairmi.topk_stream(chunks(x, 4000), sample_size=-1)

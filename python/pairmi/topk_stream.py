@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,16 +20,13 @@ from typing import Any
 import numpy as np
 
 from . import _arrays, stats
-from ._files import atomic_file
-from ._npz import read_npz
 from .edges import fit_edges
 from .pair_list import PairAccumulator
 from .screen import Screen
+from .screen_sample import TokenSample, sample_candidates
 from .settings import BINNED_ESTIMATORS, DEFAULT_BINS
 from .topk_result import StreamTopK
-
-STATE_FORMAT = "pairmi.topk-stream"
-STATE_VERSION = 1
+from .topk_state import read_state, write_state
 
 
 def topk_stream(
@@ -46,6 +42,7 @@ def topk_stream(
     layers: Sequence[int] | None = None,
     across_layers: bool = True,
     screen_samples: int | None = None,
+    sample_size: int = 10_000,
     threads: int | None = None,
     nan_policy: str = "raise",
     progress: Callable[[int, int | None], None] | None = None,
@@ -87,6 +84,12 @@ def topk_stream(
         then count the chosen pairs over all of it: the screen ranks candidates, and 10^6 samples
         rank correlations to about 0.001, while its cost grows with every sample (d^2 each). The
         source is then read only that far the first time. Default: the whole stream.
+    sample_size : int
+        A uniform sample of this many tokens of pass 1 (reservoir sampling, seeded) whose exact
+        binned MI of every pair, at the run's edges, nominates each unit's ``candidates`` best
+        too (:mod:`pairmi.screen_sample`): binned MI of real units often ranks pairs otherwise
+        than correlations do. Costs d^2 / 2 x sample_size joint-count increments; 0: the
+        correlations alone.
     threads, nan_policy
         As in :class:`pairmi.Accumulator`.
     progress : callable(samples_done, total), optional
@@ -117,7 +120,17 @@ def topk_stream(
         raise TypeError("source must be a callable that returns a fresh iterator of chunks (it is read twice)")
     _arrays.check_progress(progress)
     settings = topk_settings(
-        n_partners, estimator, bins, correction, units, candidates, calibration, layers, across_layers, screen_samples
+        n_partners,
+        estimator,
+        bins,
+        correction,
+        units,
+        candidates,
+        calibration,
+        layers,
+        across_layers,
+        screen_samples,
+        sample_size,
     )
     settings.update(nan_policy=nan_policy, context=context)
     run = TopKRun(source, settings, threads, progress, state_path, save_every)
@@ -142,6 +155,7 @@ def topk_settings(
     layers: Any,
     across_layers: bool,
     screen_samples: Any = None,
+    sample_size: Any = 10_000,
 ) -> dict[str, Any]:
     """A top-k run's settings, checked (as :func:`topk_stream` takes them): what a state records."""
     if estimator not in BINNED_ESTIMATORS:
@@ -156,6 +170,8 @@ def topk_settings(
         isinstance(screen_samples, bool) or not isinstance(screen_samples, (int, np.integer)) or screen_samples < calibration
     ):
         raise ValueError(f"screen_samples must be an integer >= calibration = {calibration}, or None, got {screen_samples!r}")
+    if isinstance(sample_size, bool) or not isinstance(sample_size, (int, np.integer)) or sample_size < 0:
+        raise ValueError(f"sample_size must be an integer >= 0, got {sample_size!r}")
     settings = {
         "n_partners": int(n_partners),
         "estimator": estimator,
@@ -167,6 +183,7 @@ def topk_settings(
         "layers": None if layers is None else [int(v) for v in layers],
         "across_layers": bool(across_layers),
         "screen_samples": None if screen_samples is None else int(screen_samples),
+        "sample_size": int(sample_size),
         "nan_policy": "raise",
         "context": None,
     }
@@ -184,6 +201,7 @@ class TopKRun:
         self.screen: Screen | None = None  # pass 1's sums, freed once the pairs are chosen
         self.screened = 0  # samples of pass 1
         self.pair_screen: np.ndarray | None = None  # the chosen pairs' screen scores
+        self.sample: TokenSample | None = TokenSample(settings["sample_size"])  # pass 1's token sample
         self.edges: np.ndarray | None = None
         self.degenerate: np.ndarray | None = None
         self.acc: PairAccumulator | None = None
@@ -250,7 +268,10 @@ class TopKRun:
                     self.calibrate(pending)
                     pending = []
             else:
-                self.screen.update(x[: self._screen_room()])
+                x = x[: self._screen_room()]
+                self.screen.update(x)
+                assert self.sample is not None
+                self.sample.update(x)
             self.chunks += 1
             self.busy = False
             self.seconds["screen"] += time.perf_counter() - t0
@@ -277,8 +298,10 @@ class TopKRun:
         bounds = np.cumsum([0, *layers])
         self.degenerate = np.concatenate([stats.degenerate_units(sample[None, :, a:b])[0] for a, b in itertools.pairwise(bounds)])
         self.screen = Screen.fitted(sample)
+        assert self.sample is not None
         if take_in:
             self.screen.update(sample)
+        self.sample.update(sample)  # on Dask (take_in False) the calibration tokens are the sample
 
     def choose(self) -> None:
         """The pairs to count: each unit's best-screened candidates (both ways, once each); and
@@ -295,6 +318,11 @@ class TopKRun:
             keep = np.isfinite(s[i - rows.start, j])
             i, j = i[keep], j[keep]
             keys.append(np.minimum(i, j) * d + np.maximum(i, j))
+        taken = None if self.sample is None else self.sample.taken()
+        if taken is not None and self.edges is not None:
+            est, threads = self.settings["estimator"], self.threads
+            keys.append(sample_candidates(taken, self.edges, est, m, self._mask, threads))
+        self.sample = None
         flat = np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
         pairs = np.stack([flat // d, flat % d], axis=1)
         dropped, dropped_screen = np.full(d, -1), np.full(d, -np.inf)
@@ -309,17 +337,22 @@ class TopKRun:
             dropped[rows][hit], dropped_screen[rows][hit] = best[hit], val[hit]
         self.dropped = (dropped, dropped_screen)
         self.screened, self.screen = self.screen.n_samples, None
-        self._select_from(pairs)
+        self.count_pairs(pairs)
 
     def _scores(self, rows: slice) -> np.ndarray:
         assert self.screen is not None and self.degenerate is not None
         s = self.screen.scores(rows)
+        self._mask(rows, s)
+        return s
+
+    def _mask(self, rows: slice, s: np.ndarray) -> None:
+        """Pairs no unit may choose set to -inf in scores s (rows, d): degenerate units, other layers."""
+        assert self.degenerate is not None
         if not self.settings["across_layers"]:
             layer = self._layer_of()
             s[layer[rows, None] != layer[None, :]] = -np.inf
         s[:, self.degenerate] = -np.inf
         s[self.degenerate[rows]] = -np.inf
-        return s
 
     def _layer_of(self) -> np.ndarray:
         """Each unit's layer (0 for all without ``layers``)."""
@@ -407,57 +440,13 @@ class TopKRun:
         """The state, every save_every seconds (or now with force), once the edges are fixed."""
         if self.path is None or self.edges is None or (not force and time.monotonic() - self.last_save < self.every):
             return
-        assert self.edges is not None and self.degenerate is not None
-        header: dict[str, Any] = {
-            "format": STATE_FORMAT,
-            "version": STATE_VERSION,
-            "settings": self.settings,
-            "stage": self.stage,
-            "chunks": self.chunks,
-            "seconds": self.seconds,
-        }
-        arrays: dict[str, Any] = {"edges": self.edges, "degenerate": self.degenerate}
-        if self.stage == "screen":
-            assert self.screen is not None
-            header["screen"], screen = self.screen.state()
-            arrays.update({f"screen_{key}": v for key, v in screen.items()})
-        else:
-            assert self.acc is not None and self.dropped is not None and self.pair_screen is not None
-            arrays.update(pairs=self.acc.pairs, pair_screen=self.pair_screen)
-            arrays.update(dropped=self.dropped[0], dropped_screen=self.dropped[1])
-            header["screened"], header["counted"] = self.screened, self.acc.n_samples
-            if self.acc.counts is not None:
-                arrays["counts"] = self.acc.counts
-        with atomic_file(self.path) as fh:
-            np.savez(fh, run=np.array(json.dumps(header)), **arrays)
+        write_state(self, self.path)
         self.last_save = time.monotonic()
 
     def load(self, path: Path) -> None:
-        try:
-            arrays = read_npz(path)
-            header = json.loads(str(arrays.pop("run")))
-            if header.get("format") != STATE_FORMAT or header.get("version") != STATE_VERSION:
-                raise ValueError(f"it is not a {STATE_FORMAT} version {STATE_VERSION} state")
-            if header["settings"] != json.loads(json.dumps(self.settings)):
-                changed = sorted(k for k in self.settings if header["settings"].get(k) != self.settings[k])
-                raise ValueError(f"it was run with other settings ({', '.join(changed)})")
-            self.edges, self.degenerate = arrays["edges"], arrays["degenerate"].astype(bool)
-            self.stage, self.chunks = header["stage"], int(header["chunks"])
-            self.seconds.update(header["seconds"])
-            if self.stage == "screen":
-                screen = {k[7:]: v for k, v in arrays.items() if k.startswith("screen_")}
-                self.screen = Screen.from_state(header["screen"], screen)
-            else:
-                self.dropped = (arrays["dropped"], arrays["dropped_screen"])
-                self.pair_screen, self.screened = arrays["pair_screen"], int(header["screened"])
-                self._select_from(arrays["pairs"])
-                assert self.acc is not None
-                self.acc.set_counts(arrays.get("counts"), header["counted"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
-            raise ValueError(f"cannot resume from {path}: {problem}") from None
+        read_state(self, path)
 
-    def _select_from(self, pairs: np.ndarray) -> None:
+    def count_pairs(self, pairs: np.ndarray) -> None:
         """The accumulator of the chosen pairs' exact counts."""
         self.acc = PairAccumulator(
             pairs,

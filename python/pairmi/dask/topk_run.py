@@ -71,7 +71,8 @@ def topk_corpus(
     ``shard_tokens`` tokens (whole documents, stopping at exactly ``max_tokens``); each shard's
     screen sums merge, the pairs are chosen here, and each shard's exact counts of them merge.
     The exact MI of the pairs equals one process's (integer counts); the screen's float sums
-    round with the sharding, so a pair at the very edge of the candidates may differ.
+    round with the sharding, and the sample whose binned MI also nominates candidates is the
+    calibration tokens (not a uniform sample of the stream), so the candidates may differ a little.
     ``seconds['source']`` is the calibration's forward passes here, ``seconds['screen']`` and
     ``seconds['count']`` the cluster's two passes.
     """
@@ -97,7 +98,7 @@ def topk_corpus(
         raise ValueError("the corpus gave fewer than 2 tokens: MI needs at least 2")
     settings["layers"] = [units_per_layer] * len(names)
     run = TopKRun(None, settings, threads, None, None, 0.0)
-    run.calibrate(chunks, take_in=False)  # the calibration tokens come again in the first shard
+    run.calibrate(chunks, take_in=False)  # the calibration tokens come again in the first shard, and are the MI sample
     run.seconds["source"] = time.perf_counter() - t0
     shards, caps, _ = plan_shards(docs, kept_token_counter(loaded, tok, ex), shard_tokens, ex.max_tokens)
     parts = [ex.replace(max_tokens=cap) for cap in caps]
