@@ -97,6 +97,9 @@ def test_cli_topk_across_layers_is_exact_and_resumes(tiny_gpt2_dir, corpus_file,
         (["--topk", "4", "--workers", "2", "--resume"], "single-process run"),
         (["--topk", "4", "--candidates", "2"], "at least --topk"),
         (["--topk", "4", "--position-lags", "1"], "position null"),
+        (["--topk", "4", "--sample-tokens", "-1"], "--sample-tokens must be >= 0"),
+        (["--topk", "4", "--screen-tokens", "10"], "at least --calibration-tokens"),
+        (["--screen-tokens", "20000"], "--screen-tokens applies to --topk"),
     ],
 )
 def test_cli_topk_refusals(tmp_path, capsys, extra, words):

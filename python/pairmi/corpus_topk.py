@@ -108,6 +108,7 @@ def topk_corpus(
     candidates: int | None = None,
     calibration_tokens: int = 10_000,
     screen_tokens: int | None = None,
+    sample_tokens: int = 10_000,
     threads: int | None = None,
     state_path: str | os.PathLike | None = None,
     save_every: float = 300.0,
@@ -135,6 +136,9 @@ def topk_corpus(
     screen_tokens : int, optional
         Screen on the first ``screen_tokens`` tokens only (the first pass of the model stops
         there), count the chosen pairs over all (``screen_samples`` of :func:`pairmi.topk_stream`).
+    sample_tokens : int
+        Tokens of the uniform sample whose binned MI also nominates candidates (``sample_size``
+        of :func:`pairmi.topk_stream`; 0: none).
     state_path, save_every, resume, progress
         As in :func:`pairmi.topk_stream`; a resumed run skips the windows already read without
         running the model on them.
@@ -176,6 +180,7 @@ def topk_corpus(
         candidates=candidates,
         calibration=calibration_tokens,
         screen_samples=screen_tokens,
+        sample_size=sample_tokens,
         layers=[seen["units"]] * len(seen["names"]),
         across_layers=across_layers,
         threads=threads,

@@ -335,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
         "candidates; 10^6 tokens rank correlations to about 0.001), then count the chosen pairs over all "
         "tokens (default: all)",
     )
+    t.add_argument(
+        "--sample-tokens",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="with --topk: a uniform sample of N tokens whose exact binned MI of every pair also nominates each "
+        "unit's candidates (it sees dependence correlations miss; costs units^2 / 2 x N counts; 0: none; on a "
+        "cluster the calibration tokens are the sample) (default: %(default)s)",
+    )
 
     p = sub.add_parser(
         "plot",

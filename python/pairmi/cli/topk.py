@@ -43,6 +43,8 @@ def check_topk_flags(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--screen-tokens ({args.screen_tokens}) must be at least --calibration-tokens ({args.calibration_tokens})"
         )
+    if args.sample_tokens < 0:
+        raise ValueError(f"--sample-tokens must be >= 0 (0: no token sample), got {args.sample_tokens}")
     if args.candidates is not None and args.candidates < args.topk:
         raise ValueError(f"--candidates ({args.candidates}) must be at least --topk ({args.topk})")
     if args.dims is not None:
@@ -77,6 +79,7 @@ def run_topk(args: argparse.Namespace, docs: Any) -> None:
             candidates=args.candidates,
             calibration_tokens=args.calibration_tokens,
             screen_tokens=args.screen_tokens,
+            sample_tokens=args.sample_tokens,
             threads=args.threads,
             state_path=state,
             save_every=args.save_every,
@@ -116,6 +119,7 @@ def _on_cluster(args: argparse.Namespace, docs: Any) -> Any:
         "units": args.units,
         "candidates": args.candidates,
         "calibration_tokens": args.calibration_tokens,
+        "sample_tokens": args.sample_tokens,
         "shard_tokens": args.shard_tokens,
         "threads": args.threads or 1,
     }

@@ -59,6 +59,7 @@ def topk_corpus(
     units: str = "bits",
     candidates: int | None = None,
     calibration_tokens: int = 10_000,
+    sample_tokens: int = 10_000,
     shard_tokens: int = 100_000,
     threads: int = 1,
     split_every: int = 8,
@@ -72,7 +73,8 @@ def topk_corpus(
     screen sums merge, the pairs are chosen here, and each shard's exact counts of them merge.
     The exact MI of the pairs equals one process's (integer counts); the screen's float sums
     round with the sharding, and the sample whose binned MI also nominates candidates is the
-    calibration tokens (not a uniform sample of the stream), so the candidates may differ a little.
+    first ``sample_tokens`` calibration tokens (not a uniform sample of the stream), so the
+    candidates may differ a little.
     ``seconds['source']`` is the calibration's forward passes here, ``seconds['screen']`` and
     ``seconds['count']`` the cluster's two passes.
     """
@@ -84,7 +86,9 @@ def topk_corpus(
     ex = as_extraction(extraction, options)
     if not isinstance(model, str):
         raise TypeError("model must be a name or path that each worker loads, not a loaded model")
-    settings = topk_settings(n_partners, estimator, bins, correction, units, candidates, calibration_tokens, None, across_layers)
+    settings = topk_settings(
+        n_partners, estimator, bins, correction, units, candidates, calibration_tokens, None, across_layers, None, sample_tokens
+    )
     loaded, tok = resolve_model(model, ex.tokenizer)
     docs = list(documents)
     t0 = time.perf_counter()
