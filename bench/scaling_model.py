@@ -15,6 +15,14 @@ Predicted, for W workers of one core each (W = 8, 64, 512):
 (b) all 36,864 GPT-2 MLP neurons at 10^6 tokens, pair tiles: the Gaussian copula (normal scores
     ranked once, float64 tiles of 512 variables) and 15 equal-width bins (uint8 codes, tiles of
     1,024), each tile's two blocks sent to its worker.
+(c) every one of the 36,864 GPT-2 MLP neurons' 16 strongest partners in any layer at 10^8 tokens
+    (``pairmi.topk_stream``: 64 candidates a unit, about 1.6 M pairs counted exactly; the screen
+    on all tokens, or on the first 10^6 with ``screen_samples``): token
+    shards, each worker running the model twice over its shard, its screen (the (2 d)^2 float32
+    products of z and |z|, float64 sums of 43.5 GB) and its exact counts (2.9 GB); the screens
+    merge in a tree before the pairs are chosen, the counts after. And on one GPU, from the rates
+    docs/gpu.md measured on an H200 (the stream's counting) and two stated assumptions (its
+    float32 product rate and GPT-2's forward rate there).
 """
 
 from __future__ import annotations
@@ -62,6 +70,15 @@ def measure() -> dict[str, float]:
     nbytes = other._totals["counts"].nbytes
     m["merge_bytes_per_s"] = nbytes / best_of(lambda: acc.merge(other))
     m["pickle_bytes_per_s"] = nbytes / best_of(lambda: pickle.loads(pickle.dumps(other, protocol=5)))
+    y = rng.standard_normal((2048, 4096)).astype(np.float32)
+    m["gemm32_flop_per_s"] = 2048 * 2048 * 4096 / best_of(lambda: y @ y.T)  # the screen's product (half: symmetric)
+    wide = rng.standard_normal((4096, 4096)).astype(np.float32)
+    i = np.repeat(np.arange(4096), 32)
+    j = (i + rng.integers(1, 4096, size=i.size)) % 4096
+    flat = np.unique(np.minimum(i, j) * 4096 + np.maximum(i, j))
+    pairs = np.stack([flat // 4096, flat % 4096], axis=1)
+    listed = pairmi.PairAccumulator(pairs, edges=pairmi.fit_edges(wide, "equal_frequency"), threads=1).update(wide)
+    m["pair_list_pair_samples_per_s"] = len(pairs) * 4096 / best_of(lambda: listed.update(wide))
     m["forward_tokens_per_s"] = forward_rate()
     m["task_overhead_s"] = task_overhead()
     return m
@@ -143,7 +160,46 @@ def predict(m: dict[str, float], workers: int, net: float) -> dict[str, dict[str
         "total_s": binned,
         "bytes_moved": tiles * moved,
     }
+    out["c_topk"] = topk_plan(m, workers, net)
     return out
+
+
+# One GPU (c): the H200's stream counted 1,000,000 x 768 pairs in 0.39 s (docs/gpu.md, measured);
+# its float32 product rate and GPT-2 small's forward rate there are assumptions, not measurements.
+GPU_PAIR_SAMPLES_PER_S = 1e6 * 768 * 767 / 2 / 0.39
+GPU_FLOP_PER_S = 50e12  # assumed: an H200's float32 (not TF32) product rate, about its peak
+GPU_FORWARD_TOKENS_PER_S = 200e3  # assumed: GPT-2 small, batches of 8 x 1,024 tokens
+SAMPLE = 10_000  # the token sample whose binned MI of every pair nominates candidates too
+
+
+def topk_plan(m: dict[str, float], workers: int | None, net: float, screened: float = 1e8) -> dict[str, float]:
+    """(c): 36,864 units, 10^8 tokens, 64 candidates a unit, the screen on the first `screened`
+    tokens; on `workers` one-core workers, or on one GPU (None)."""
+    tokens, d, candidates, bins = 1e8, 36864, 64, 15
+    pairs = d * candidates * 0.7  # each unit's candidates, less the pairs both ends chose (0.68 measured at 4,096)
+    screen_flop = (2 * d) ** 2 * screened  # the symmetric product of the 2 d scores, once per screened token
+    forward = tokens + screened  # pass 1 runs the model over the screened tokens only
+    gram = (2 * d) ** 2 * 8
+    counts = pairs * bins * bins * 8
+    if workers is None:
+        parts = {
+            "forward_s": forward / GPU_FORWARD_TOKENS_PER_S,
+            "screen_s": 2 * screen_flop / GPU_FLOP_PER_S,  # torch multiplies both triangles
+            "count_s": pairs * tokens / GPU_PAIR_SAMPLES_PER_S,
+            "sample_s": d * d / 2 * SAMPLE / GPU_PAIR_SAMPLES_PER_S,
+            "merge_s": 0.0,
+        }
+    else:
+        levels = math.ceil(math.log(workers, 8)) if workers > 1 else 0
+        move = levels * 7 * (gram + counts) / net + levels * 8 * (gram + counts) / m["merge_bytes_per_s"]
+        parts = {
+            "forward_s": forward / (m["forward_tokens_per_s"] * workers),
+            "screen_s": screen_flop / (m["gemm32_flop_per_s"] * workers),
+            "count_s": pairs * tokens / (m["pair_list_pair_samples_per_s"] * workers),
+            "sample_s": d * d / 2 * SAMPLE / m["pair_list_pair_samples_per_s"],  # on the client, one core
+            "merge_s": move,
+        }
+    return {**parts, "total_s": sum(parts.values()), "worker_bytes": gram + counts, "pairs": pairs}
 
 
 def hours(s: float) -> str:
@@ -167,6 +223,8 @@ def main() -> None:
         f"| accumulator merge / pickle round trip | {m['merge_bytes_per_s'] / 1e9:.2f} / "
         f"{m['pickle_bytes_per_s'] / 1e9:.2f} GB/s |"
     )
+    print(f"| screen product (float32 GEMM) | {m['gemm32_flop_per_s'] / 1e9:.1f} GFLOP/s |")
+    print(f"| pair-list accumulation | {m['pair_list_pair_samples_per_s']:.3g} pair-samples/s |")
     print(f"| GPT-2 small forward, residual stream | {m['forward_tokens_per_s']:.0f} tokens/s |")
     print(f"| Dask scheduler, per task | {1e3 * m['task_overhead_s']:.2f} ms |")
     print(f"| network per worker (assumed) | {args.network_gbps:g} Gb/s |")
@@ -181,6 +239,17 @@ def main() -> None:
             f"| {w} | {hours(p['a']['total_s'])} | {hours(p['a']['merge_s'])} | {hours(p['b_copula']['total_s'])} | "
             f"{hours(p['b_binned']['total_s'])} |"
         )
+    print("\n# (c) every GPT-2 MLP neuron's top-16 partners at 10^8 tokens (topk_stream)\n")
+    print("| where | screened tokens | total | model (2 passes) | screen | token sample's MI | exact counts | merges | memory |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for screened in (1e8, 1e6):
+        for w in (8, 64, 512, None):
+            c = topk_plan(m, w, net, screened)
+            where = "one H200 (rates: measured stream, assumed product and forward)" if w is None else f"{w} workers"
+            print(
+                f"| {where} | {screened:.0e} | {hours(c['total_s'])} | {hours(c['forward_s'])} | {hours(c['screen_s'])} | "
+                f"{hours(c['sample_s'])} | {hours(c['count_s'])} | {hours(c['merge_s'])} | {c['worker_bytes'] / 1e9:.0f} GB |"
+            )
     p = rows[8]
     print(
         f"\n(a) the model's forward pass is {100 * p['a']['model_share']:.0f} % of each token's time. "
@@ -192,7 +261,13 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(
-                {"measured": m, "network_gbps": args.network_gbps, "predicted": {str(w): v for w, v in rows.items()}},
+                {
+                    "measured": m,
+                    "network_gbps": args.network_gbps,
+                    "predicted": {str(w): v for w, v in rows.items()},
+                    "topk_one_gpu": topk_plan(m, None, net),
+                    "topk_screen_1e6": {str(w): topk_plan(m, w, net, 1e6) for w in (8, 64, 512, None)},
+                },
                 fh,
                 indent=1,
             )
