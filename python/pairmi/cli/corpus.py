@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .cluster import on_cluster
 from .options import check_selection, extraction_of, figure_options
 from .outdir import STATE_FILE, prepare_out, record_outputs
 from .progress import TokenBar
@@ -134,28 +135,10 @@ def _print_totals_size(args: argparse.Namespace, state: Path | None) -> None:
 
 def _corpus_on_cluster(args: argparse.Namespace, docs: Any) -> Any:
     """The corpus run on a local Dask cluster (--workers) or a running one (--scheduler)."""
-    from distributed import Client, LocalCluster
-
     from .. import dask as pdask
 
     kwargs = {**_corpus_options(args), "shard_tokens": args.shard_tokens, "threads": args.threads or 1}
-    try:
-        if args.scheduler is not None:
-            with Client(args.scheduler, timeout=30) as client:
-                print(f"Dask cluster at {args.scheduler}: {len(client.scheduler_info()['workers'])} workers", file=sys.stderr)
-                return pdask.analyze_corpus(args.model, docs, **kwargs)
-        with (
-            LocalCluster(
-                n_workers=args.workers, threads_per_worker=args.threads or 1, processes=True, dashboard_address=":0"
-            ) as local,
-            Client(local),
-        ):
-            print(f"local Dask cluster: {args.workers} worker processes", file=sys.stderr)
-            return pdask.analyze_corpus(args.model, docs, **kwargs)
-    except KeyboardInterrupt as exc:
-        raise Interrupted(exc, "a cluster run keeps no state: run it again") from None
-    except OSError as exc:  # the scheduler cannot be reached
-        raise ValueError(f"--scheduler {args.scheduler}: {exc}") from None
+    return on_cluster(args, lambda: pdask.analyze_corpus(args.model, docs, **kwargs))
 
 
 def _report_corpus(args: argparse.Namespace, run: Any, state: Path) -> None:

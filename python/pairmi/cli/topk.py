@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .cluster import on_cluster
 from .options import check_selection, extraction_of
 from .outdir import STATE_FILE, prepare_out, record_outputs
 from .progress import TokenBar
@@ -106,8 +107,6 @@ def _on_cluster(args: argparse.Namespace, docs: Any) -> Any:
     from ..dask import require_dask
 
     require_dask()
-    from distributed import Client, LocalCluster
-
     from ..dask import topk_corpus
 
     kwargs = {
@@ -123,23 +122,7 @@ def _on_cluster(args: argparse.Namespace, docs: Any) -> Any:
         "shard_tokens": args.shard_tokens,
         "threads": args.threads or 1,
     }
-    try:
-        if args.scheduler is not None:
-            with Client(args.scheduler, timeout=30) as client:
-                print(f"Dask cluster at {args.scheduler}: {len(client.scheduler_info()['workers'])} workers", file=sys.stderr)
-                return topk_corpus(args.model, docs(), args.topk, **kwargs)
-        with (
-            LocalCluster(
-                n_workers=args.workers, threads_per_worker=args.threads or 1, processes=True, dashboard_address=":0"
-            ) as local,
-            Client(local),
-        ):
-            print(f"local Dask cluster: {args.workers} worker processes", file=sys.stderr)
-            return topk_corpus(args.model, docs(), args.topk, **kwargs)
-    except KeyboardInterrupt as exc:
-        raise Interrupted(exc, "a cluster run keeps no state: run it again") from None
-    except OSError as exc:  # the scheduler cannot be reached
-        raise ValueError(f"--scheduler {args.scheduler}: {exc}") from None
+    return on_cluster(args, lambda: topk_corpus(args.model, docs(), args.topk, **kwargs))
 
 
 def _print_plan(args: argparse.Namespace) -> None:
