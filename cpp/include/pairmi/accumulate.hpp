@@ -64,6 +64,30 @@ struct PairSlots {
   }
 }
 
+// Adds (or, to undo, subtracts) one pair's counts, kept in two 32-bit half-histograms (even and
+// odd samples, see count_four), to its 64-bit totals.
+inline void add_split_counts(std::uint64_t* total, const std::uint32_t* even, const std::uint32_t* odd,
+                             std::size_t cells, bool subtract) {
+  if (subtract)
+    for (std::size_t c = 0; c < cells; ++c) total[c] -= std::uint64_t(even[c]) + odd[c];
+  else
+    for (std::size_t c = 0; c < cells; ++c) total[c] += std::uint64_t(even[c]) + odd[c];
+}
+
+// Runs counter(false)'s workers over the tiles, each marking its tile in `added` once its counts
+// are in the totals. If the monitor stops the run, counter(true)'s workers subtract the tiles
+// already added, so the totals are as before, and false is returned.
+template <class Counter>
+bool add_or_undo(const std::vector<Tile>& tiles, std::vector<char>& added, int threads, const TileMonitor& monitor,
+                 const Counter& counter) {
+  if (for_each_tile(tiles, threads, monitor, [&] { return counter(false); })) return true;
+  std::vector<Tile> undo;
+  for (std::size_t k = 0; k < tiles.size(); ++k)
+    if (added[k]) undo.push_back(tiles[k]);
+  for_each_tile(undo, threads, {}, [&] { return counter(true); });
+  return false;
+}
+
 // Adds one chunk's counts to the totals. Codes x (layers, dx, n) and y (layers, dy, n), or y null
 // for x against itself; counts (layers, slots, bins, bins) with x's code as the row of each pair's
 // histogram (as binned_mi counts); marginal_x (layers, dx, bins) and marginal_y (layers, dy, bins,
@@ -99,26 +123,16 @@ inline bool add_pair_counts(const std::uint8_t* x, std::size_t dx, const std::ui
           std::uint32_t* h[8];
           for (std::size_t k = 0; k < 8; ++k) h[k] = hist.data() + k * cells;
           count_four(base.data(), n, col, h);
-          for (std::size_t k = 0; k < m; ++k) {
-            std::uint64_t* total = counts + (t.layer * slot.count() + slot(i, j + k)) * cells;
-            if (subtract)
-              for (std::size_t c = 0; c < cells; ++c) total[c] -= std::uint64_t(h[k][c]) + h[k + 4][c];
-            else
-              for (std::size_t c = 0; c < cells; ++c) total[c] += std::uint64_t(h[k][c]) + h[k + 4][c];
-          }
+          for (std::size_t k = 0; k < m; ++k)
+            add_split_counts(counts + (t.layer * slot.count() + slot(i, j + k)) * cells, h[k], h[k + 4], cells,
+                             subtract);
           std::memset(hist.data(), 0, hist.size() * sizeof hist[0]);
         }
       }
       if (!subtract) added[std::size_t(&t - tiles.data())] = 1;
     };
   };
-  if (!for_each_tile(tiles, threads, monitor, [&] { return counter(false); })) {
-    std::vector<Tile> undo;
-    for (std::size_t k = 0; k < tiles.size(); ++k)
-      if (added[k]) undo.push_back(tiles[k]);
-    for_each_tile(undo, threads, {}, [&] { return counter(true); });
-    return false;
-  }
+  if (!add_or_undo(tiles, added, threads, monitor, counter)) return false;
   const auto add_marginals = [&](const std::uint8_t* codes, std::size_t cols, std::uint64_t* marginal) {
 #pragma omp parallel for schedule(static) num_threads(std::max(1, threads))
     for (long c = 0; c < static_cast<long>(layers * cols); ++c) {

@@ -56,26 +56,13 @@ inline bool add_pair_list_counts(const std::uint8_t* codes, std::size_t n, const
         std::uint32_t* h[8];
         for (std::size_t k = 0; k < 8; ++k) h[k] = hist.data() + k * cells;
         count_four(base.data(), n, col, h);
-        for (std::size_t k = 0; k < m; ++k) {
-          std::uint64_t* total = counts + (p + k) * cells;
-          if (subtract)
-            for (std::size_t c = 0; c < cells; ++c) total[c] -= std::uint64_t(h[k][c]) + h[k + 4][c];
-          else
-            for (std::size_t c = 0; c < cells; ++c) total[c] += std::uint64_t(h[k][c]) + h[k + 4][c];
-        }
+        for (std::size_t k = 0; k < m; ++k) add_split_counts(counts + (p + k) * cells, h[k], h[k + 4], cells, subtract);
         std::memset(hist.data(), 0, hist.size() * sizeof hist[0]);
       }
       if (!subtract) added[std::size_t(&t - runs.data())] = 1;
     };
   };
-  if (!for_each_tile(runs, threads, monitor, [&] { return counter(false); })) {
-    std::vector<Tile> undo;
-    for (std::size_t k = 0; k < runs.size(); ++k)
-      if (added[k]) undo.push_back(runs[k]);
-    for_each_tile(undo, threads, {}, [&] { return counter(true); });
-    return false;
-  }
-  return true;
+  return add_or_undo(runs, added, threads, monitor, counter);
 }
 
 // MI (nats times scale) of each listed pair from its joint counts (pairs, bins, bins) over n
