@@ -1,8 +1,9 @@
 """The ``pairmi`` command: analyze a model's hidden states, redraw saved results, run the offline demo.
 
 One module a job: ``parser`` (subcommands and flags), ``analyze`` (texts in memory, the demo),
-``corpus`` (streamed corpora, in process or on Dask), ``figures`` (plot, explore, lesson), ``outdir`` (the
-output folder), ``stops`` (Ctrl-C and termination signals), ``progress`` (bars on stderr).
+``corpus`` (streamed corpora, in process or on Dask), ``topk`` (every unit's partners, --topk),
+``cluster`` (--workers, --scheduler), ``figures`` (plot, explore, lesson), ``outdir`` (the output
+folder), ``stops`` (Ctrl-C and termination signals), ``progress`` (bars on stderr).
 """
 
 from __future__ import annotations
