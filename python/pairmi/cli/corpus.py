@@ -15,7 +15,7 @@ from .options import check_selection, extraction_of, figure_options
 from .outdir import STATE_FILE, prepare_out, record_outputs
 from .progress import TokenBar
 from .report import print_degenerate, print_position, print_summary
-from .stops import Interrupted
+from .stops import resumable
 from .topk import check_topk_flags, run_topk
 
 
@@ -62,23 +62,13 @@ def run_corpus(args: argparse.Namespace) -> None:
         run = _corpus_on_cluster(args, docs)
         return _report_corpus(args, run, state)
     bar = TokenBar(args.max_tokens)
-    try:
-        run = analyze_corpus(
-            args.model,
-            docs,
-            **_corpus_options(args),
-            seed=args.seed,
-            threads=args.threads,
-            state_path=state,
-            save_every=args.save_every,
-            resume=args.resume,
-            progress=bar,
-        )
-    except KeyboardInterrupt as exc:
-        bar.close()
-        kept = f"running totals saved in {state}; rerun with --resume" if state.exists() else "nothing was saved yet"
-        raise Interrupted(exc, kept) from None
-    bar.close()
+    options = {"seed": args.seed, "threads": args.threads, "state_path": state, "save_every": args.save_every}
+    run = resumable(
+        state,
+        "running totals",
+        bar,
+        lambda: analyze_corpus(args.model, docs, **_corpus_options(args), **options, resume=args.resume, progress=bar),
+    )
     _report_corpus(args, run, state)
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Interrupted(Exception):
@@ -53,3 +56,16 @@ def stop_signals_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def resumable(state: Path, what: str, bar: Any, run: Callable[[], T]) -> T:
+    """``run()`` (a corpus run saving ``what`` to ``state``) with its progress ``bar`` closed after;
+    Ctrl-C says whether a rerun with --resume can continue."""
+    try:
+        result = run()
+    except KeyboardInterrupt as exc:
+        bar.close()
+        kept = f"{what} saved in {state}; rerun with --resume" if state.exists() else "nothing was saved yet"
+        raise Interrupted(exc, kept) from None
+    bar.close()
+    return result

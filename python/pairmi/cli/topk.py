@@ -12,7 +12,7 @@ from .cluster import on_cluster
 from .options import check_selection, extraction_of
 from .outdir import STATE_FILE, prepare_out, record_outputs
 from .progress import TokenBar
-from .stops import Interrupted
+from .stops import resumable
 
 
 def check_topk_flags(args: argparse.Namespace) -> None:
@@ -66,33 +66,31 @@ def run_topk(args: argparse.Namespace, docs: Any) -> None:
         return _finish(args, run, state)
     first = args.max_tokens if args.screen_tokens is None else min(args.screen_tokens, args.max_tokens or args.screen_tokens)
     bar = TokenBar(None if args.max_tokens is None else first + args.max_tokens)
-    try:
-        run = topk_corpus(
-            args.model,
-            docs,
-            args.topk,
-            extraction=extraction_of(args),
-            across_layers=args.all_layers,
-            estimator=args.estimator,
-            bins=args.bins,
-            correction=args.correction,
-            units=args.units,
-            candidates=args.candidates,
-            calibration_tokens=args.calibration_tokens,
-            screen_tokens=args.screen_tokens,
-            sample_tokens=args.sample_tokens,
-            threads=args.threads,
-            state_path=state,
-            save_every=args.save_every,
-            resume=args.resume,
-            progress=bar,
-        )
-    except KeyboardInterrupt as exc:
-        bar.close()
-        kept = f"the run's state saved in {state}; rerun with --resume" if state.exists() else "nothing was saved yet"
-        raise Interrupted(exc, kept) from None
-    bar.close()
+    options = {
+        **_topk_options(args),
+        "screen_tokens": args.screen_tokens,
+        "threads": args.threads,
+        "state_path": state,
+        "save_every": args.save_every,
+        "resume": args.resume,
+    }
+    run = resumable(state, "the run's state", bar, lambda: topk_corpus(args.model, docs, args.topk, **options, progress=bar))
     _finish(args, run, state)
+
+
+def _topk_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the in-process and the Dask top-k runs both take from the flags."""
+    return {
+        "extraction": extraction_of(args),
+        "across_layers": args.all_layers,
+        "estimator": args.estimator,
+        "bins": args.bins,
+        "correction": args.correction,
+        "units": args.units,
+        "candidates": args.candidates,
+        "calibration_tokens": args.calibration_tokens,
+        "sample_tokens": args.sample_tokens,
+    }
 
 
 def _finish(args: argparse.Namespace, run: Any, state: Any) -> None:
@@ -109,19 +107,7 @@ def _on_cluster(args: argparse.Namespace, docs: Any) -> Any:
     require_dask()
     from ..dask import topk_corpus
 
-    kwargs = {
-        "extraction": extraction_of(args),
-        "across_layers": args.all_layers,
-        "estimator": args.estimator,
-        "bins": args.bins,
-        "correction": args.correction,
-        "units": args.units,
-        "candidates": args.candidates,
-        "calibration_tokens": args.calibration_tokens,
-        "sample_tokens": args.sample_tokens,
-        "shard_tokens": args.shard_tokens,
-        "threads": args.threads or 1,
-    }
+    kwargs = {**_topk_options(args), "shard_tokens": args.shard_tokens, "threads": args.threads or 1}
     return on_cluster(args, lambda: topk_corpus(args.model, docs(), args.topk, **kwargs))
 
 
