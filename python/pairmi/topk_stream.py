@@ -326,9 +326,11 @@ class TopKRun:
         flat = np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
         pairs = np.stack([flat // d, flat % d], axis=1)
         dropped, dropped_screen = np.full(d, -1), np.full(d, -np.inf)
-        self.pair_screen = _pair_screens(self.screen, self._scores, pairs)
-        for rows in self.screen.row_blocks():
+        self.pair_screen = np.empty(len(pairs))
+        for rows in self.screen.row_blocks():  # once the pairs are known: their scores, each unit's best left out
             s = self._scores(rows)
+            first = np.flatnonzero((pairs[:, 0] >= rows.start) & (pairs[:, 0] < rows.stop))
+            self.pair_screen[first] = s[pairs[first, 0] - rows.start, pairs[first, 1]]
             r, c = _pairs_in_rows(pairs, rows)
             s[r - rows.start, c] = -np.inf
             best = np.argmax(s, axis=1)
@@ -463,13 +465,3 @@ def _pairs_in_rows(pairs: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarr
     a = (pairs[:, 0] >= rows.start) & (pairs[:, 0] < rows.stop)
     b = (pairs[:, 1] >= rows.start) & (pairs[:, 1] < rows.stop)
     return np.concatenate([pairs[a, 0], pairs[b, 1]]), np.concatenate([pairs[a, 1], pairs[b, 0]])
-
-
-def _pair_screens(screen: Screen, scores: Callable[[slice], np.ndarray], pairs: np.ndarray) -> np.ndarray:
-    """Each counted pair's screen score (bits)."""
-    out = np.empty(len(pairs))
-    for rows in screen.row_blocks():
-        a = np.flatnonzero((pairs[:, 0] >= rows.start) & (pairs[:, 0] < rows.stop))
-        if a.size:
-            out[a] = scores(rows)[pairs[a, 0] - rows.start, pairs[a, 1]]
-    return out
