@@ -79,10 +79,18 @@ def sample_candidates(
         )
         block[np.arange(block.shape[0]), np.arange(rows.start, rows.stop)] = -np.inf
         mask(rows, block)
-        take = min(m, d - 1)
-        top = np.argpartition(-block, take - 1, axis=1)[:, :take]
-        i = np.repeat(np.arange(rows.start, rows.stop), take)
-        j = top.ravel()
-        keep = np.isfinite(block[i - rows.start, j])
-        keys.append(np.minimum(i[keep], j[keep]) * d + np.maximum(i[keep], j[keep]))
+        keys.append(best_pair_keys(block, rows, m))
     return np.concatenate(keys)
+
+
+def best_pair_keys(scores: np.ndarray, rows: slice, m: int) -> np.ndarray:
+    """Each row's ``m`` best columns of ``scores`` (rows, d), those not -inf, as pair keys
+    i * d + j with i < j (the rows are units ``rows``)."""
+    d = scores.shape[1]
+    take = min(m, d - 1)
+    top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+    i = np.repeat(np.arange(rows.start, rows.stop), take)
+    j = top.ravel()
+    keep = np.isfinite(scores[i - rows.start, j])
+    i, j = i[keep], j[keep]
+    return np.minimum(i, j) * d + np.maximum(i, j)

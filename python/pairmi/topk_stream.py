@@ -23,7 +23,7 @@ from . import _arrays, stats
 from .edges import fit_edges
 from .pair_list import PairAccumulator
 from .screen import Screen
-from .screen_sample import TokenSample, sample_candidates
+from .screen_sample import TokenSample, best_pair_keys, sample_candidates
 from .settings import BINNED_ESTIMATORS, DEFAULT_BINS
 from .topk_result import StreamTopK
 from .topk_state import read_state, write_state
@@ -310,14 +310,7 @@ class TopKRun:
         d, m = self.screen.d, self.settings["candidates"]
         keys = []
         for rows in self.screen.row_blocks():
-            s = self._scores(rows)
-            take = min(m, d - 1)
-            top = np.argpartition(-s, take - 1, axis=1)[:, :take]
-            i = np.repeat(np.arange(rows.start, rows.stop), take)
-            j = top.ravel()
-            keep = np.isfinite(s[i - rows.start, j])
-            i, j = i[keep], j[keep]
-            keys.append(np.minimum(i, j) * d + np.maximum(i, j))
+            keys.append(best_pair_keys(self._scores(rows), rows, m))
         taken = None if self.sample is None else self.sample.taken()
         if taken is not None and self.edges is not None:
             est, threads = self.settings["estimator"], self.threads
